@@ -1,0 +1,178 @@
+//! Building and running the server: the same path for `main` and for tests.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::ServiceExt;
+use axum::extract::Request;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::domain::time::now_ms;
+use crate::limits::Limits;
+use crate::realtime::hub::Hub;
+use crate::realtime::protocol::ServerEvent;
+use crate::realtime::typing::Typing;
+use crate::services::room_cache::RoomCache;
+use crate::services::writer::MessageWriter;
+use crate::services::{accounts, messages, rooms};
+use crate::state::AppState;
+use crate::store::{self, DynStore};
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    /// Stops the message writer, after every session has finished.
+    writer_stop: CancellationToken,
+    writer_task: tokio::task::JoinHandle<()>,
+}
+
+/// Connects to the store and applies migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
+    let url = config.database_url()?;
+    let store = store::connect(&url, config.db_max_connections)
+        .await
+        .with_context(|| format!("could not open the database {}", crate::config::redact_url(&url)))?;
+    store.migrate().await.context("could not apply database migrations")?;
+    Ok(store)
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        config.validate()?;
+        let store = open_store(&config).await?;
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .with_context(|| format!("could not listen on {}", config.bind))?;
+
+        let hub = Hub::new();
+        let tasks = TaskTracker::new();
+        let writer_stop = CancellationToken::new();
+        let (writer, writer_task) = MessageWriter::start(store.clone(), hub.clone(), writer_stop.clone());
+        let dummy_password_hash = accounts::hash_password(accounts::random_token()).await?;
+        let state = AppState {
+            limits: Arc::new(Limits::new(&config)),
+            connections: Arc::new(Semaphore::new(config.max_connections)),
+            config: Arc::new(config),
+            store,
+            hub,
+            rooms: Arc::new(RoomCache::default()),
+            writer,
+            typing: Arc::new(Typing::default()),
+            dummy_password_hash: Arc::from(dummy_password_hash),
+            shutdown: CancellationToken::new(),
+            tasks,
+        };
+        rooms::ensure_default_room(&state).await?;
+        spawn_background(&state);
+        Ok(Self { listener, state, writer_stop, writer_task })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.state.config.bind)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `state().shutdown` is cancelled, then shuts down in order:
+    /// stop accepting, close WebSockets (1012) after their queued frames, finish
+    /// message writes, close the database.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Self { listener, state, writer_stop, writer_task } = self;
+        let app = crate::http::router(state.clone());
+        let shutdown = state.shutdown.clone();
+        axum::serve(listener, ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app))
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+            .context("the HTTP server failed")?;
+
+        // axum does not wait for upgraded connections: sessions are in `tasks`,
+        // and each closes with 1012 once its queued frames are written.
+        state.tasks.close();
+        let deadline = state.config.shutdown_timeout;
+        if tokio::time::timeout(deadline, state.tasks.wait()).await.is_err() {
+            tracing::warn!("some sessions did not finish within {deadline:?}");
+        }
+        writer_stop.cancel();
+        if tokio::time::timeout(Duration::from_secs(10), writer_task).await.is_err() {
+            tracing::warn!("the message writer did not finish in time");
+        }
+        state.store.close().await;
+        tracing::info!("shut down");
+        Ok(())
+    }
+}
+
+/// The shared timers: heartbeat for every connection, typing expiry, limit upkeep.
+fn spawn_background(state: &AppState) {
+    let s = state.clone();
+    state.tasks.spawn(async move {
+        let period = s.config.heartbeat_interval;
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        let mut previous_tick = now_ms();
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                () = s.shutdown.cancelled() => break,
+            }
+            let now = now_ms();
+            let frame = ServerEvent::Heartbeat { timestamp: now }.encode();
+            // A peer that sent nothing since the previous tick did not answer its ping.
+            s.hub.heartbeat(&frame, previous_tick);
+            previous_tick = now;
+        }
+    });
+
+    let s = state.clone();
+    state.tasks.spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        let mut last_housekeeping = Instant::now();
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                () = s.shutdown.cancelled() => break,
+            }
+            messages::expire_typing(&s);
+            if last_housekeeping.elapsed() > Duration::from_secs(60) {
+                s.limits.housekeeping();
+                last_housekeeping = Instant::now();
+            }
+        }
+    });
+}
+
+/// Cancels `token` on Ctrl-C or SIGTERM.
+pub fn shutdown_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            () = ctrl_c => {}
+            () = terminate => {}
+        }
+        tracing::info!("shutdown signal received");
+        token.cancel();
+    });
+}

@@ -1,0 +1,292 @@
+//! Command line and environment configuration.
+//!
+//! Every flag is also a `PARLEY_*` environment variable. Flags are global so
+//! `parley --data-dir x user create bob` and `parley user create bob --data-dir x`
+//! both work, and `parley` with no subcommand serves.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
+use url::Url;
+
+#[derive(Parser, Debug, Clone)]
+#[command(name = "parley", version, about = "Parley: a self-hosted real-time chat server")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Serve the HTTP API, WebSocket and web UI (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the effective configuration (secrets redacted) and exit.
+    CheckConfig,
+    /// Manage user accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum UserCommand {
+    /// Create a user. The password is asked for, or read from stdin when it is not a terminal.
+    Create {
+        name: String,
+        /// Make the user a site administrator.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Set a user's membership level, optionally until a day (inclusive, UTC).
+    SetMembership {
+        name: String,
+        level: MembershipArg,
+        /// Last day of the membership, YYYY-MM-DD (it ends at the following midnight UTC).
+        #[arg(long)]
+        until: Option<chrono::NaiveDate>,
+    },
+    /// Grant or revoke site administration.
+    SetAdmin {
+        name: String,
+        #[arg(action = ArgAction::Set)]
+        admin: bool,
+    },
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MembershipArg {
+    Free,
+    Basic,
+    Premium,
+    Vip,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Parser, Clone)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "PARLEY_BIND", default_value = "127.0.0.1:8000", global = true)]
+    pub bind: SocketAddr,
+
+    /// Directory for the SQLite database and other local state.
+    #[arg(long, env = "PARLEY_DATA_DIR", default_value = "./data", global = true)]
+    pub data_dir: PathBuf,
+
+    /// Database URL: `sqlite://path` or `postgres://...`. Default: SQLite in the data dir.
+    #[arg(long, env = "PARLEY_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+
+    /// Maximum database connections in the pool.
+    #[arg(long, env = "PARLEY_DB_MAX_CONNECTIONS", default_value_t = 8, global = true)]
+    pub db_max_connections: u32,
+
+    /// Public URL users open (used for the Origin check, links and Secure cookies).
+    /// Default: http://<bind>.
+    #[arg(long, env = "PARLEY_PUBLIC_URL", global = true)]
+    pub public_url: Option<Url>,
+
+    /// Further origins allowed to open cookie-authenticated WebSockets (comma separated).
+    #[arg(long, env = "PARLEY_ALLOWED_ORIGINS", value_delimiter = ',', global = true)]
+    pub allowed_origins: Vec<String>,
+
+    /// Whether anyone may register an account.
+    #[arg(long, env = "PARLEY_REGISTRATION_OPEN", default_value_t = true, action = ArgAction::Set, global = true)]
+    pub registration_open: bool,
+
+    /// Public room every new user joins (created at startup); empty for none.
+    #[arg(long, env = "PARLEY_DEFAULT_ROOM", default_value = "general", global = true)]
+    pub default_room: String,
+
+    /// How long a login session lasts.
+    #[arg(long, env = "PARLEY_SESSION_TTL", default_value = "14d", value_parser = humantime::parse_duration, global = true)]
+    pub session_ttl: Duration,
+
+    /// Longest message, in characters after trimming.
+    #[arg(long, env = "PARLEY_MAX_MESSAGE_CHARS", default_value_t = 5000, global = true)]
+    pub max_message_chars: usize,
+
+    /// Messages per second a user may send, sustained.
+    #[arg(long, env = "PARLEY_MESSAGE_RATE", default_value_t = 10, global = true)]
+    pub message_rate: u32,
+
+    /// Messages a user may send in a burst above the sustained rate.
+    #[arg(long, env = "PARLEY_MESSAGE_BURST", default_value_t = 20, global = true)]
+    pub message_burst: u32,
+
+    /// Failed logins per username within the login window before 429.
+    #[arg(long, env = "PARLEY_LOGIN_MAX_FAILURES", default_value_t = 5, global = true)]
+    pub login_max_failures: u32,
+
+    /// Failed logins per client IP within the login window before 429.
+    #[arg(long, env = "PARLEY_LOGIN_MAX_FAILURES_PER_IP", default_value_t = 20, global = true)]
+    pub login_max_failures_per_ip: u32,
+
+    /// Window over which failed logins are counted.
+    #[arg(long, env = "PARLEY_LOGIN_WINDOW", default_value = "15m", value_parser = humantime::parse_duration, global = true)]
+    pub login_window: Duration,
+
+    /// Interval of WebSocket pings and `heartbeat` frames; a peer silent for two is closed.
+    #[arg(long, env = "PARLEY_HEARTBEAT_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub heartbeat_interval: Duration,
+
+    /// Frames queued for one WebSocket before it counts as a slow consumer and is closed (1013).
+    #[arg(long, env = "PARLEY_WS_OUTBOUND_QUEUE", default_value_t = 256, global = true)]
+    pub ws_outbound_queue: usize,
+
+    /// Most WebSocket connections served at once.
+    #[arg(long, env = "PARLEY_MAX_CONNECTIONS", default_value_t = 200_000, global = true)]
+    pub max_connections: usize,
+
+    /// How long shutdown waits for sessions and writes to finish.
+    #[arg(long, env = "PARLEY_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub shutdown_timeout: Duration,
+
+    /// Trust X-Forwarded-For / X-Forwarded-Proto from a reverse proxy.
+    #[arg(long, env = "PARLEY_TRUST_PROXY_HEADERS", default_value_t = false, action = ArgAction::Set, global = true)]
+    pub trust_proxy_headers: bool,
+
+    /// Log output format.
+    #[arg(long, env = "PARLEY_LOG_FORMAT", value_enum, default_value = "pretty", global = true)]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Fails fast with a readable message on settings that cannot work.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.max_message_chars == 0 || self.max_message_chars > 50_000 {
+            bail!("--max-message-chars must be between 1 and 50000");
+        }
+        if self.message_rate == 0 || self.message_burst == 0 {
+            bail!("--message-rate and --message-burst must be at least 1");
+        }
+        if self.heartbeat_interval < Duration::from_millis(100) {
+            bail!("--heartbeat-interval must be at least 100ms");
+        }
+        if self.ws_outbound_queue < 8 {
+            bail!("--ws-outbound-queue must be at least 8");
+        }
+        if self.db_max_connections == 0 {
+            bail!("--db-max-connections must be at least 1");
+        }
+        if let Some(url) = &self.public_url
+            && !matches!(url.scheme(), "http" | "https")
+        {
+            bail!("--public-url must be an http:// or https:// URL");
+        }
+        for origin in &self.allowed_origins {
+            Url::parse(origin).with_context(|| format!("--allowed-origins: {origin:?} is not a URL"))?;
+        }
+        if !self.default_room.is_empty() {
+            crate::domain::room::RoomId::parse(&self.default_room)
+                .map_err(|e| anyhow::anyhow!("--default-room: {e}"))?;
+        }
+        self.database_url()?;
+        Ok(())
+    }
+
+    /// The database URL in effect: the flag, or SQLite under the data dir.
+    pub fn database_url(&self) -> anyhow::Result<String> {
+        match &self.database_url {
+            Some(url) if url.starts_with("sqlite:") || url.starts_with("postgres") => Ok(url.clone()),
+            Some(url) => bail!(
+                "--database-url must start with sqlite: or postgres:// (got {:?})",
+                redact_url(url)
+            ),
+            None => Ok(format!("sqlite://{}", self.data_dir.join("parley.db").display())),
+        }
+    }
+
+    /// The URL users open: `--public-url`, else derived from the bind address.
+    pub fn public_url(&self) -> Url {
+        if let Some(url) = &self.public_url {
+            return url.clone();
+        }
+        let host = if self.bind.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            self.bind.ip().to_string()
+        };
+        let text = match self.bind {
+            SocketAddr::V6(_) if !self.bind.ip().is_unspecified() => {
+                format!("http://[{host}]:{}/", self.bind.port())
+            }
+            _ => format!("http://{host}:{}/", self.bind.port()),
+        };
+        Url::parse(&text).expect("an address and port always form a valid URL")
+    }
+
+    /// Cookies get the Secure flag when users reach us over https.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url().scheme() == "https"
+    }
+
+    /// A configuration for tests: a fresh data dir, a random port, quick timers.
+    pub fn for_tests(data_dir: PathBuf) -> Self {
+        let mut config = Cli::parse_from(["parley"]).config;
+        config.bind = "127.0.0.1:0".parse().expect("literal address");
+        config.data_dir = data_dir;
+        config.database_url = None;
+        config.public_url = None;
+        config.allowed_origins = Vec::new();
+        config.registration_open = true;
+        config.heartbeat_interval = Duration::from_secs(30);
+        config.shutdown_timeout = Duration::from_secs(5);
+        config
+    }
+}
+
+/// Hides the password in a URL such as `postgres://user:secret@host/db`.
+pub fn redact_url(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("REDACTED"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &self.database_url().map(|u| redact_url(&u)).ok())
+            .field("db_max_connections", &self.db_max_connections)
+            .field("public_url", &self.public_url().as_str())
+            .field("allowed_origins", &self.allowed_origins)
+            .field("registration_open", &self.registration_open)
+            .field("default_room", &self.default_room)
+            .field("session_ttl", &humantime::format_duration(self.session_ttl).to_string())
+            .field("max_message_chars", &self.max_message_chars)
+            .field("message_rate", &self.message_rate)
+            .field("message_burst", &self.message_burst)
+            .field("login_max_failures", &self.login_max_failures)
+            .field("login_max_failures_per_ip", &self.login_max_failures_per_ip)
+            .field("login_window", &humantime::format_duration(self.login_window).to_string())
+            .field(
+                "heartbeat_interval",
+                &humantime::format_duration(self.heartbeat_interval).to_string(),
+            )
+            .field("ws_outbound_queue", &self.ws_outbound_queue)
+            .field("max_connections", &self.max_connections)
+            .field(
+                "shutdown_timeout",
+                &humantime::format_duration(self.shutdown_timeout).to_string(),
+            )
+            .field("trust_proxy_headers", &self.trust_proxy_headers)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}

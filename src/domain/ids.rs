@@ -1,0 +1,144 @@
+//! Identifier newtypes. Users, messages and API tokens use UUIDv7 (time-ordered,
+//! generated here so both back ends agree); rooms use URL-safe strings.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::Invalid;
+
+macro_rules! uuid_id {
+    ($name:ident, $what:literal) => {
+        #[doc = concat!("Identifier of a ", $what, " (UUIDv7).")]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub Uuid);
+
+        impl $name {
+            pub fn new() -> Self {
+                Self(Uuid::now_v7())
+            }
+
+            pub fn parse(text: &str) -> Result<Self, Invalid> {
+                Uuid::try_parse(text)
+                    .map(Self)
+                    .map_err(|_| Invalid::new(concat!("invalid_", $what, "_id"), concat!("not a valid ", $what, " id")))
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+uuid_id!(UserId, "user");
+uuid_id!(MessageId, "message");
+uuid_id!(TokenId, "token");
+
+/// A room id: 1–64 characters of ASCII letters, digits, `-` and `_`, so it can
+/// sit in a URL path unescaped. Cheap to clone (shared string).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct RoomId(Arc<str>);
+
+impl RoomId {
+    pub const MAX_LEN: usize = 64;
+
+    pub fn parse(text: &str) -> Result<Self, Invalid> {
+        let ok = !text.is_empty()
+            && text.len() <= Self::MAX_LEN
+            && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if ok {
+            Ok(Self(Arc::from(text)))
+        } else {
+            Err(Invalid::new(
+                "invalid_room_id",
+                "room ids are 1-64 letters, digits, '-' or '_'",
+            ))
+        }
+    }
+
+    /// A fresh random id for rooms without a usable name (12 lowercase letters and digits).
+    pub fn random() -> Self {
+        use rand::RngExt;
+        const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+        let mut rng = rand::rng();
+        let id: String = (0..12)
+            .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+            .collect();
+        Self(Arc::from(id))
+    }
+
+    /// The slug of a room name (`"Rust 爱好者"` → `rust-ai-hao-zhe`), if it yields a valid id.
+    pub fn slug_of(name: &str) -> Option<Self> {
+        let mut slug = slug::slugify(name);
+        slug.truncate(48);
+        let slug = slug.trim_end_matches('-');
+        Self::parse(slug).ok()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for RoomId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for RoomId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_ids_are_url_safe() {
+        assert!(RoomId::parse("general").is_ok());
+        assert!(RoomId::parse("a_b-C9").is_ok());
+        assert!(RoomId::parse("").is_err());
+        assert!(RoomId::parse("has space").is_err());
+        assert!(RoomId::parse("../etc").is_err());
+        assert!(RoomId::parse(&"x".repeat(65)).is_err());
+        assert!(RoomId::parse(&"x".repeat(64)).is_ok());
+    }
+
+    #[test]
+    fn slugs_transliterate_and_reject_empty() {
+        assert_eq!(RoomId::slug_of("General Chat").unwrap().as_str(), "general-chat");
+        assert!(RoomId::slug_of("技术").is_some());
+        assert!(RoomId::slug_of("!!!").is_none());
+    }
+
+    #[test]
+    fn random_ids_parse() {
+        let id = RoomId::random();
+        assert_eq!(id.as_str().len(), 12);
+        assert!(RoomId::parse(id.as_str()).is_ok());
+    }
+
+    #[test]
+    fn user_ids_round_trip() {
+        let id = UserId::new();
+        assert_eq!(UserId::parse(&id.to_string()).unwrap(), id);
+        assert_eq!(UserId::parse("nope").unwrap_err().code, "invalid_user_id");
+    }
+}

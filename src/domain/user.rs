@@ -1,0 +1,220 @@
+//! Users and their profile fields.
+
+use serde::{Deserialize, Serialize};
+
+use super::Invalid;
+use super::ids::UserId;
+
+/// A user as stored (without credentials).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub username: String,
+    pub display_name: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub bio: String,
+    pub email: String,
+    pub membership: Membership,
+    /// The instant the paid membership ends (exclusive), Unix ms; `None` = no end.
+    pub membership_until: Option<i64>,
+    pub theme_mode: ThemeMode,
+    pub theme_style: ThemeStyle,
+    pub language: Language,
+    pub is_admin: bool,
+    /// 0 = no uploaded avatar; bumped on every upload (cache busting).
+    pub avatar_version: i64,
+    pub created_at: i64,
+    pub last_seen_at: Option<i64>,
+}
+
+impl User {
+    /// The name shown in the UI: the nickname, else the username.
+    pub fn shown_name(&self) -> &str {
+        if self.display_name.is_empty() {
+            &self.username
+        } else {
+            &self.display_name
+        }
+    }
+
+    /// The paid membership in force at `now` (free once expired).
+    pub fn membership_at(&self, now_ms: i64) -> Membership {
+        match self.membership_until {
+            Some(until) if now_ms >= until => Membership::Free,
+            _ => self.membership,
+        }
+    }
+}
+
+macro_rules! code_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $code:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $(#[serde(rename = $code)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The stable code stored in the database and used on the wire.
+            pub fn code(self) -> &'static str {
+                match self { $($name::$variant => $code),+ }
+            }
+
+            pub fn from_code(code: &str) -> Option<Self> {
+                match code { $($code => Some($name::$variant),)+ _ => None }
+            }
+        }
+    };
+}
+
+code_enum!(
+    /// Membership level.
+    Membership { Free = "free", Basic = "basic", Premium = "premium", Vip = "vip" }
+);
+code_enum!(
+    /// Theme mode: picks the accent palette and shows as a tag.
+    ThemeMode { Work = "work", Life = "life", Training = "training", Emo = "emo" }
+);
+code_enum!(
+    /// Light/dark preference.
+    ThemeStyle { Auto = "auto", Light = "light", Dark = "dark" }
+);
+code_enum!(
+    /// UI language.
+    Language { ZhCn = "zh-CN", En = "en" }
+);
+
+impl Membership {
+    /// The label the original system shows in `membership_type`.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Membership::Free => "免费用户",
+            Membership::Basic => "基础会员",
+            Membership::Premium => "高级会员",
+            Membership::Vip => "VIP会员",
+        }
+    }
+}
+
+impl ThemeMode {
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            ThemeMode::Work => "极客模式",
+            ThemeMode::Life => "生活模式",
+            ThemeMode::Training => "狂暴模式",
+            ThemeMode::Emo => "Emo模式",
+        }
+    }
+
+    /// Also accepts the names the original UI used (geek, rage).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "geek" => Some(ThemeMode::Work),
+            "rage" => Some(ThemeMode::Training),
+            other => Self::from_code(other),
+        }
+    }
+}
+
+pub const USERNAME_MIN: usize = 3;
+pub const USERNAME_MAX: usize = 32;
+pub const PASSWORD_MIN: usize = 8;
+pub const PASSWORD_MAX: usize = 1024;
+pub const BIO_MAX: usize = 500;
+pub const NAME_MAX: usize = 64;
+
+/// 3–32 letters, digits, `_`, `-` or `.`. Uniqueness is case-insensitive (see [`username_key`]).
+pub fn parse_username(raw: &str) -> Result<String, Invalid> {
+    let len = raw.chars().count();
+    let ok = (USERNAME_MIN..=USERNAME_MAX).contains(&len)
+        && raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(raw.to_string())
+    } else {
+        Err(Invalid::new(
+            "invalid_username",
+            "usernames are 3-32 characters: letters, digits, '_', '-' or '.'",
+        ))
+    }
+}
+
+/// The key that makes usernames unique regardless of case.
+pub fn username_key(username: &str) -> String {
+    username.to_ascii_lowercase()
+}
+
+pub fn check_password(raw: &str) -> Result<(), Invalid> {
+    let len = raw.chars().count();
+    if len < PASSWORD_MIN {
+        return Err(Invalid::new("weak_password", "passwords need at least 8 characters"));
+    }
+    if len > PASSWORD_MAX {
+        return Err(Invalid::new("invalid_password", "passwords are at most 1024 characters"));
+    }
+    Ok(())
+}
+
+/// A plausible e-mail address (empty clears it). Full validation is the mail server's job.
+pub fn parse_email(raw: &str) -> Result<String, Invalid> {
+    let email = raw.trim();
+    if email.is_empty() {
+        return Ok(String::new());
+    }
+    let valid = email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.contains('@'));
+    if valid {
+        Ok(email.to_string())
+    } else {
+        Err(Invalid::new("invalid_email", "not a valid e-mail address"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_at_their_bounds() {
+        assert!(parse_username("abc").is_ok());
+        assert!(parse_username("ab").is_err());
+        assert!(parse_username(&"a".repeat(32)).is_ok());
+        assert!(parse_username(&"a".repeat(33)).is_err());
+        assert!(parse_username("a.b_c-d9").is_ok());
+        assert!(parse_username("a b").is_err());
+        assert!(parse_username("张三丰").is_err());
+        assert!(parse_username("<script>").is_err());
+        assert_eq!(username_key("Alice"), "alice");
+    }
+
+    #[test]
+    fn passwords_need_eight_characters() {
+        assert_eq!(check_password("1234567").unwrap_err().code, "weak_password");
+        assert!(check_password("12345678").is_ok());
+        assert!(check_password("密码密码密码密码").is_ok());
+    }
+
+    #[test]
+    fn emails() {
+        assert_eq!(parse_email("").unwrap(), "");
+        assert_eq!(parse_email(" a@b.cn ").unwrap(), "a@b.cn");
+        assert!(parse_email("nope").is_err());
+        assert!(parse_email("a@b").is_err());
+        assert!(parse_email("a b@c.d").is_err());
+    }
+
+    #[test]
+    fn codes_round_trip() {
+        for m in Membership::ALL {
+            assert_eq!(Membership::from_code(m.code()), Some(*m));
+        }
+        assert_eq!(ThemeMode::parse("geek"), Some(ThemeMode::Work));
+        assert_eq!(ThemeMode::parse("rage"), Some(ThemeMode::Training));
+        assert_eq!(Language::from_code("zh-CN"), Some(Language::ZhCn));
+    }
+}

@@ -1,0 +1,148 @@
+//! Client-facing errors. Every failure a handler or WebSocket session reports
+//! is one of these: a stable `code`, an HTTP status and a readable message.
+
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::domain::Invalid;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("{message}")]
+    Unauthorized { code: &'static str, message: String },
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    #[error("{message}")]
+    NotFound { code: &'static str, message: String },
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("{message}")]
+    PayloadTooLarge { message: String },
+    #[error("{message}")]
+    RateLimited { code: &'static str, message: String, retry_after: Duration },
+    /// Temporarily unable to serve (too many connections, shutting down).
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+impl AppError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest { code, message: message.into() }
+    }
+
+    /// No valid session or token.
+    pub fn unauthenticated() -> Self {
+        Self::Unauthorized { code: "not_authenticated", message: "log in first".into() }
+    }
+
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Forbidden { code, message: message.into() }
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::NotFound { code, message: message.into() }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Conflict { code, message: message.into() }
+    }
+
+    pub fn room_not_found() -> Self {
+        Self::not_found("room_not_found", "no such room")
+    }
+
+    pub fn user_not_found() -> Self {
+        Self::not_found("user_not_found", "no such user")
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            AppError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            AppError::NotFound { .. } => StatusCode::NOT_FOUND,
+            AppError::Conflict { .. } => StatusCode::CONFLICT,
+            AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Store(StoreError::NotFound) => StatusCode::NOT_FOUND,
+            AppError::Store(StoreError::Conflict(_)) => StatusCode::CONFLICT,
+            AppError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable snake_case code clients match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::BadRequest { code, .. }
+            | AppError::Unauthorized { code, .. }
+            | AppError::Forbidden { code, .. }
+            | AppError::NotFound { code, .. }
+            | AppError::Conflict { code, .. }
+            | AppError::RateLimited { code, .. }
+            | AppError::Unavailable { code, .. } => code,
+            AppError::PayloadTooLarge { .. } => "payload_too_large",
+            AppError::Store(StoreError::NotFound) => "not_found",
+            AppError::Store(StoreError::Conflict(code)) => code,
+            AppError::Store(StoreError::Unavailable(_)) => "unavailable",
+            AppError::Internal(_) => "internal_error",
+        }
+    }
+
+    /// The message shown to clients: internal details never leave the server.
+    pub fn public_message(&self) -> String {
+        match self {
+            AppError::Store(StoreError::Unavailable(_)) => {
+                "the database is unavailable; try again shortly".to_string()
+            }
+            AppError::Internal(_) => "internal error".to_string(),
+            AppError::Store(StoreError::Conflict(code)) => format!("conflict: {code}"),
+            other => other.to_string(),
+        }
+    }
+
+    pub fn is_server_error(&self) -> bool {
+        self.status().is_server_error()
+    }
+}
+
+impl From<Invalid> for AppError {
+    fn from(invalid: Invalid) -> Self {
+        AppError::BadRequest { code: invalid.code, message: invalid.message }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        if self.is_server_error() {
+            tracing::error!(error = ?self, "request failed");
+        } else {
+            tracing::debug!(code = self.code(), "request rejected");
+        }
+        let body = json!({
+            "success": false,
+            "error": { "code": self.code(), "message": self.public_message() },
+        });
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        if let AppError::RateLimited { retry_after, .. } = &self {
+            let secs = retry_after.as_secs().max(1);
+            if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        response
+    }
+}

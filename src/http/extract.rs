@@ -1,0 +1,153 @@
+//! Extractors: JSON/query wrappers that reject with our error shape, the
+//! authenticated user (session cookie + CSRF, or bearer token) and client info.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OptionalFromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use axum_extra::extract::cookie::CookieJar;
+use serde::de::DeserializeOwned;
+
+use crate::domain::user::User;
+use crate::error::AppError;
+use crate::services::accounts::{self, ClientInfo};
+use crate::state::AppState;
+use crate::store::SessionRecord;
+
+pub const SESSION_COOKIE: &str = "sessionid";
+pub const CSRF_COOKIE: &str = "csrftoken";
+pub const CSRF_HEADER: &str = "x-csrftoken";
+
+/// `Json<T>` whose rejections are `400 invalid_json` in our error shape.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(AppError::bad_request(
+                "invalid_content_type",
+                "send JSON with Content-Type: application/json",
+            )),
+            Err(rejection) => Err(AppError::bad_request("invalid_json", rejection.body_text())),
+        }
+    }
+}
+
+/// `Query<T>` whose rejections are `400 invalid_query`.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Self(value)),
+            Err(rejection) => Err(AppError::bad_request("invalid_query", query_message(&rejection))),
+        }
+    }
+}
+
+fn query_message(rejection: &QueryRejection) -> String {
+    rejection.body_text()
+}
+
+/// The logged-in user. Cookie sessions must carry the CSRF token on every
+/// state-changing request; bearer tokens are exempt (a browser never sends them
+/// on its own).
+pub struct AuthUser {
+    pub user: User,
+    /// The session, when authenticated by cookie.
+    pub session: Option<SessionRecord>,
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(token) = bearer_token(&parts.headers)? {
+            let user = accounts::token_user(state, token).await?.ok_or_else(|| AppError::Unauthorized {
+                code: "invalid_token",
+                message: "the API token is invalid or revoked".into(),
+            })?;
+            return Ok(Self { user, session: None });
+        }
+        let jar = CookieJar::from_headers(&parts.headers);
+        let cookie = jar.get(SESSION_COOKIE).ok_or_else(AppError::unauthenticated)?;
+        let (session, user) =
+            accounts::session_user(state, cookie.value()).await?.ok_or_else(AppError::unauthenticated)?;
+        if !parts.method.is_safe() {
+            let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+            if !sent.is_some_and(|token| accounts::constant_time_eq(token, &session.csrf_token)) {
+                return Err(AppError::forbidden(
+                    "csrf_failed",
+                    "CSRF check failed: send the csrftoken cookie's value in the X-CSRFToken header",
+                ));
+            }
+        }
+        Ok(Self { user, session: Some(session) })
+    }
+}
+
+impl OptionalFromRequestParts<AppState> for AuthUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Option<Self>, Self::Rejection> {
+        match <Self as FromRequestParts<AppState>>::from_request_parts(parts, state).await {
+            Ok(user) => Ok(Some(user)),
+            Err(AppError::Unauthorized { .. }) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+}
+
+/// The bearer token of an `Authorization` header, if there is one.
+pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(|t| Some(t.trim()))
+        .ok_or_else(|| AppError::Unauthorized {
+            code: "invalid_token",
+            message: "use Authorization: Bearer <token>".into(),
+        })
+}
+
+/// Client IP and user agent. Behind a trusted proxy the IP comes from `X-Forwarded-For`.
+pub struct Client(pub ClientInfo);
+
+impl FromRequestParts<AppState> for Client {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |ConnectInfo(addr)| addr.ip());
+        let forwarded = state
+            .config
+            .trust_proxy_headers
+            .then(|| {
+                parts
+                    .headers
+                    .get("x-forwarded-for")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split(',').next())
+                    .and_then(|ip| ip.trim().parse::<IpAddr>().ok())
+            })
+            .flatten();
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        Ok(Self(ClientInfo { ip: forwarded.unwrap_or(peer), user_agent }))
+    }
+}

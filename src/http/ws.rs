@@ -1,0 +1,117 @@
+//! WebSocket upgrades: `/ws/chat/<room_id>/` (one room) and `/ws/` (all my rooms).
+//! Everything is checked before upgrading, so refusals are plain HTTP errors.
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use axum_extra::extract::cookie::CookieJar;
+use serde::Deserialize;
+use url::Url;
+
+use crate::domain::user::User;
+use crate::error::{AppError, Result};
+use crate::http::api::rooms::room_id;
+use crate::http::extract::{ApiQuery, SESSION_COOKIE, bearer_token};
+use crate::realtime::hub::Scope;
+use crate::realtime::session::{self, SessionStart};
+use crate::services::{accounts, rooms};
+use crate::state::AppState;
+
+/// Largest frame or message a client may send.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+#[derive(Deserialize)]
+pub struct WsQuery {
+    since_seq: Option<i64>,
+}
+
+/// `GET /ws/chat/<room_id>/[?since_seq=N]`.
+pub async fn room_socket(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<WsQuery>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response> {
+    let user = authenticate(&state, &headers).await?;
+    let room = room_id(&id)?;
+    rooms::access(&state, &room, user.id).await?;
+    if query.since_seq.is_some_and(|s| s < 0) {
+        return Err(AppError::bad_request("invalid_query", "since_seq is 0 or more"));
+    }
+    upgrade_to(state, upgrade, SessionStart { user, scope: Scope::Room(room), since_seq: query.since_seq, permit: None })
+}
+
+/// `GET /ws/`: every room the user belongs to, following joins and leaves.
+pub async fn user_socket(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response> {
+    let user = authenticate(&state, &headers).await?;
+    upgrade_to(state, upgrade, SessionStart { user, scope: Scope::AllRooms, since_seq: None, permit: None })
+}
+
+fn upgrade_to(
+    state: AppState,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    mut start: SessionStart,
+) -> Result<Response> {
+    let upgrade = upgrade.map_err(|e| AppError::bad_request("websocket_required", e.body_text()))?;
+    let permit = state.connections.clone().try_acquire_owned().map_err(|_| AppError::Unavailable {
+        code: "too_many_connections",
+        message: "the server is at its connection limit; try again later".into(),
+    })?;
+    start.permit = Some(permit);
+    let tasks = state.tasks.clone();
+    Ok(upgrade
+        .max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        // Small buffers: memory per idle connection is what limits how many we hold.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1024 * 1024)
+        .on_upgrade(move |socket| tasks.track_future(session::run(socket, state, start))))
+}
+
+/// Bearer token, or session cookie from an allowed Origin (a browser sends
+/// cookies on cross-site WebSocket requests too, so the Origin must be checked).
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<User> {
+    if let Some(token) = bearer_token(headers)? {
+        return accounts::token_user(state, token).await?.ok_or_else(|| AppError::Unauthorized {
+            code: "invalid_token",
+            message: "the API token is invalid or revoked".into(),
+        });
+    }
+    let jar = CookieJar::from_headers(headers);
+    let cookie = jar.get(SESSION_COOKIE).ok_or_else(AppError::unauthenticated)?;
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or_default();
+        if !origin_allowed(state, headers, origin) {
+            return Err(AppError::forbidden("origin_not_allowed", "WebSocket from a foreign origin refused"));
+        }
+    }
+    let (_, user) = accounts::session_user(state, cookie.value()).await?.ok_or_else(AppError::unauthenticated)?;
+    Ok(user)
+}
+
+/// Allowed: the public URL's origin, the origin the request was addressed to
+/// (its Host), and `--allowed-origins`.
+fn origin_allowed(state: &AppState, headers: &HeaderMap, origin: &str) -> bool {
+    let Ok(origin) = Url::parse(origin) else { return false };
+    let origin = origin.origin();
+    if state.config.public_url().origin() == origin {
+        return true;
+    }
+    if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
+        let scheme = if state.config.secure_cookies() { "https" } else { "http" };
+        if let Ok(own) = Url::parse(&format!("{scheme}://{host}/"))
+            && own.origin() == origin
+        {
+            return true;
+        }
+    }
+    state.config.allowed_origins.iter().any(|allowed| Url::parse(allowed).is_ok_and(|u| u.origin() == origin))
+}

@@ -1,0 +1,151 @@
+//! Abuse limits: the per-user message rate and login throttling.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::config::Config;
+use crate::domain::ids::UserId;
+
+pub struct Limits {
+    messages: DefaultKeyedRateLimiter<UserId>,
+    clock: DefaultClock,
+    pub logins: LoginThrottle,
+}
+
+impl Limits {
+    pub fn new(config: &Config) -> Self {
+        let rate = NonZeroU32::new(config.message_rate).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(config.message_burst).unwrap_or(NonZeroU32::MIN);
+        Self {
+            messages: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
+            clock: DefaultClock::default(),
+            logins: LoginThrottle::new(
+                config.login_max_failures,
+                config.login_max_failures_per_ip,
+                config.login_window,
+            ),
+        }
+    }
+
+    /// Counts one message for `user`; `Err(wait)` if over the rate.
+    pub fn check_message(&self, user: UserId) -> Result<(), Duration> {
+        self.messages
+            .check_key(&user)
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    }
+
+    /// Forgets idle state so memory stays bounded.
+    pub fn housekeeping(&self) {
+        self.messages.retain_recent();
+        self.messages.shrink_to_fit();
+        self.logins.forget_expired(Instant::now());
+    }
+}
+
+/// Failed logins counted per username and per client IP over a fixed window.
+pub struct LoginThrottle {
+    max_per_user: u32,
+    max_per_ip: u32,
+    window: Duration,
+    failures: Mutex<HashMap<String, (Instant, u32)>>,
+}
+
+impl LoginThrottle {
+    pub fn new(max_per_user: u32, max_per_ip: u32, window: Duration) -> Self {
+        Self { max_per_user, max_per_ip, window, failures: Mutex::default() }
+    }
+
+    fn user_key(username: &str) -> String {
+        format!("u:{}", username.to_ascii_lowercase())
+    }
+
+    fn ip_key(ip: IpAddr) -> String {
+        format!("i:{ip}")
+    }
+
+    /// `Err(retry_after)` if this username or IP failed too often recently.
+    pub fn check(&self, username: &str, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let mut wait = Duration::ZERO;
+        for (key, max) in [(Self::user_key(username), self.max_per_user), (Self::ip_key(ip), self.max_per_ip)] {
+            if let Some((started, count)) = failures.get(&key) {
+                let ends = *started + self.window;
+                if *count >= max && ends > now {
+                    wait = wait.max(ends - now);
+                }
+            }
+        }
+        if wait.is_zero() { Ok(()) } else { Err(wait) }
+    }
+
+    pub fn record_failure(&self, username: &str, ip: IpAddr, now: Instant) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        for key in [Self::user_key(username), Self::ip_key(ip)] {
+            let entry = failures.entry(key).or_insert((now, 0));
+            if entry.0 + self.window <= now {
+                *entry = (now, 0);
+            }
+            entry.1 += 1;
+        }
+    }
+
+    /// A successful login clears the username's failures (not the IP's).
+    pub fn record_success(&self, username: &str) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        failures.remove(&Self::user_key(username));
+    }
+
+    fn forget_expired(&self, now: Instant) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        failures.retain(|_, (started, _)| *started + self.window > now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttles_after_max_failures_until_the_window_ends() {
+        let throttle = LoginThrottle::new(3, 10, Duration::from_secs(60));
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert!(throttle.check("Ann", ip, t0).is_ok());
+            throttle.record_failure("ann", ip, t0);
+        }
+        let wait = throttle.check("ANN", ip, t0 + Duration::from_secs(10)).unwrap_err();
+        assert_eq!(wait, Duration::from_secs(50));
+        // Other users from the same IP are not yet blocked.
+        assert!(throttle.check("bob", ip, t0).is_ok());
+        assert!(throttle.check("ann", ip, t0 + Duration::from_secs(60)).is_ok());
+    }
+
+    #[test]
+    fn ip_limit_spans_usernames() {
+        let throttle = LoginThrottle::new(100, 2, Duration::from_secs(60));
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let t0 = Instant::now();
+        throttle.record_failure("a", ip, t0);
+        throttle.record_failure("b", ip, t0);
+        assert!(throttle.check("c", ip, t0).is_err());
+        assert!(throttle.check("c", "10.0.0.2".parse().unwrap(), t0).is_ok());
+    }
+
+    #[test]
+    fn success_clears_the_username() {
+        let throttle = LoginThrottle::new(1, 10, Duration::from_secs(60));
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let t0 = Instant::now();
+        throttle.record_failure("ann", ip, t0);
+        assert!(throttle.check("ann", ip, t0).is_err());
+        throttle.record_success("ann");
+        assert!(throttle.check("ann", ip, t0).is_ok());
+    }
+}

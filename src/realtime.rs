@@ -1,0 +1,7 @@
+//! Real-time delivery: the hub, the WebSocket protocol and sessions.
+
+pub mod delivery;
+pub mod hub;
+pub mod protocol;
+pub mod session;
+pub mod typing;

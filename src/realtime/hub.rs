@@ -1,0 +1,461 @@
+//! The in-process hub: which local WebSocket connections follow which rooms,
+//! who is present, and fan-out of pre-serialized frames.
+//!
+//! Fan-out never waits: each connection has a bounded queue and a full queue
+//! marks a slow consumer, which is closed (1013) instead of delaying the others.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use axum::extract::ws::Utf8Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::ids::{RoomId, UserId};
+use crate::domain::time::now_ms;
+
+pub type ConnId = u64;
+
+/// What a connection's writer is asked to do.
+#[derive(Debug)]
+pub enum Outbound {
+    /// Send this frame as it is.
+    Frame(Utf8Bytes),
+    /// A chat message: sent unless this connection already delivered that seq.
+    Chat { room: RoomId, seq: i64, frame: Utf8Bytes },
+    /// Heartbeat: send a WebSocket ping and this `heartbeat` frame.
+    Tick(Utf8Bytes),
+    /// A resume began: hold live messages of the room until it ends.
+    ResumeStart { room: RoomId, since: i64 },
+    /// Stored messages being replayed, ascending.
+    ResumeChunk { room: RoomId, messages: Vec<(i64, Utf8Bytes)> },
+    /// Replay finished: release held messages, then send `resume_complete`.
+    ResumeEnd { room: RoomId },
+}
+
+/// Close codes the server uses.
+pub mod close {
+    pub const NORMAL: u16 = 1000;
+    pub const GOING_AWAY: u16 = 1001;
+    pub const POLICY: u16 = 1008;
+    pub const TOO_BIG: u16 = 1009;
+    pub const INTERNAL: u16 = 1011;
+    pub const RESTART: u16 = 1012;
+    pub const TRY_AGAIN_LATER: u16 = 1013;
+}
+
+/// Shared between a connection's tasks and the hub: how to stop it and why.
+#[derive(Debug, Default)]
+pub struct ConnControl {
+    cancel: CancellationToken,
+    close: OnceLock<(u16, &'static str)>,
+    /// When the last frame (of any kind) arrived from the peer, Unix ms.
+    last_rx_ms: AtomicI64,
+}
+
+impl ConnControl {
+    pub fn new() -> Arc<Self> {
+        let control = Self::default();
+        control.last_rx_ms.store(now_ms(), Ordering::Relaxed);
+        Arc::new(control)
+    }
+
+    /// Ends the connection with this close code; the first reason given wins.
+    pub fn close(&self, code: u16, reason: &'static str) {
+        let _ = self.close.set((code, reason));
+        self.cancel.cancel();
+    }
+
+    pub fn close_reason(&self) -> Option<(u16, &'static str)> {
+        self.close.get().copied()
+    }
+
+    pub fn cancelled(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.cancel.cancelled()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    pub fn mark_received(&self) {
+        self.last_rx_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    pub fn last_received_ms(&self) -> i64 {
+        self.last_rx_ms.load(Ordering::Relaxed)
+    }
+}
+
+/// Which rooms a connection follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// `/ws/chat/<room>/`: one room, for as long as the user may read it.
+    Room(RoomId),
+    /// `/ws/`: every room the user belongs to, following joins and leaves.
+    AllRooms,
+}
+
+#[derive(Clone)]
+struct Subscriber {
+    conn: ConnId,
+    user: UserId,
+    tx: mpsc::Sender<Outbound>,
+    control: Arc<ConnControl>,
+}
+
+struct Conn {
+    user: UserId,
+    scope: Scope,
+    tx: mpsc::Sender<Outbound>,
+    control: Arc<ConnControl>,
+    rooms: Vec<RoomId>,
+}
+
+#[derive(Default)]
+struct RoomSubs {
+    subs: Vec<Subscriber>,
+    /// Connections per present user: presence is per user, however many tabs.
+    present: HashMap<UserId, u32>,
+}
+
+#[derive(Default)]
+struct State {
+    conns: HashMap<ConnId, Conn>,
+    rooms: HashMap<RoomId, RoomSubs>,
+    /// Open connections per user.
+    users: HashMap<UserId, Vec<ConnId>>,
+}
+
+impl State {
+    /// Adds a connection to a room; true if its user just became present there.
+    fn subscribe(&mut self, room: &RoomId, sub: Subscriber) -> bool {
+        let entry = self.rooms.entry(room.clone()).or_default();
+        let user = sub.user;
+        entry.subs.push(sub);
+        let count = entry.present.entry(user).or_insert(0);
+        *count += 1;
+        *count == 1
+    }
+
+    /// Removes a connection from a room; true if its user is no longer present there.
+    fn unsubscribe(&mut self, room: &RoomId, conn: ConnId, user: UserId) -> bool {
+        let Some(entry) = self.rooms.get_mut(room) else { return false };
+        let before = entry.subs.len();
+        entry.subs.retain(|s| s.conn != conn);
+        if entry.subs.len() == before {
+            return false;
+        }
+        let mut gone = false;
+        if let Some(count) = entry.present.get_mut(&user) {
+            *count -= 1;
+            if *count == 0 {
+                entry.present.remove(&user);
+                gone = true;
+            }
+        }
+        if entry.subs.is_empty() {
+            self.rooms.remove(room);
+        }
+        gone
+    }
+}
+
+/// Presence changes caused by a connection opening or closing.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct PresenceChange {
+    /// The user's first connection opened / last one closed.
+    pub user_changed: bool,
+    /// Rooms the user entered / left (first / last connection following them).
+    pub rooms: Vec<RoomId>,
+}
+
+#[derive(Clone, Default)]
+pub struct Hub {
+    state: Arc<RwLock<State>>,
+    next_id: Arc<AtomicU64>,
+}
+
+impl Hub {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    // A panic while holding the lock only ever leaves the maps as they were
+    // between two statements; carrying on is better than failing every session.
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Registers a connection following `rooms`.
+    pub fn register(
+        &self,
+        user: UserId,
+        scope: Scope,
+        rooms: Vec<RoomId>,
+        tx: mpsc::Sender<Outbound>,
+        control: Arc<ConnControl>,
+    ) -> (ConnId, PresenceChange) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut state = self.write();
+        let mut change = PresenceChange::default();
+        for room in &rooms {
+            let sub = Subscriber { conn: id, user, tx: tx.clone(), control: control.clone() };
+            if state.subscribe(room, sub) {
+                change.rooms.push(room.clone());
+            }
+        }
+        let conns = state.users.entry(user).or_default();
+        conns.push(id);
+        change.user_changed = conns.len() == 1;
+        state.conns.insert(id, Conn { user, scope, tx, control, rooms });
+        (id, change)
+    }
+
+    /// Removes a connection.
+    pub fn unregister(&self, id: ConnId) -> PresenceChange {
+        let mut state = self.write();
+        let Some(conn) = state.conns.remove(&id) else { return PresenceChange::default() };
+        let mut change = PresenceChange::default();
+        for room in &conn.rooms {
+            if state.unsubscribe(room, id, conn.user) {
+                change.rooms.push(room.clone());
+            }
+        }
+        if let Some(conns) = state.users.get_mut(&conn.user) {
+            conns.retain(|c| *c != id);
+            if conns.is_empty() {
+                state.users.remove(&conn.user);
+                change.user_changed = true;
+            }
+        }
+        change
+    }
+
+    /// The user now belongs to `room`: their `/ws/` connections follow it.
+    /// Returns whether the user became present in the room.
+    pub fn follow_room(&self, user: UserId, room: &RoomId) -> bool {
+        let mut state = self.write();
+        let ids: Vec<ConnId> = state.users.get(&user).cloned().unwrap_or_default();
+        let mut entered = false;
+        for id in ids {
+            let Some(conn) = state.conns.get_mut(&id) else { continue };
+            if conn.scope != Scope::AllRooms || conn.rooms.contains(room) {
+                continue;
+            }
+            conn.rooms.push(room.clone());
+            let sub = Subscriber { conn: id, user, tx: conn.tx.clone(), control: conn.control.clone() };
+            entered |= state.subscribe(room, sub);
+        }
+        entered
+    }
+
+    /// The user no longer belongs to `room`: their `/ws/` connections stop
+    /// following it and, when `lost_access`, their connections to that room
+    /// close (1008). Returns whether the user left the room's presence.
+    pub fn unfollow_room(&self, user: UserId, room: &RoomId, lost_access: bool) -> bool {
+        let mut state = self.write();
+        let ids: Vec<ConnId> = state.users.get(&user).cloned().unwrap_or_default();
+        let mut left = false;
+        for id in ids {
+            let Some(conn) = state.conns.get_mut(&id) else { continue };
+            match &conn.scope {
+                Scope::AllRooms => {}
+                Scope::Room(r) if r == room && lost_access => {
+                    conn.control.close(close::POLICY, "no longer a member of this room");
+                }
+                Scope::Room(_) => continue,
+            }
+            if !conn.rooms.contains(room) {
+                continue;
+            }
+            conn.rooms.retain(|r| r != room);
+            left |= state.unsubscribe(room, id, user);
+        }
+        left
+    }
+
+    /// Sends a frame to every connection following `room`, except `skip_user`'s.
+    pub fn broadcast(&self, room: &RoomId, frame: &Utf8Bytes, skip_user: Option<UserId>) {
+        let state = self.read();
+        let Some(entry) = state.rooms.get(room) else { return };
+        for sub in &entry.subs {
+            if Some(sub.user) != skip_user {
+                offer(sub, Outbound::Frame(frame.clone()));
+            }
+        }
+    }
+
+    /// Fans a committed chat message out: the sender's connections get `own`
+    /// (with `is_own: true`), everyone else `others`.
+    pub fn broadcast_chat(&self, room: &RoomId, seq: i64, sender: Option<UserId>, own: &Utf8Bytes, others: &Utf8Bytes) {
+        let state = self.read();
+        let Some(entry) = state.rooms.get(room) else { return };
+        for sub in &entry.subs {
+            let frame = if Some(sub.user) == sender { own } else { others };
+            offer(sub, Outbound::Chat { room: room.clone(), seq, frame: frame.clone() });
+        }
+    }
+
+    /// Sends a frame to every connection of `user` (e.g. `room_joined` on `/ws/`).
+    pub fn send_to_user(&self, user: UserId, frame: &Utf8Bytes, all_rooms_only: bool) {
+        let state = self.read();
+        let Some(ids) = state.users.get(&user) else { return };
+        for id in ids {
+            let Some(conn) = state.conns.get(id) else { continue };
+            if all_rooms_only && conn.scope != Scope::AllRooms {
+                continue;
+            }
+            let sub = Subscriber { conn: *id, user, tx: conn.tx.clone(), control: conn.control.clone() };
+            offer(&sub, Outbound::Frame(frame.clone()));
+        }
+    }
+
+    /// Users with at least one local connection following `room`.
+    pub fn present_in_room(&self, room: &RoomId) -> Vec<UserId> {
+        self.read().rooms.get(room).map(|e| e.present.keys().copied().collect()).unwrap_or_default()
+    }
+
+    /// Whether the user has any local connection open.
+    pub fn is_online(&self, user: UserId) -> bool {
+        self.read().users.contains_key(&user)
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.read().conns.len()
+    }
+
+    /// One shared heartbeat for every connection: close those silent since the
+    /// previous tick (`silent_before_ms`), ping the rest.
+    pub fn heartbeat(&self, frame: &Utf8Bytes, silent_before_ms: i64) {
+        let state = self.read();
+        for (id, conn) in &state.conns {
+            if conn.control.last_received_ms() < silent_before_ms {
+                conn.control.close(close::GOING_AWAY, "no response to ping");
+                continue;
+            }
+            let sub = Subscriber { conn: *id, user: conn.user, tx: conn.tx.clone(), control: conn.control.clone() };
+            offer(&sub, Outbound::Tick(frame.clone()));
+        }
+    }
+
+    /// Closes every connection (shutdown) with `code`.
+    pub fn close_all(&self, code: u16, reason: &'static str) {
+        for conn in self.read().conns.values() {
+            conn.control.close(code, reason);
+        }
+    }
+}
+
+/// Queues without waiting; a full queue means the client is not reading.
+fn offer(sub: &Subscriber, item: Outbound) {
+    match sub.tx.try_send(item) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            if !sub.control.is_closed() {
+                tracing::info!(conn = sub.conn, user_id = %sub.user, "closing slow consumer");
+            }
+            sub.control.close(close::TRY_AGAIN_LATER, "slow consumer");
+        }
+        // The session is ending; it unregisters itself.
+        Err(mpsc::error::TrySendError::Closed(_)) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room(name: &str) -> RoomId {
+        RoomId::parse(name).unwrap()
+    }
+
+    fn conn(hub: &Hub, user: UserId, scope: Scope, rooms: &[&str], cap: usize) -> (ConnId, PresenceChange, mpsc::Receiver<Outbound>, Arc<ConnControl>) {
+        let (tx, rx) = mpsc::channel(cap);
+        let control = ConnControl::new();
+        let rooms = rooms.iter().map(|r| room(r)).collect();
+        let (id, change) = hub.register(user, scope, rooms, tx, control.clone());
+        (id, change, rx, control)
+    }
+
+    #[test]
+    fn several_tabs_are_one_presence() {
+        let hub = Hub::new();
+        let ann = UserId::new();
+        let (a, first, _ra, _) = conn(&hub, ann, Scope::AllRooms, &["r1", "r2"], 8);
+        assert!(first.user_changed);
+        assert_eq!(first.rooms, vec![room("r1"), room("r2")]);
+        let (b, second, _rb, _) = conn(&hub, ann, Scope::Room(room("r1")), &["r1"], 8);
+        assert!(!second.user_changed);
+        assert!(second.rooms.is_empty());
+        assert!(hub.is_online(ann));
+        assert_eq!(hub.present_in_room(&room("r1")), vec![ann]);
+
+        let gone_a = hub.unregister(a);
+        assert!(!gone_a.user_changed);
+        assert_eq!(gone_a.rooms, vec![room("r2")]);
+        let gone_b = hub.unregister(b);
+        assert!(gone_b.user_changed);
+        assert_eq!(gone_b.rooms, vec![room("r1")]);
+        assert!(!hub.is_online(ann));
+        assert!(hub.present_in_room(&room("r1")).is_empty());
+    }
+
+    #[test]
+    fn chat_goes_to_followers_with_own_copy_for_sender() {
+        let hub = Hub::new();
+        let (ann, bob) = (UserId::new(), UserId::new());
+        let (_, _, mut ra, _) = conn(&hub, ann, Scope::AllRooms, &["r1"], 8);
+        let (_, _, mut rb, _) = conn(&hub, bob, Scope::Room(room("r1")), &["r1"], 8);
+        let (_, _, mut rc, _) = conn(&hub, UserId::new(), Scope::AllRooms, &["r2"], 8);
+        hub.broadcast_chat(&room("r1"), 1, Some(ann), &Utf8Bytes::from("own"), &Utf8Bytes::from("other"));
+        assert!(matches!(ra.try_recv(), Ok(Outbound::Chat { seq: 1, frame, .. }) if frame.as_str() == "own"));
+        assert!(matches!(rb.try_recv(), Ok(Outbound::Chat { frame, .. }) if frame.as_str() == "other"));
+        assert!(rc.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_full_queue_closes_only_the_slow_consumer() {
+        let hub = Hub::new();
+        let (_, _, _slow_rx, slow) = conn(&hub, UserId::new(), Scope::AllRooms, &["r1"], 1);
+        let (_, _, mut fast_rx, fast) = conn(&hub, UserId::new(), Scope::AllRooms, &["r1"], 8);
+        for _ in 0..2 {
+            hub.broadcast(&room("r1"), &Utf8Bytes::from("x"), None);
+            let _ = fast_rx.try_recv();
+        }
+        assert_eq!(slow.close_reason(), Some((close::TRY_AGAIN_LATER, "slow consumer")));
+        assert!(!fast.is_closed());
+    }
+
+    #[test]
+    fn follow_and_unfollow_track_membership() {
+        let hub = Hub::new();
+        let ann = UserId::new();
+        let (_, _, mut all_rx, _) = conn(&hub, ann, Scope::AllRooms, &[], 8);
+        let (_, _, _single_rx, single) = conn(&hub, ann, Scope::Room(room("r9")), &["r9"], 8);
+        assert!(hub.follow_room(ann, &room("r1")));
+        hub.broadcast(&room("r1"), &Utf8Bytes::from("hello"), None);
+        assert!(matches!(all_rx.try_recv(), Ok(Outbound::Frame(f)) if f.as_str() == "hello"));
+        assert!(hub.unfollow_room(ann, &room("r1"), true));
+        hub.broadcast(&room("r1"), &Utf8Bytes::from("after"), None);
+        assert!(all_rx.try_recv().is_err());
+        // Losing access to r9 closes the single-room connection.
+        hub.unfollow_room(ann, &room("r9"), true);
+        assert_eq!(single.close_reason().map(|r| r.0), Some(close::POLICY));
+    }
+
+    #[test]
+    fn heartbeat_closes_silent_peers() {
+        let hub = Hub::new();
+        let (_, _, mut rx, control) = conn(&hub, UserId::new(), Scope::AllRooms, &[], 8);
+        hub.heartbeat(&Utf8Bytes::from("hb"), control.last_received_ms() - 1);
+        assert!(matches!(rx.try_recv(), Ok(Outbound::Tick(_))));
+        hub.heartbeat(&Utf8Bytes::from("hb"), control.last_received_ms() + 1);
+        assert_eq!(control.close_reason().map(|r| r.0), Some(close::GOING_AWAY));
+    }
+}

@@ -1,0 +1,299 @@
+//! WebSocket frames: what clients send ([`ClientMsg`]) and what the server sends
+//! ([`ServerEvent`]). JSON text frames with a `type` field; see docs/protocol.md.
+
+use axum::extract::ws::Utf8Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::ids::{RoomId, UserId};
+use crate::views::{MessageView, ProfileView, RoomView};
+
+/// A frame from a client. On `/ws/` frames name their room; on `/ws/chat/<room>/`
+/// the room is implied and `room_id`, if given, must match.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMsg {
+    Message {
+        /// `message` is accepted too, as the original system's clients sent it.
+        #[serde(alias = "message")]
+        content: String,
+        #[serde(default)]
+        message_type: Option<String>,
+        #[serde(default)]
+        client_id: Option<String>,
+        #[serde(default)]
+        room_id: Option<RoomId>,
+    },
+    Typing {
+        is_typing: bool,
+        #[serde(default)]
+        room_id: Option<RoomId>,
+    },
+    ReadStatus {
+        message_ids: Vec<String>,
+        #[serde(default)]
+        room_id: Option<RoomId>,
+    },
+    Read {
+        up_to_seq: i64,
+        #[serde(default)]
+        room_id: Option<RoomId>,
+    },
+    Resume {
+        since_seq: i64,
+        #[serde(default)]
+        room_id: Option<RoomId>,
+    },
+    Ping {
+        #[serde(default)]
+        timestamp: Option<serde_json::Value>,
+    },
+    HeartbeatAck {
+        #[serde(default)]
+        timestamp: Option<serde_json::Value>,
+    },
+}
+
+const CLIENT_TYPES: &[&str] = &["message", "typing", "read_status", "read", "resume", "ping", "heartbeat_ack"];
+
+/// Why a frame could not be decoded: an error code and message for the `error` frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    pub code: &'static str,
+    pub message: String,
+    /// The frame's `client_id`, if one could be read, so the client can match the error.
+    pub client_id: Option<String>,
+}
+
+impl ClientMsg {
+    /// Decodes a text frame. Never panics, whatever the input.
+    pub fn decode(text: &str) -> Result<Self, DecodeError> {
+        serde_json::from_str(text).map_err(|err| classify(text, &err))
+    }
+}
+
+/// Only reached on the error path: a second, lenient look at the frame to say what was wrong.
+fn classify(text: &str, err: &serde_json::Error) -> DecodeError {
+    #[derive(Deserialize)]
+    struct Loose {
+        #[serde(rename = "type")]
+        kind: Option<serde_json::Value>,
+        client_id: Option<serde_json::Value>,
+    }
+    let loose: Option<Loose> = match err.classify() {
+        serde_json::error::Category::Data => serde_json::from_str(text).ok(),
+        _ => None,
+    };
+    let Some(loose) = loose else {
+        return DecodeError {
+            code: "invalid_json",
+            message: "frames must be JSON objects".to_string(),
+            client_id: None,
+        };
+    };
+    let client_id = loose.client_id.and_then(|v| v.as_str().map(str::to_string));
+    match loose.kind {
+        None => DecodeError { code: "invalid_frame", message: "the frame has no \"type\"".into(), client_id },
+        Some(serde_json::Value::String(kind)) if !CLIENT_TYPES.contains(&kind.as_str()) => DecodeError {
+            code: "unknown_type",
+            message: format!("unknown frame type {kind:?}"),
+            client_id,
+        },
+        Some(_) => DecodeError { code: "invalid_frame", message: err.to_string(), client_id },
+    }
+}
+
+/// A room's state in `connection_established` on `/ws/`.
+#[derive(Debug, Serialize)]
+pub struct RoomPresence<'a> {
+    pub room_id: &'a RoomId,
+    pub last_seq: i64,
+    pub online: Vec<UserId>,
+}
+
+/// Who is connected, in `connection_established`.
+#[derive(Debug, Serialize)]
+pub struct UserBrief<'a> {
+    pub id: UserId,
+    pub username: &'a str,
+    pub display_name: &'a str,
+}
+
+/// A frame from the server.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerEvent<'a> {
+    ConnectionEstablished {
+        /// The room of `/ws/chat/<room>/`; null on `/ws/`.
+        room_id: Option<&'a RoomId>,
+        user: UserBrief<'a>,
+        user_profile: &'a ProfileView,
+        /// Seconds between server heartbeats.
+        heartbeat_interval: f64,
+        /// The room's highest seq (single-room connections).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        last_seq: Option<i64>,
+        /// User ids present in the room (single-room connections).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        online: Option<Vec<UserId>>,
+        /// Every room followed (on `/ws/`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rooms: Option<Vec<RoomPresence<'a>>>,
+    },
+    ChatMessage {
+        room_id: &'a RoomId,
+        message: MessageView<'a>,
+    },
+    UserJoined {
+        room_id: &'a RoomId,
+        user_id: UserId,
+        username: &'a str,
+        user_profile: &'a ProfileView,
+    },
+    UserLeft {
+        room_id: &'a RoomId,
+        user_id: UserId,
+        username: &'a str,
+        user_profile: &'a ProfileView,
+    },
+    UserTyping {
+        room_id: &'a RoomId,
+        user_id: UserId,
+        username: &'a str,
+        is_typing: bool,
+    },
+    ReadStatusUpdate {
+        room_id: &'a RoomId,
+        user_id: UserId,
+        up_to_seq: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message_ids: Option<&'a [String]>,
+    },
+    ResumeComplete {
+        room_id: &'a RoomId,
+        last_seq: i64,
+        replayed: usize,
+    },
+    Heartbeat {
+        /// Server time, Unix milliseconds.
+        timestamp: i64,
+    },
+    Pong {
+        timestamp: i64,
+    },
+    /// On `/ws/`: the user now belongs to this room (joined, added, invited).
+    RoomJoined {
+        room_id: &'a RoomId,
+        room: RoomView<'a>,
+    },
+    /// The user no longer belongs to this room; `reason` is `left` or `removed`.
+    RoomLeft {
+        room_id: &'a RoomId,
+        reason: &'static str,
+    },
+    /// Name, description, owner or archived state changed.
+    RoomUpdated {
+        room_id: &'a RoomId,
+        room: RoomView<'a>,
+    },
+    /// A member's role or mute changed.
+    MemberUpdated {
+        room_id: &'a RoomId,
+        user_id: UserId,
+        role: crate::domain::room::Role,
+        muted_until: Option<String>,
+    },
+    Error {
+        code: &'a str,
+        message: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_id: Option<&'a str>,
+    },
+}
+
+impl ServerEvent<'_> {
+    /// Serializes once; the bytes are shared by every recipient.
+    pub fn encode(&self) -> Utf8Bytes {
+        match serde_json::to_string(self) {
+            Ok(text) => Utf8Bytes::from(text),
+            Err(err) => {
+                tracing::error!(error = %err, "could not encode a server event");
+                Utf8Bytes::from_static(r#"{"type":"error","code":"internal_error","message":"internal error"}"#)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn decodes_every_client_type() {
+        assert_eq!(
+            ClientMsg::decode(r#"{"type":"message","content":"hi","client_id":"c1"}"#).unwrap(),
+            ClientMsg::Message { content: "hi".into(), message_type: None, client_id: Some("c1".into()), room_id: None }
+        );
+        assert_eq!(
+            ClientMsg::decode(r#"{"type":"typing","is_typing":true,"room_id":"general"}"#).unwrap(),
+            ClientMsg::Typing { is_typing: true, room_id: Some(RoomId::parse("general").unwrap()) }
+        );
+        assert!(matches!(
+            ClientMsg::decode(r#"{"type":"read_status","message_ids":["a"]}"#),
+            Ok(ClientMsg::ReadStatus { .. })
+        ));
+        assert!(matches!(ClientMsg::decode(r#"{"type":"read","up_to_seq":3}"#), Ok(ClientMsg::Read { .. })));
+        assert!(matches!(ClientMsg::decode(r#"{"type":"resume","since_seq":0}"#), Ok(ClientMsg::Resume { .. })));
+        assert!(matches!(ClientMsg::decode(r#"{"type":"ping"}"#), Ok(ClientMsg::Ping { .. })));
+        assert!(matches!(ClientMsg::decode(r#"{"type":"heartbeat_ack","timestamp":1}"#), Ok(ClientMsg::HeartbeatAck { .. })));
+    }
+
+    #[test]
+    fn classifies_bad_frames() {
+        assert_eq!(ClientMsg::decode("not json").unwrap_err().code, "invalid_json");
+        assert_eq!(ClientMsg::decode("[1,2]").unwrap_err().code, "invalid_frame");
+        assert_eq!(ClientMsg::decode(r#"{"content":"x"}"#).unwrap_err().code, "invalid_frame");
+        let unknown = ClientMsg::decode(r#"{"type":"launch","client_id":"k"}"#).unwrap_err();
+        assert_eq!(unknown.code, "unknown_type");
+        assert_eq!(unknown.client_id.as_deref(), Some("k"));
+        let missing = ClientMsg::decode(r#"{"type":"message","client_id":"c9"}"#).unwrap_err();
+        assert_eq!(missing.code, "invalid_frame");
+        assert_eq!(missing.client_id.as_deref(), Some("c9"));
+        assert_eq!(ClientMsg::decode(r#"{"type":"typing","is_typing":"yes"}"#).unwrap_err().code, "invalid_frame");
+        assert_eq!(ClientMsg::decode(r#"{"type":"message","content":"x","room_id":"../x"}"#).unwrap_err().code, "invalid_frame");
+        assert_eq!(ClientMsg::decode(r#"{"type":7}"#).unwrap_err().code, "invalid_frame");
+    }
+
+    #[test]
+    fn server_events_are_tagged() {
+        let room = RoomId::parse("general").unwrap();
+        let frame = ServerEvent::ResumeComplete { room_id: &room, last_seq: 9, replayed: 2 }.encode();
+        let value: serde_json::Value = serde_json::from_str(frame.as_str()).unwrap();
+        assert_eq!(value["type"], "resume_complete");
+        assert_eq!(value["room_id"], "general");
+        assert_eq!(value["last_seq"], 9);
+    }
+
+    proptest! {
+        #[test]
+        fn decode_never_panics(text in any::<String>()) {
+            let _ = ClientMsg::decode(&text);
+        }
+
+        #[test]
+        fn decode_never_panics_on_near_valid_frames(
+            kind in prop::sample::select(vec!["message", "typing", "read", "read_status", "resume", "ping", "x", ""]),
+            field in "[a-z_]{0,12}",
+            value in prop_oneof![
+                Just("null".to_string()), Just("true".to_string()), any::<i64>().prop_map(|n| n.to_string()),
+                any::<String>().prop_map(|s| serde_json::to_string(&s).unwrap()), Just("[]".to_string()), Just("{}".to_string())
+            ],
+        ) {
+            let frame = format!(r#"{{"type":"{kind}","{field}":{value}}}"#);
+            match ClientMsg::decode(&frame) {
+                Ok(_) => {}
+                Err(e) => prop_assert!(["invalid_json", "invalid_frame", "unknown_type"].contains(&e.code)),
+            }
+        }
+    }
+}

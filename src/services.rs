@@ -1,0 +1,9 @@
+//! Chat operations shared by the REST API and WebSocket sessions. Handlers
+//! extract and respond; the rules live here.
+
+pub mod accounts;
+pub mod messages;
+pub mod profiles;
+pub mod room_cache;
+pub mod rooms;
+pub mod writer;

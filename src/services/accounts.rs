@@ -1,0 +1,286 @@
+//! Accounts, passwords, login sessions and API tokens.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+
+use crate::domain::ids::{TokenId, UserId};
+use crate::domain::text;
+use crate::domain::time::now_ms;
+use crate::domain::user::{self, User};
+use crate::error::{AppError, Result};
+use crate::state::AppState;
+use crate::store::{ApiTokenRecord, NewUser, SessionRecord, StoreError};
+
+/// Prefix of personal API tokens, so they are recognisable in logs and secret scanners.
+pub const TOKEN_PREFIX: &str = "prl_";
+/// A session is written back (sliding its expiry) at most this often.
+const SESSION_TOUCH_MS: i64 = 3_600_000;
+
+/// Where a request came from, for sessions and login throttling.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    pub ip: IpAddr,
+    pub user_agent: String,
+}
+
+/// A freshly created login session: the cookie values to hand out.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub token: String,
+    pub csrf_token: String,
+    pub expires_at: i64,
+}
+
+/// 32 random bytes, URL-safe base64 (43 characters).
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// What the store keeps of a secret token: its SHA-256, hex.
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Equal-time comparison, so a CSRF token cannot be guessed byte by byte.
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Argon2id with the crate's recommended parameters, off the async threads.
+pub async fn hash_password(password: String) -> Result<String> {
+    tokio::task::spawn_blocking(move || {
+        Argon2::default()
+            .hash_password(password.as_bytes())
+            .map(|hash| hash.to_string())
+            .map_err(|e| anyhow::anyhow!("hashing a password failed: {e}"))
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("password hashing task failed: {e}"))?
+    .map_err(AppError::from)
+}
+
+pub async fn verify_password(password: String, hash: String) -> Result<bool> {
+    tokio::task::spawn_blocking(move || {
+        let Ok(parsed) = PasswordHash::new(&hash) else { return false };
+        Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()
+    })
+    .await
+    .map_err(|e| AppError::Internal(anyhow::anyhow!("password check task failed: {e}")))
+}
+
+pub struct Registration {
+    pub username: String,
+    pub password: String,
+    pub display_name: Option<String>,
+}
+
+/// Creates an account (and joins the default room). Does not log in.
+pub async fn create_account(state: &AppState, input: Registration, is_admin: bool) -> Result<User> {
+    let username = user::parse_username(input.username.trim())?;
+    user::check_password(&input.password)?;
+    let display_name = match input.display_name {
+        Some(name) => text::single_line(&name, "display_name", user::NAME_MAX)?,
+        None => String::new(),
+    };
+    if state.store.get_user_by_username(&username).await?.is_some() {
+        return Err(AppError::conflict("username_taken", "that username is taken"));
+    }
+    let password_hash = hash_password(input.password).await?;
+    let new = NewUser {
+        id: UserId::new(),
+        username,
+        password_hash,
+        display_name,
+        is_admin,
+        created_at: now_ms(),
+    };
+    let user = state.store.insert_user(&new).await.map_err(|e| match e {
+        StoreError::Conflict(_) => AppError::conflict("username_taken", "that username is taken"),
+        other => other.into(),
+    })?;
+    crate::services::rooms::join_default_room(state, &user).await?;
+    Ok(user)
+}
+
+/// `POST /tools/api/auth/register/`: creates the account and logs it in.
+pub async fn register(state: &AppState, input: Registration, client: &ClientInfo) -> Result<(User, NewSession)> {
+    if !state.config.registration_open {
+        return Err(AppError::forbidden("registration_closed", "registration is closed on this server"));
+    }
+    let user = create_account(state, input, false).await?;
+    let session = start_session(state, user.id, client).await?;
+    Ok((user, session))
+}
+
+/// `POST /tools/api/auth/login/`, throttled per username and per IP.
+pub async fn login(state: &AppState, username: &str, password: String, client: &ClientInfo) -> Result<(User, NewSession)> {
+    let throttle = &state.limits.logins;
+    if let Err(wait) = throttle.check(username, client.ip, Instant::now()) {
+        return Err(AppError::RateLimited {
+            code: "too_many_attempts",
+            message: "too many failed logins; try again later".into(),
+            retry_after: wait,
+        });
+    }
+    let credentials = state.store.get_credentials(username.trim()).await?;
+    let (user_id, hash, known) = match credentials {
+        Some((id, hash)) => (Some(id), hash, true),
+        None => (None, state.dummy_password_hash.to_string(), false),
+    };
+    let valid = verify_password(password, hash).await? && known;
+    let Some(user_id) = user_id.filter(|_| valid) else {
+        throttle.record_failure(username, client.ip, Instant::now());
+        return Err(AppError::Unauthorized {
+            code: "invalid_credentials",
+            message: "wrong username or password".into(),
+        });
+    };
+    throttle.record_success(username);
+    let user = state.store.get_user(user_id).await?.ok_or_else(AppError::user_not_found)?;
+    let session = start_session(state, user.id, client).await?;
+    Ok((user, session))
+}
+
+pub async fn start_session(state: &AppState, user: UserId, client: &ClientInfo) -> Result<NewSession> {
+    let token = random_token();
+    let csrf_token = random_token();
+    let now = now_ms();
+    let expires_at = now + ttl_ms(state);
+    let record = SessionRecord {
+        token_hash: hash_token(&token),
+        user_id: user,
+        csrf_token: csrf_token.clone(),
+        created_at: now,
+        expires_at,
+        last_used_at: now,
+        user_agent: client.user_agent.chars().take(300).collect(),
+        ip: client.ip.to_string(),
+    };
+    state.store.insert_session(&record).await?;
+    Ok(NewSession { token, csrf_token, expires_at })
+}
+
+fn ttl_ms(state: &AppState) -> i64 {
+    i64::try_from(state.config.session_ttl.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
+/// The session a cookie names, if valid; slides its expiry on use.
+pub async fn session_user(state: &AppState, token: &str) -> Result<Option<(SessionRecord, User)>> {
+    let now = now_ms();
+    let Some((mut session, user)) = state.store.get_session(&hash_token(token), now).await? else {
+        return Ok(None);
+    };
+    if now - session.last_used_at > SESSION_TOUCH_MS {
+        session.last_used_at = now;
+        session.expires_at = now + ttl_ms(state);
+        state.store.touch_session(&session.token_hash, now, session.expires_at).await?;
+    }
+    Ok(Some((session, user)))
+}
+
+/// The user a bearer token belongs to, if valid.
+pub async fn token_user(state: &AppState, token: &str) -> Result<Option<User>> {
+    if !token.starts_with(TOKEN_PREFIX) {
+        return Ok(None);
+    }
+    Ok(state.store.get_api_token_user(&hash_token(token), now_ms()).await?)
+}
+
+pub async fn logout(state: &AppState, token_hash: &str) -> Result<()> {
+    Ok(state.store.delete_session(token_hash).await?)
+}
+
+/// Changes the password and revokes every other session of the user.
+pub async fn change_password(
+    state: &AppState,
+    user: &User,
+    current: String,
+    new: String,
+    keep_session: Option<&str>,
+) -> Result<u64> {
+    user::check_password(&new)?;
+    let hash = state.store.get_password_hash(user.id).await?.ok_or_else(AppError::user_not_found)?;
+    if !verify_password(current, hash).await? {
+        return Err(AppError::forbidden("invalid_credentials", "the current password is wrong"));
+    }
+    let new_hash = hash_password(new).await?;
+    state.store.update_password(user.id, &new_hash).await?;
+    Ok(state.store.delete_other_sessions(user.id, keep_session).await?)
+}
+
+pub async fn list_sessions(state: &AppState, user: &User) -> Result<Vec<SessionRecord>> {
+    Ok(state.store.list_sessions(user.id, now_ms()).await?)
+}
+
+pub async fn logout_other_sessions(state: &AppState, user: &User, keep: Option<&str>) -> Result<u64> {
+    Ok(state.store.delete_other_sessions(user.id, keep).await?)
+}
+
+/// Creates a personal API token; the token itself is returned only now.
+pub async fn create_api_token(state: &AppState, user: &User, name: &str) -> Result<(ApiTokenRecord, String)> {
+    let name = text::single_line(name, "name", 64)?;
+    if name.is_empty() {
+        return Err(AppError::bad_request("invalid_field", "a token needs a name"));
+    }
+    let token = format!("{TOKEN_PREFIX}{}", random_token());
+    let record = ApiTokenRecord {
+        id: TokenId::new(),
+        user_id: user.id,
+        name,
+        token_hash: hash_token(&token),
+        created_at: now_ms(),
+        last_used_at: None,
+    };
+    state.store.insert_api_token(&record).await?;
+    Ok((record, token))
+}
+
+pub async fn list_api_tokens(state: &AppState, user: &User) -> Result<Vec<ApiTokenRecord>> {
+    Ok(state.store.list_api_tokens(user.id).await?)
+}
+
+pub async fn delete_api_token(state: &AppState, user: &User, id: TokenId) -> Result<()> {
+    state.store.delete_api_token(user.id, id).await.map_err(|e| match e {
+        StoreError::NotFound => AppError::not_found("token_not_found", "no such token"),
+        other => other.into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_and_hashed() {
+        let a = random_token();
+        assert_eq!(a.len(), 43);
+        assert_ne!(a, random_token());
+        assert_eq!(hash_token("x").len(), 64);
+        assert_eq!(hash_token("x"), hash_token("x"));
+    }
+
+    #[test]
+    fn constant_time_eq_compares() {
+        assert!(constant_time_eq("abc", "abc"));
+        assert!(!constant_time_eq("abc", "abd"));
+        assert!(!constant_time_eq("abc", "ab"));
+    }
+
+    #[tokio::test]
+    async fn passwords_verify() {
+        let hash = hash_password("correct horse".into()).await.unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse".into(), hash.clone()).await.unwrap());
+        assert!(!verify_password("wrong horse".into(), hash).await.unwrap());
+        assert!(!verify_password("x".into(), "not a hash".into()).await.unwrap());
+    }
+}

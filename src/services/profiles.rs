@@ -1,0 +1,155 @@
+//! Profiles: viewing (with computed tags and presence), editing and avatars.
+
+use serde::Deserialize;
+
+use crate::avatar;
+use crate::domain::ids::UserId;
+use crate::domain::text;
+use crate::domain::time::{day_of, now_ms};
+use crate::domain::user::{self, Language, ThemeMode, ThemeStyle, User};
+use crate::error::{AppError, Result};
+use crate::state::AppState;
+use crate::store::ProfileChanges;
+use crate::views::ProfileView;
+
+/// Profiles of `users` as `viewer` sees them: one query for all their activity.
+pub async fn views(state: &AppState, users: &[User], viewer: Option<&User>) -> Result<Vec<ProfileView>> {
+    let now = now_ms();
+    let ids: Vec<UserId> = users.iter().map(|u| u.id).collect();
+    // "The last 7 days" are today and the six before it (UTC).
+    let active = state.store.count_active_days(&ids, day_of(now) - 6).await?;
+    Ok(users
+        .iter()
+        .map(|u| {
+            let show_email = viewer.is_some_and(|v| v.id == u.id || v.is_admin);
+            let days = active.get(&u.id).copied().unwrap_or(0);
+            ProfileView::new(u, now, days, state.hub.is_online(u.id), show_email)
+        })
+        .collect())
+}
+
+pub async fn view(state: &AppState, user: &User, viewer: Option<&User>) -> Result<ProfileView> {
+    let mut views = views(state, std::slice::from_ref(user), viewer).await?;
+    views.pop().ok_or_else(|| AppError::Internal(anyhow::anyhow!("profile view missing")))
+}
+
+pub async fn get(state: &AppState, id: UserId, viewer: &User) -> Result<ProfileView> {
+    let user = state.store.get_user(id).await?.ok_or_else(AppError::user_not_found)?;
+    view(state, &user, Some(viewer)).await
+}
+
+/// `PATCH /tools/api/user/me/profile/`: any subset of these fields.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilePatch {
+    pub display_name: Option<String>,
+    pub nickname: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub bio: Option<String>,
+    pub email: Option<String>,
+    pub theme_mode: Option<String>,
+    /// `auto`, `light` or `dark`.
+    pub theme: Option<String>,
+    pub theme_style: Option<String>,
+    pub language: Option<String>,
+}
+
+impl ProfilePatch {
+    fn validate(self) -> Result<ProfileChanges> {
+        let one_line = |v: Option<String>, field| v.map(|v| text::single_line(&v, field, user::NAME_MAX)).transpose();
+        let display_name = one_line(self.display_name.or(self.nickname), "display_name")?;
+        let theme_mode = self
+            .theme_mode
+            .map(|m| {
+                ThemeMode::parse(&m)
+                    .ok_or_else(|| AppError::bad_request("invalid_theme_mode", "theme_mode is work, life, training or emo"))
+            })
+            .transpose()?;
+        let theme_style = self
+            .theme_style
+            .or(self.theme)
+            .map(|s| {
+                ThemeStyle::from_code(&s)
+                    .ok_or_else(|| AppError::bad_request("invalid_theme", "theme is auto, light or dark"))
+            })
+            .transpose()?;
+        let language = self
+            .language
+            .map(|l| {
+                Language::from_code(&l).ok_or_else(|| AppError::bad_request("invalid_language", "language is zh-CN or en"))
+            })
+            .transpose()?;
+        Ok(ProfileChanges {
+            display_name,
+            first_name: one_line(self.first_name, "first_name")?,
+            last_name: one_line(self.last_name, "last_name")?,
+            bio: self.bio.map(|b| text::multi_line(&b, "bio", user::BIO_MAX)).transpose()?,
+            email: self.email.map(|e| user::parse_email(&e)).transpose()?,
+            theme_mode,
+            theme_style,
+            language,
+        })
+    }
+}
+
+pub async fn update(state: &AppState, user: &User, patch: ProfilePatch) -> Result<ProfileView> {
+    let changes = patch.validate()?;
+    let updated = state.store.update_profile(user.id, &changes).await?;
+    view(state, &updated, Some(&updated)).await
+}
+
+/// Stores a new avatar from uploaded bytes.
+pub async fn set_avatar(state: &AppState, user: &User, bytes: Vec<u8>) -> Result<ProfileView> {
+    if bytes.len() > avatar::MAX_UPLOAD_BYTES {
+        return Err(AppError::PayloadTooLarge { message: "avatars are at most 5 MB".into() });
+    }
+    let png = tokio::task::spawn_blocking(move || avatar::normalize(&bytes))
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("avatar task failed: {e}")))??;
+    let updated = state.store.put_avatar(user.id, &png, now_ms()).await?;
+    view(state, &updated, Some(&updated)).await
+}
+
+pub async fn search(state: &AppState, query: &str, viewer: &User) -> Result<Vec<ProfileView>> {
+    let query = query.trim();
+    if query.is_empty() {
+        return Ok(Vec::new());
+    }
+    let users = state.store.search_users(query, 20).await?;
+    views(state, &users, Some(viewer)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patch_validation() {
+        let ok = ProfilePatch {
+            nickname: Some(" Ann ".into()),
+            theme_mode: Some("geek".into()),
+            theme: Some("dark".into()),
+            language: Some("en".into()),
+            bio: Some("<b>hi</b>".into()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(ok.display_name.as_deref(), Some("Ann"));
+        assert_eq!(ok.theme_mode, Some(ThemeMode::Work));
+        assert_eq!(ok.theme_style, Some(ThemeStyle::Dark));
+        assert_eq!(ok.bio.as_deref(), Some("<b>hi</b>"));
+
+        let long_bio = ProfilePatch { bio: Some("x".repeat(501)), ..Default::default() };
+        assert!(long_bio.validate().is_err());
+        let exact_bio = ProfilePatch { bio: Some("x".repeat(500)), ..Default::default() };
+        assert!(exact_bio.validate().is_ok());
+        let bad_mode = ProfilePatch { theme_mode: Some("party".into()), ..Default::default() };
+        assert_eq!(bad_mode.validate().unwrap_err().code(), "invalid_theme_mode");
+        let bad_lang = ProfilePatch { language: Some("fr".into()), ..Default::default() };
+        assert_eq!(bad_lang.validate().unwrap_err().code(), "invalid_language");
+        let bad_email = ProfilePatch { email: Some("nope".into()), ..Default::default() };
+        assert_eq!(bad_email.validate().unwrap_err().code(), "invalid_email");
+    }
+}

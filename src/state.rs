@@ -1,0 +1,35 @@
+//! Everything a handler or session needs, passed explicitly (no globals).
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::limits::Limits;
+use crate::realtime::hub::Hub;
+use crate::realtime::typing::Typing;
+use crate::services::room_cache::RoomCache;
+use crate::services::writer::MessageWriter;
+use crate::store::DynStore;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: DynStore,
+    pub hub: Hub,
+    pub rooms: Arc<RoomCache>,
+    pub writer: MessageWriter,
+    pub limits: Arc<Limits>,
+    pub typing: Arc<Typing>,
+    /// WebSocket connections still allowed (`--max-connections`).
+    pub connections: Arc<Semaphore>,
+    /// A password hash to verify against when the username does not exist,
+    /// so a failed login takes as long whether or not the user exists.
+    pub dummy_password_hash: Arc<str>,
+    /// Cancelled when the server begins shutting down.
+    pub shutdown: CancellationToken,
+    /// Background tasks and WebSocket sessions, awaited at shutdown.
+    pub tasks: TaskTracker,
+}

@@ -1,0 +1,1360 @@
+//! SQLite back end (the embedded default). WAL mode; all writes go through one
+//! connection so writers never contend inside the process, reads use a pool.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{FromRow, QueryBuilder, Sqlite};
+use tracing::instrument;
+
+use super::{
+    ApiTokenRecord, Invite, MessagePage, NewRoom, NewUser, Page, ProfileChanges, RoomChanges, RoomSummary,
+    SessionRecord, Store, StoreError, StoreResult,
+};
+use crate::domain::ids::{MessageId, RoomId, TokenId, UserId};
+use crate::domain::message::{InsertOutcome, Message, MessageType, NewMessage, Sender};
+use crate::domain::room::{Member, Role, Room, RoomKind};
+use crate::domain::time::day_of;
+use crate::domain::user::{Language, Membership, ThemeMode, ThemeStyle, User};
+
+pub struct SqliteStore {
+    /// One connection: SQLite has one writer anyway, and this way it never waits on itself.
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true)
+            .pragma("cache_size", "-32000")
+            .pragma("temp_store", "memory");
+        if let Some(parent) = options.get_filename().parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)?;
+        }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.clone())
+            .await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(Self { writer, reader })
+    }
+}
+
+fn db_err(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        other => StoreError::Unavailable(Box::new(other)),
+    }
+}
+
+/// Maps a unique-constraint failure to `Conflict(code)`, anything else as usual.
+fn unique_as(code: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(code),
+        _ => db_err(e),
+    }
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Unavailable(format!("corrupt value in database: {what}").into())
+}
+
+fn user_id(text: &str) -> StoreResult<UserId> {
+    UserId::parse(text).map_err(|_| corrupt("user id"))
+}
+
+fn room_id(text: &str) -> StoreResult<RoomId> {
+    RoomId::parse(text).map_err(|_| corrupt("room id"))
+}
+
+// ---- rows
+
+macro_rules! user_cols {
+    () => {
+        "u.id, u.username, u.display_name, u.first_name, u.last_name, u.bio, u.email, u.membership, \
+         u.membership_until, u.theme_mode, u.theme_style, u.language, u.is_admin, u.avatar_version, \
+         u.created_at, u.last_seen_at"
+    };
+}
+
+#[derive(FromRow)]
+struct UserRow {
+    id: String,
+    username: String,
+    display_name: String,
+    first_name: String,
+    last_name: String,
+    bio: String,
+    email: String,
+    membership: String,
+    membership_until: Option<i64>,
+    theme_mode: String,
+    theme_style: String,
+    language: String,
+    is_admin: bool,
+    avatar_version: i64,
+    created_at: i64,
+    last_seen_at: Option<i64>,
+}
+
+impl UserRow {
+    fn into_user(self) -> StoreResult<User> {
+        Ok(User {
+            id: user_id(&self.id)?,
+            username: self.username,
+            display_name: self.display_name,
+            first_name: self.first_name,
+            last_name: self.last_name,
+            bio: self.bio,
+            email: self.email,
+            membership: Membership::from_code(&self.membership).ok_or_else(|| corrupt("membership"))?,
+            membership_until: self.membership_until,
+            theme_mode: ThemeMode::from_code(&self.theme_mode).ok_or_else(|| corrupt("theme_mode"))?,
+            theme_style: ThemeStyle::from_code(&self.theme_style).ok_or_else(|| corrupt("theme_style"))?,
+            language: Language::from_code(&self.language).ok_or_else(|| corrupt("language"))?,
+            is_admin: self.is_admin,
+            avatar_version: self.avatar_version,
+            created_at: self.created_at,
+            last_seen_at: self.last_seen_at,
+        })
+    }
+}
+
+fn users(rows: Vec<UserRow>) -> StoreResult<Vec<User>> {
+    rows.into_iter().map(UserRow::into_user).collect()
+}
+
+macro_rules! room_cols {
+    () => {
+        "r.id, r.kind, r.name, r.description, r.owner_id, r.is_archived, r.last_seq, r.created_at, r.updated_at"
+    };
+}
+
+#[derive(FromRow)]
+struct RoomRow {
+    id: String,
+    kind: String,
+    name: String,
+    description: String,
+    owner_id: Option<String>,
+    is_archived: bool,
+    last_seq: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl RoomRow {
+    fn into_room(self) -> StoreResult<Room> {
+        Ok(Room {
+            id: room_id(&self.id)?,
+            kind: RoomKind::from_code(&self.kind).ok_or_else(|| corrupt("room kind"))?,
+            name: self.name,
+            description: self.description,
+            owner_id: self.owner_id.as_deref().map(user_id).transpose()?,
+            is_archived: self.is_archived,
+            last_seq: self.last_seq,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+macro_rules! member_cols {
+    () => {
+        "rm.room_id, rm.user_id, rm.role, rm.muted_until, rm.last_read_seq, rm.joined_at"
+    };
+}
+
+#[derive(FromRow)]
+struct MemberRow {
+    room_id: String,
+    user_id: String,
+    role: String,
+    muted_until: Option<i64>,
+    last_read_seq: i64,
+    joined_at: i64,
+}
+
+impl MemberRow {
+    fn into_member(self) -> StoreResult<Member> {
+        Ok(Member {
+            room_id: room_id(&self.room_id)?,
+            user_id: user_id(&self.user_id)?,
+            role: Role::from_code(&self.role).ok_or_else(|| corrupt("role"))?,
+            muted_until: self.muted_until,
+            last_read_seq: self.last_read_seq,
+            joined_at: self.joined_at,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct MemberUserRow {
+    #[sqlx(flatten)]
+    member: MemberRow,
+    #[sqlx(flatten)]
+    user: UserRow,
+}
+
+macro_rules! message_cols {
+    () => {
+        "m.id, m.room_id, m.seq, m.sender_id, m.message_type, m.content, m.client_id, m.event, m.created_at, \
+         u.username as sender_username, u.display_name as sender_display_name, \
+         u.avatar_version as sender_avatar_version"
+    };
+}
+
+#[derive(FromRow)]
+struct MessageRow {
+    id: String,
+    room_id: String,
+    seq: i64,
+    sender_id: Option<String>,
+    message_type: String,
+    content: String,
+    client_id: Option<String>,
+    event: Option<String>,
+    created_at: i64,
+    sender_username: Option<String>,
+    sender_display_name: Option<String>,
+    sender_avatar_version: Option<i64>,
+}
+
+impl MessageRow {
+    fn into_message(self) -> StoreResult<Message> {
+        let sender = match (self.sender_id, self.sender_username) {
+            (Some(id), Some(username)) => Some(Arc::new(Sender {
+                id: user_id(&id)?,
+                username,
+                display_name: self.sender_display_name.unwrap_or_default(),
+                avatar_version: self.sender_avatar_version.unwrap_or_default(),
+            })),
+            _ => None,
+        };
+        Ok(Message {
+            id: MessageId::parse(&self.id).map_err(|_| corrupt("message id"))?,
+            room_id: room_id(&self.room_id)?,
+            seq: self.seq,
+            sender,
+            message_type: MessageType::from_code(&self.message_type).ok_or_else(|| corrupt("message type"))?,
+            content: self.content,
+            client_id: self.client_id,
+            event: self.event,
+            created_at: self.created_at,
+        })
+    }
+}
+
+fn messages(rows: Vec<MessageRow>) -> StoreResult<Vec<Message>> {
+    rows.into_iter().map(MessageRow::into_message).collect()
+}
+
+#[derive(FromRow)]
+struct SessionRow {
+    token_hash: String,
+    user_id: String,
+    csrf_token: String,
+    created_at: i64,
+    expires_at: i64,
+    last_used_at: i64,
+    user_agent: String,
+    ip: String,
+}
+
+impl SessionRow {
+    fn into_session(self) -> StoreResult<SessionRecord> {
+        Ok(SessionRecord {
+            token_hash: self.token_hash,
+            user_id: user_id(&self.user_id)?,
+            csrf_token: self.csrf_token,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            last_used_at: self.last_used_at,
+            user_agent: self.user_agent,
+            ip: self.ip,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct ApiTokenRow {
+    id: String,
+    user_id: String,
+    name: String,
+    token_hash: String,
+    created_at: i64,
+    last_used_at: Option<i64>,
+}
+
+#[derive(FromRow)]
+struct InviteRow {
+    code: String,
+    room_id: String,
+    created_by: String,
+    created_at: i64,
+    expires_at: Option<i64>,
+    max_uses: Option<i64>,
+    uses: i64,
+    revoked: bool,
+}
+
+impl InviteRow {
+    fn into_invite(self) -> StoreResult<Invite> {
+        Ok(Invite {
+            code: self.code,
+            room_id: room_id(&self.room_id)?,
+            created_by: user_id(&self.created_by)?,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            max_uses: self.max_uses,
+            uses: self.uses,
+            revoked: self.revoked,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct SummaryRow {
+    #[sqlx(flatten)]
+    room: RoomRow,
+    role: String,
+    last_read_seq: i64,
+    member_count: i64,
+    unread: i64,
+}
+
+/// Escapes `%`, `_` and `\` so user text matches literally inside `like`.
+fn like_pattern(query: &str) -> String {
+    let mut pattern = String::with_capacity(query.len() + 2);
+    pattern.push('%');
+    for c in query.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> StoreResult<()> {
+        sqlx::migrate!("migrations/sqlite")
+            .run(&self.writer)
+            .await
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("select 1").execute(&self.reader).await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+
+    // ---- users
+
+    #[instrument(skip_all, fields(username = %user.username))]
+    async fn insert_user(&self, user: &NewUser) -> StoreResult<User> {
+        sqlx::query(
+            "insert into users (id, username, username_key, password_hash, display_name, is_admin, created_at) \
+             values (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(user.id.to_string())
+        .bind(&user.username)
+        .bind(crate::domain::user::username_key(&user.username))
+        .bind(&user.password_hash)
+        .bind(&user.display_name)
+        .bind(user.is_admin)
+        .bind(user.created_at)
+        .execute(&self.writer)
+        .await
+        .map_err(unique_as("username_taken"))?;
+        self.get_user(user.id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn get_user(&self, id: UserId) -> StoreResult<Option<User>> {
+        sqlx::query_as::<_, UserRow>(concat!("select ", user_cols!(), " from users u where u.id = ?"))
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?
+            .map(UserRow::into_user)
+            .transpose()
+    }
+
+    async fn get_user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        sqlx::query_as::<_, UserRow>(concat!("select ", user_cols!(), " from users u where u.username_key = ?"))
+            .bind(crate::domain::user::username_key(username))
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?
+            .map(UserRow::into_user)
+            .transpose()
+    }
+
+    async fn get_credentials(&self, username: &str) -> StoreResult<Option<(UserId, String)>> {
+        let row: Option<(String, String)> =
+            sqlx::query_as("select id, password_hash from users where username_key = ?")
+                .bind(crate::domain::user::username_key(username))
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(db_err)?;
+        row.map(|(id, hash)| Ok((user_id(&id)?, hash))).transpose()
+    }
+
+    async fn get_password_hash(&self, id: UserId) -> StoreResult<Option<String>> {
+        sqlx::query_scalar("select password_hash from users where id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)
+    }
+
+    async fn list_users(&self, ids: &[UserId]) -> StoreResult<Vec<User>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut query = QueryBuilder::<Sqlite>::new(concat!("select ", user_cols!(), " from users u where u.id in ("));
+        let mut list = query.separated(", ");
+        for id in ids {
+            list.push_bind(id.to_string());
+        }
+        query.push(")");
+        users(query.build_query_as::<UserRow>().fetch_all(&self.reader).await.map_err(db_err)?)
+    }
+
+    async fn search_users(&self, query: &str, limit: u32) -> StoreResult<Vec<User>> {
+        let pattern = like_pattern(query);
+        users(
+            sqlx::query_as::<_, UserRow>(concat!(
+                "select ",
+                user_cols!(),
+                " from users u where u.username_key like ?1 escape '\\' or lower(u.display_name) like ?1 escape '\\' \
+                 order by u.username_key limit ?2"
+            ))
+            .bind(pattern)
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?,
+        )
+    }
+
+    #[instrument(skip_all, fields(user_id = %id))]
+    async fn update_profile(&self, id: UserId, changes: &ProfileChanges) -> StoreResult<User> {
+        let done = sqlx::query(
+            "update users set \
+               display_name = coalesce(?, display_name), first_name = coalesce(?, first_name), \
+               last_name = coalesce(?, last_name), bio = coalesce(?, bio), email = coalesce(?, email), \
+               theme_mode = coalesce(?, theme_mode), theme_style = coalesce(?, theme_style), \
+               language = coalesce(?, language) \
+             where id = ?",
+        )
+        .bind(changes.display_name.as_deref())
+        .bind(changes.first_name.as_deref())
+        .bind(changes.last_name.as_deref())
+        .bind(changes.bio.as_deref())
+        .bind(changes.email.as_deref())
+        .bind(changes.theme_mode.map(ThemeMode::code))
+        .bind(changes.theme_style.map(ThemeStyle::code))
+        .bind(changes.language.map(Language::code))
+        .bind(id.to_string())
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.get_user(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn update_password(&self, id: UserId, password_hash: &str) -> StoreResult<()> {
+        let done = sqlx::query("update users set password_hash = ? where id = ?")
+            .bind(password_hash)
+            .bind(id.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn update_membership(&self, id: UserId, membership: Membership, until: Option<i64>) -> StoreResult<User> {
+        let done = sqlx::query("update users set membership = ?, membership_until = ? where id = ?")
+            .bind(membership.code())
+            .bind(until)
+            .bind(id.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.get_user(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn update_admin(&self, id: UserId, is_admin: bool) -> StoreResult<User> {
+        let done = sqlx::query("update users set is_admin = ? where id = ?")
+            .bind(is_admin)
+            .bind(id.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.get_user(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn update_last_seen(&self, id: UserId, at: i64) -> StoreResult<()> {
+        sqlx::query("update users set last_seen_at = ? where id = ?")
+            .bind(at)
+            .bind(id.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn put_avatar(&self, id: UserId, png: &[u8], at: i64) -> StoreResult<User> {
+        let mut tx = self.writer.begin_with("begin immediate").await.map_err(db_err)?;
+        let done = sqlx::query("update users set avatar_version = avatar_version + 1 where id = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query(
+            "insert into avatars (user_id, image, updated_at) values (?, ?, ?) \
+             on conflict (user_id) do update set image = excluded.image, updated_at = excluded.updated_at",
+        )
+        .bind(id.to_string())
+        .bind(png.to_vec())
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        self.get_user(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn get_avatar(&self, id: UserId) -> StoreResult<Option<Vec<u8>>> {
+        sqlx::query_scalar("select image from avatars where user_id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)
+    }
+
+    async fn count_active_days(&self, ids: &[UserId], since_day: i64) -> StoreResult<HashMap<UserId, u32>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut query = QueryBuilder::<Sqlite>::new("select user_id, count(*) from user_activity_days where day >= ");
+        query.push_bind(since_day).push(" and user_id in (");
+        let mut list = query.separated(", ");
+        for id in ids {
+            list.push_bind(id.to_string());
+        }
+        query.push(") group by user_id");
+        let rows: Vec<(String, i64)> = query.build_query_as().fetch_all(&self.reader).await.map_err(db_err)?;
+        rows.into_iter()
+            .map(|(id, n)| Ok((user_id(&id)?, u32::try_from(n).unwrap_or(u32::MAX))))
+            .collect()
+    }
+
+    // ---- sessions
+
+    async fn insert_session(&self, s: &SessionRecord) -> StoreResult<()> {
+        sqlx::query(
+            "insert into sessions (token_hash, user_id, csrf_token, created_at, expires_at, last_used_at, user_agent, ip) \
+             values (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&s.token_hash)
+        .bind(s.user_id.to_string())
+        .bind(&s.csrf_token)
+        .bind(s.created_at)
+        .bind(s.expires_at)
+        .bind(s.last_used_at)
+        .bind(&s.user_agent)
+        .bind(&s.ip)
+        .execute(&self.writer)
+        .await
+        .map_err(unique_as("session_exists"))?;
+        Ok(())
+    }
+
+    async fn get_session(&self, token_hash: &str, now: i64) -> StoreResult<Option<(SessionRecord, User)>> {
+        #[derive(FromRow)]
+        struct Row {
+            token_hash: String,
+            csrf_token: String,
+            s_created_at: i64,
+            expires_at: i64,
+            last_used_at: i64,
+            user_agent: String,
+            ip: String,
+            #[sqlx(flatten)]
+            user: UserRow,
+        }
+        let row = sqlx::query_as::<_, Row>(concat!(
+            "select s.token_hash, s.csrf_token, s.created_at as s_created_at, s.expires_at, s.last_used_at, \
+             s.user_agent, s.ip, ",
+            user_cols!(),
+            " from sessions s join users u on u.id = s.user_id where s.token_hash = ? and s.expires_at > ?"
+        ))
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let user = row.user.into_user()?;
+        let session = SessionRecord {
+            token_hash: row.token_hash,
+            user_id: user.id,
+            csrf_token: row.csrf_token,
+            created_at: row.s_created_at,
+            expires_at: row.expires_at,
+            last_used_at: row.last_used_at,
+            user_agent: row.user_agent,
+            ip: row.ip,
+        };
+        Ok(Some((session, user)))
+    }
+
+    async fn touch_session(&self, token_hash: &str, last_used_at: i64, expires_at: i64) -> StoreResult<()> {
+        sqlx::query("update sessions set last_used_at = ?, expires_at = ? where token_hash = ?")
+            .bind(last_used_at)
+            .bind(expires_at)
+            .bind(token_hash)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn list_sessions(&self, user: UserId, now: i64) -> StoreResult<Vec<SessionRecord>> {
+        sqlx::query_as::<_, SessionRow>(
+            "select token_hash, user_id, csrf_token, created_at, expires_at, last_used_at, user_agent, ip \
+             from sessions where user_id = ? and expires_at > ? order by last_used_at desc",
+        )
+        .bind(user.to_string())
+        .bind(now)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?
+        .into_iter()
+        .map(SessionRow::into_session)
+        .collect()
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
+        sqlx::query("delete from sessions where token_hash = ?")
+            .bind(token_hash)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn delete_other_sessions(&self, user: UserId, keep: Option<&str>) -> StoreResult<u64> {
+        let done = sqlx::query("delete from sessions where user_id = ? and token_hash != coalesce(?, '')")
+            .bind(user.to_string())
+            .bind(keep)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
+    // ---- API tokens
+
+    async fn insert_api_token(&self, t: &ApiTokenRecord) -> StoreResult<()> {
+        sqlx::query(
+            "insert into api_tokens (id, user_id, name, token_hash, created_at, last_used_at) values (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(t.id.to_string())
+        .bind(t.user_id.to_string())
+        .bind(&t.name)
+        .bind(&t.token_hash)
+        .bind(t.created_at)
+        .bind(t.last_used_at)
+        .execute(&self.writer)
+        .await
+        .map_err(unique_as("token_exists"))?;
+        Ok(())
+    }
+
+    async fn list_api_tokens(&self, user: UserId) -> StoreResult<Vec<ApiTokenRecord>> {
+        sqlx::query_as::<_, ApiTokenRow>(
+            "select id, user_id, name, token_hash, created_at, last_used_at from api_tokens \
+             where user_id = ? order by created_at",
+        )
+        .bind(user.to_string())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?
+        .into_iter()
+        .map(|r| {
+            Ok(ApiTokenRecord {
+                id: TokenId::parse(&r.id).map_err(|_| corrupt("token id"))?,
+                user_id: user_id(&r.user_id)?,
+                name: r.name,
+                token_hash: r.token_hash,
+                created_at: r.created_at,
+                last_used_at: r.last_used_at,
+            })
+        })
+        .collect()
+    }
+
+    async fn get_api_token_user(&self, token_hash: &str, now: i64) -> StoreResult<Option<User>> {
+        let user = sqlx::query_as::<_, UserRow>(concat!(
+            "select ",
+            user_cols!(),
+            " from api_tokens t join users u on u.id = t.user_id where t.token_hash = ?"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?
+        .map(UserRow::into_user)
+        .transpose()?;
+        if user.is_some() {
+            // Minute resolution is plenty for "last used", and spares a write per request.
+            sqlx::query("update api_tokens set last_used_at = ? where token_hash = ? and coalesce(last_used_at, 0) < ?")
+                .bind(now)
+                .bind(token_hash)
+                .bind(now - 60_000)
+                .execute(&self.writer)
+                .await
+                .map_err(db_err)?;
+        }
+        Ok(user)
+    }
+
+    async fn delete_api_token(&self, user: UserId, id: TokenId) -> StoreResult<()> {
+        let done = sqlx::query("delete from api_tokens where id = ? and user_id = ?")
+            .bind(id.to_string())
+            .bind(user.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    // ---- rooms
+
+    #[instrument(skip_all, fields(room_id = %room.id))]
+    async fn insert_room(&self, room: &NewRoom) -> StoreResult<Room> {
+        let mut tx = self.writer.begin_with("begin immediate").await.map_err(db_err)?;
+        sqlx::query(
+            "insert into rooms (id, kind, name, description, owner_id, direct_key, created_at, updated_at) \
+             values (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(room.id.as_str())
+        .bind(room.kind.code())
+        .bind(&room.name)
+        .bind(&room.description)
+        .bind(room.owner_id.map(|id| id.to_string()))
+        .bind(room.direct_key.as_deref())
+        .bind(room.created_at)
+        .bind(room.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(unique_as("room_exists"))?;
+        for (user, role) in &room.members {
+            sqlx::query("insert into room_members (room_id, user_id, role, joined_at) values (?, ?, ?, ?)")
+                .bind(room.id.as_str())
+                .bind(user.to_string())
+                .bind(role.code())
+                .bind(room.created_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| match &e {
+                    sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::NotFound,
+                    _ => unique_as("already_member")(e),
+                })?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        self.get_room(&room.id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn get_room(&self, id: &RoomId) -> StoreResult<Option<Room>> {
+        sqlx::query_as::<_, RoomRow>(concat!("select ", room_cols!(), " from rooms r where r.id = ?"))
+            .bind(id.as_str())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?
+            .map(RoomRow::into_room)
+            .transpose()
+    }
+
+    async fn get_direct_room(&self, direct_key: &str) -> StoreResult<Option<Room>> {
+        sqlx::query_as::<_, RoomRow>(concat!("select ", room_cols!(), " from rooms r where r.direct_key = ?"))
+            .bind(direct_key)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?
+            .map(RoomRow::into_room)
+            .transpose()
+    }
+
+    async fn update_room(&self, id: &RoomId, changes: &RoomChanges, at: i64) -> StoreResult<Room> {
+        let done = sqlx::query(
+            "update rooms set name = coalesce(?, name), description = coalesce(?, description), \
+             is_archived = coalesce(?, is_archived), updated_at = ? where id = ?",
+        )
+        .bind(changes.name.as_deref())
+        .bind(changes.description.as_deref())
+        .bind(changes.is_archived)
+        .bind(at)
+        .bind(id.as_str())
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.get_room(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn transfer_ownership(&self, id: &RoomId, from: UserId, to: UserId, at: i64) -> StoreResult<Room> {
+        let mut tx = self.writer.begin_with("begin immediate").await.map_err(db_err)?;
+        let promoted = sqlx::query("update room_members set role = 'owner' where room_id = ? and user_id = ?")
+            .bind(id.as_str())
+            .bind(to.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if promoted.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("update room_members set role = 'admin' where room_id = ? and user_id = ?")
+            .bind(id.as_str())
+            .bind(from.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query("update rooms set owner_id = ?, updated_at = ? where id = ?")
+            .bind(to.to_string())
+            .bind(at)
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        self.get_room(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn list_rooms_for_user(&self, user: UserId) -> StoreResult<Vec<RoomSummary>> {
+        let uid = user.to_string();
+        // Unread counts stop at 1000: a badge shows "999+" and the count stays cheap.
+        let rows = sqlx::query_as::<_, SummaryRow>(concat!(
+            "select ",
+            room_cols!(),
+            ", rm.role, rm.last_read_seq, \
+             (select count(*) from room_members c where c.room_id = r.id) as member_count, \
+             (select count(*) from (select 1 from messages x where x.room_id = r.id and x.seq > rm.last_read_seq \
+                and x.message_type = 'text' and x.sender_id != rm.user_id limit 1000)) as unread \
+             from room_members rm join rooms r on r.id = rm.room_id where rm.user_id = ? \
+             order by coalesce(r.last_message_at, r.created_at) desc, r.id"
+        ))
+        .bind(&uid)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+
+        let last_messages = messages(
+            sqlx::query_as::<_, MessageRow>(concat!(
+                "select ",
+                message_cols!(),
+                " from room_members rm join rooms r on r.id = rm.room_id \
+                 join messages m on m.room_id = r.id and m.seq = r.last_seq \
+                 left join users u on u.id = m.sender_id where rm.user_id = ?"
+            ))
+            .bind(&uid)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?,
+        )?;
+        let mut last_by_room: HashMap<RoomId, Message> =
+            last_messages.into_iter().map(|m| (m.room_id.clone(), m)).collect();
+
+        #[derive(FromRow)]
+        struct PeerRow {
+            peer_room_id: String,
+            #[sqlx(flatten)]
+            user: UserRow,
+        }
+        let peers = sqlx::query_as::<_, PeerRow>(concat!(
+            "select rm.room_id as peer_room_id, ",
+            user_cols!(),
+            " from room_members rm join rooms r on r.id = rm.room_id and r.kind = 'direct' \
+             join room_members other on other.room_id = rm.room_id and other.user_id != rm.user_id \
+             join users u on u.id = other.user_id where rm.user_id = ?"
+        ))
+        .bind(&uid)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        let mut peer_by_room = HashMap::new();
+        for row in peers {
+            peer_by_room.insert(room_id(&row.peer_room_id)?, row.user.into_user()?);
+        }
+
+        rows.into_iter()
+            .map(|row| {
+                let room = row.room.into_room()?;
+                Ok(RoomSummary {
+                    role: Role::from_code(&row.role).ok_or_else(|| corrupt("role"))?,
+                    member_count: row.member_count,
+                    unread: row.unread,
+                    last_read_seq: row.last_read_seq,
+                    last_message: last_by_room.remove(&room.id),
+                    peer: peer_by_room.remove(&room.id),
+                    room,
+                })
+            })
+            .collect()
+    }
+
+    async fn list_room_ids_for_user(&self, user: UserId) -> StoreResult<Vec<RoomId>> {
+        let ids: Vec<String> = sqlx::query_scalar("select room_id from room_members where user_id = ?")
+            .bind(user.to_string())
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
+        ids.iter().map(|id| room_id(id)).collect()
+    }
+
+    async fn list_public_rooms(&self, query: &str, limit: u32) -> StoreResult<Vec<(Room, i64)>> {
+        #[derive(FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            room: RoomRow,
+            member_count: i64,
+        }
+        let rows = sqlx::query_as::<_, Row>(concat!(
+            "select ",
+            room_cols!(),
+            ", (select count(*) from room_members c where c.room_id = r.id) as member_count \
+             from rooms r where r.kind = 'public' and r.is_archived = false \
+             and (lower(r.name) like ?1 escape '\\' or r.id like ?1 escape '\\') \
+             order by member_count desc, r.name limit ?2"
+        ))
+        .bind(like_pattern(query))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        rows.into_iter().map(|r| Ok((r.room.into_room()?, r.member_count))).collect()
+    }
+
+    // ---- members
+
+    async fn insert_member(&self, room: &RoomId, user: UserId, role: Role, at: i64) -> StoreResult<Member> {
+        sqlx::query("insert into room_members (room_id, user_id, role, joined_at) values (?, ?, ?, ?)")
+            .bind(room.as_str())
+            .bind(user.to_string())
+            .bind(role.code())
+            .bind(at)
+            .execute(&self.writer)
+            .await
+            .map_err(|e| match &e {
+                sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::NotFound,
+                _ => unique_as("already_member")(e),
+            })?;
+        self.get_member(room, user).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn get_member(&self, room: &RoomId, user: UserId) -> StoreResult<Option<Member>> {
+        sqlx::query_as::<_, MemberRow>(concat!(
+            "select ",
+            member_cols!(),
+            " from room_members rm where rm.room_id = ? and rm.user_id = ?"
+        ))
+        .bind(room.as_str())
+        .bind(user.to_string())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?
+        .map(MemberRow::into_member)
+        .transpose()
+    }
+
+    async fn list_members(&self, room: &RoomId) -> StoreResult<Vec<(Member, User)>> {
+        sqlx::query_as::<_, MemberUserRow>(concat!(
+            "select ",
+            member_cols!(),
+            ", ",
+            user_cols!(),
+            " from room_members rm join users u on u.id = rm.user_id where rm.room_id = ? order by rm.joined_at, u.username_key"
+        ))
+        .bind(room.as_str())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?
+        .into_iter()
+        .map(|row| Ok((row.member.into_member()?, row.user.into_user()?)))
+        .collect()
+    }
+
+    async fn update_member_role(&self, room: &RoomId, user: UserId, role: Role) -> StoreResult<Member> {
+        let done = sqlx::query("update room_members set role = ? where room_id = ? and user_id = ?")
+            .bind(role.code())
+            .bind(room.as_str())
+            .bind(user.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.get_member(room, user).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn update_member_muted(&self, room: &RoomId, user: UserId, until: Option<i64>) -> StoreResult<Member> {
+        let done = sqlx::query("update room_members set muted_until = ? where room_id = ? and user_id = ?")
+            .bind(until)
+            .bind(room.as_str())
+            .bind(user.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.get_member(room, user).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn delete_member(&self, room: &RoomId, user: UserId) -> StoreResult<()> {
+        let done = sqlx::query("delete from room_members where room_id = ? and user_id = ?")
+            .bind(room.as_str())
+            .bind(user.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn update_last_read(&self, room: &RoomId, user: UserId, seq: i64) -> StoreResult<Option<i64>> {
+        sqlx::query_scalar(
+            "update room_members set last_read_seq = min(?1, (select last_seq from rooms where id = ?2)) \
+             where room_id = ?2 and user_id = ?3 and last_read_seq < min(?1, (select last_seq from rooms where id = ?2)) \
+             returning last_read_seq",
+        )
+        .bind(seq)
+        .bind(room.as_str())
+        .bind(user.to_string())
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(db_err)
+    }
+
+    async fn read_positions(&self, room: &RoomId, user: UserId) -> StoreResult<(i64, i64)> {
+        sqlx::query_as(
+            "select coalesce(max(case when user_id = ?2 then last_read_seq end), 0), \
+                    coalesce(max(case when user_id != ?2 then last_read_seq end), 0) \
+             from room_members where room_id = ?1",
+        )
+        .bind(room.as_str())
+        .bind(user.to_string())
+        .fetch_one(&self.reader)
+        .await
+        .map_err(db_err)
+    }
+
+    // ---- invites
+
+    async fn insert_invite(&self, invite: &Invite) -> StoreResult<()> {
+        sqlx::query(
+            "insert into room_invites (code, room_id, created_by, created_at, expires_at, max_uses, uses, revoked) \
+             values (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&invite.code)
+        .bind(invite.room_id.as_str())
+        .bind(invite.created_by.to_string())
+        .bind(invite.created_at)
+        .bind(invite.expires_at)
+        .bind(invite.max_uses)
+        .bind(invite.uses)
+        .bind(invite.revoked)
+        .execute(&self.writer)
+        .await
+        .map_err(unique_as("invite_exists"))?;
+        Ok(())
+    }
+
+    async fn get_invite(&self, code: &str) -> StoreResult<Option<Invite>> {
+        sqlx::query_as::<_, InviteRow>(
+            "select code, room_id, created_by, created_at, expires_at, max_uses, uses, revoked \
+             from room_invites where code = ?",
+        )
+        .bind(code)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?
+        .map(InviteRow::into_invite)
+        .transpose()
+    }
+
+    async fn list_invites(&self, room: &RoomId) -> StoreResult<Vec<Invite>> {
+        sqlx::query_as::<_, InviteRow>(
+            "select code, room_id, created_by, created_at, expires_at, max_uses, uses, revoked \
+             from room_invites where room_id = ? order by created_at desc",
+        )
+        .bind(room.as_str())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?
+        .into_iter()
+        .map(InviteRow::into_invite)
+        .collect()
+    }
+
+    async fn revoke_invite(&self, room: &RoomId, code: &str) -> StoreResult<()> {
+        let done = sqlx::query("update room_invites set revoked = true where room_id = ? and code = ?")
+            .bind(room.as_str())
+            .bind(code)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn redeem_invite(&self, code: &str, user: UserId, at: i64) -> StoreResult<Member> {
+        let mut tx = self.writer.begin_with("begin immediate").await.map_err(db_err)?;
+        let room: Option<String> = sqlx::query_scalar(
+            "update room_invites set uses = uses + 1 where code = ? and revoked = false \
+             and (expires_at is null or expires_at > ?) and (max_uses is null or uses < max_uses) returning room_id",
+        )
+        .bind(code)
+        .bind(at)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let Some(room) = room else {
+            return Err(StoreError::Conflict("invite_invalid"));
+        };
+        sqlx::query("insert into room_members (room_id, user_id, role, joined_at) values (?, ?, 'member', ?)")
+            .bind(&room)
+            .bind(user.to_string())
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(unique_as("already_member"))?;
+        tx.commit().await.map_err(db_err)?;
+        self.get_member(&room_id(&room)?, user).await?.ok_or(StoreError::NotFound)
+    }
+
+    // ---- messages
+
+    #[instrument(skip_all, fields(batch = batch.len()))]
+    async fn insert_messages(&self, batch: &[NewMessage]) -> StoreResult<Vec<InsertOutcome>> {
+        let mut tx = self.writer.begin_with("begin immediate").await.map_err(db_err)?;
+        let mut outcomes: Vec<InsertOutcome> = Vec::with_capacity(batch.len());
+        // The seq last handed out per room in this batch, read from the room once.
+        let mut last_seq: HashMap<&RoomId, (i64, i64)> = HashMap::new();
+        // (room, sender, client_id) -> index in `outcomes`, for repeats within the batch.
+        let mut seen: HashMap<(&RoomId, UserId, &str), usize> = HashMap::new();
+        let mut active: Vec<(UserId, i64)> = Vec::new();
+
+        for msg in batch {
+            let idempotency = match (&msg.sender, &msg.client_id) {
+                (Some(sender), Some(client_id)) => Some((&msg.room_id, sender.id, client_id.as_str())),
+                _ => None,
+            };
+            if let Some(key) = idempotency {
+                if let Some(&i) = seen.get(&key) {
+                    let original = outcomes[i].message().clone();
+                    outcomes.push(InsertOutcome::Duplicate(original));
+                    continue;
+                }
+                let existing = sqlx::query_as::<_, MessageRow>(concat!(
+                    "select ",
+                    message_cols!(),
+                    " from messages m left join users u on u.id = m.sender_id \
+                     where m.room_id = ? and m.sender_id = ? and m.client_id = ?"
+                ))
+                .bind(key.0.as_str())
+                .bind(key.1.to_string())
+                .bind(key.2)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+                if let Some(row) = existing {
+                    outcomes.push(InsertOutcome::Duplicate(row.into_message()?));
+                    continue;
+                }
+            }
+
+            let seq = match last_seq.get_mut(&msg.room_id) {
+                Some((seq, at)) => {
+                    *seq += 1;
+                    *at = msg.created_at;
+                    *seq
+                }
+                None => {
+                    let current: i64 = sqlx::query_scalar("select last_seq from rooms where id = ?")
+                        .bind(msg.room_id.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_err)?
+                        .ok_or(StoreError::NotFound)?;
+                    last_seq.insert(&msg.room_id, (current + 1, msg.created_at));
+                    current + 1
+                }
+            };
+
+            sqlx::query(
+                "insert into messages (id, room_id, seq, sender_id, message_type, content, client_id, event, created_at) \
+                 values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(msg.id.to_string())
+            .bind(msg.room_id.as_str())
+            .bind(seq)
+            .bind(msg.sender.as_ref().map(|s| s.id.to_string()))
+            .bind(msg.message_type.code())
+            .bind(&msg.content)
+            .bind(msg.client_id.as_deref())
+            .bind(msg.event.as_deref())
+            .bind(msg.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+
+            if let (Some(sender), MessageType::Text) = (&msg.sender, msg.message_type) {
+                let day = day_of(msg.created_at);
+                if !active.contains(&(sender.id, day)) {
+                    active.push((sender.id, day));
+                }
+            }
+            if let Some(key) = idempotency {
+                seen.insert(key, outcomes.len());
+            }
+            outcomes.push(InsertOutcome::Inserted(msg.clone().into_message(seq)));
+        }
+
+        for (room, (seq, at)) in &last_seq {
+            sqlx::query("update rooms set last_seq = ?, last_message_at = ? where id = ?")
+                .bind(*seq)
+                .bind(*at)
+                .bind(room.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        for (user, day) in active {
+            sqlx::query("insert into user_activity_days (user_id, day) values (?, ?) on conflict do nothing")
+                .bind(user.to_string())
+                .bind(day)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(outcomes)
+    }
+
+    async fn list_messages(&self, room: &RoomId, page: Page) -> StoreResult<MessagePage> {
+        let (sql, bound, limit, newest_first) = match page {
+            Page::Latest { limit } => (
+                concat!(
+                    "select ",
+                    message_cols!(),
+                    " from messages m left join users u on u.id = m.sender_id \
+                     where m.room_id = ? and m.seq < ? order by m.seq desc limit ?"
+                ),
+                i64::MAX,
+                limit,
+                true,
+            ),
+            Page::Before { seq, limit } => (
+                concat!(
+                    "select ",
+                    message_cols!(),
+                    " from messages m left join users u on u.id = m.sender_id \
+                     where m.room_id = ? and m.seq < ? order by m.seq desc limit ?"
+                ),
+                seq,
+                limit,
+                true,
+            ),
+            Page::After { seq, limit } => (
+                concat!(
+                    "select ",
+                    message_cols!(),
+                    " from messages m left join users u on u.id = m.sender_id \
+                     where m.room_id = ? and m.seq > ? order by m.seq asc limit ?"
+                ),
+                seq,
+                limit,
+                false,
+            ),
+        };
+        // One extra row tells whether more lies beyond the page.
+        let mut rows = sqlx::query_as::<_, MessageRow>(sql)
+            .bind(room.as_str())
+            .bind(bound)
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
+        let has_more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        if newest_first {
+            rows.reverse();
+        }
+        Ok(MessagePage { messages: messages(rows)?, has_more })
+    }
+
+    async fn max_seq_of(&self, room: &RoomId, ids: &[MessageId]) -> StoreResult<Option<i64>> {
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let mut query = QueryBuilder::<Sqlite>::new("select max(seq) from messages where room_id = ");
+        query.push_bind(room.as_str().to_string()).push(" and id in (");
+        let mut list = query.separated(", ");
+        for id in ids {
+            list.push_bind(id.to_string());
+        }
+        query.push(")");
+        query.build_query_scalar::<Option<i64>>().fetch_one(&self.reader).await.map_err(db_err)
+    }
+}
