@@ -37,8 +37,16 @@ pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
     let url = config.database_url()?;
     let store = store::connect(&url, config.db_max_connections)
         .await
-        .with_context(|| format!("could not open the database {}", crate::config::redact_url(&url)))?;
-    store.migrate().await.context("could not apply database migrations")?;
+        .with_context(|| {
+            format!(
+                "could not open the database {}",
+                crate::config::redact_url(&url)
+            )
+        })?;
+    store
+        .migrate()
+        .await
+        .context("could not apply database migrations")?;
     Ok(store)
 }
 
@@ -53,7 +61,8 @@ impl Application {
         let hub = Hub::new();
         let tasks = TaskTracker::new();
         let writer_stop = CancellationToken::new();
-        let (writer, writer_task) = MessageWriter::start(store.clone(), hub.clone(), writer_stop.clone());
+        let (writer, writer_task) =
+            MessageWriter::start(store.clone(), hub.clone(), writer_stop.clone());
         let dummy_password_hash = accounts::hash_password(accounts::random_token()).await?;
         let state = AppState {
             limits: Arc::new(Limits::new(&config)),
@@ -70,7 +79,12 @@ impl Application {
         };
         rooms::ensure_default_room(&state).await?;
         spawn_background(&state);
-        Ok(Self { listener, state, writer_stop, writer_task })
+        Ok(Self {
+            listener,
+            state,
+            writer_stop,
+            writer_task,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -85,23 +99,37 @@ impl Application {
     /// stop accepting, close WebSockets (1012) after their queued frames, finish
     /// message writes, close the database.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { listener, state, writer_stop, writer_task } = self;
+        let Self {
+            listener,
+            state,
+            writer_stop,
+            writer_task,
+        } = self;
         let app = crate::http::router(state.clone());
         let shutdown = state.shutdown.clone();
-        axum::serve(listener, ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app))
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-            .context("the HTTP server failed")?;
+        axum::serve(
+            listener,
+            ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app),
+        )
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .context("the HTTP server failed")?;
 
         // axum does not wait for upgraded connections: sessions are in `tasks`,
         // and each closes with 1012 once its queued frames are written.
         state.tasks.close();
         let deadline = state.config.shutdown_timeout;
-        if tokio::time::timeout(deadline, state.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(deadline, state.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("some sessions did not finish within {deadline:?}");
         }
         writer_stop.cancel();
-        if tokio::time::timeout(Duration::from_secs(10), writer_task).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), writer_task)
+            .await
+            .is_err()
+        {
             tracing::warn!("the message writer did not finish in time");
         }
         state.store.close().await;

@@ -16,9 +16,17 @@ pub const SIZE: u32 = 256;
 /// Decodes a PNG, JPEG, GIF or WebP (recognised from its bytes, not its declared
 /// type) and returns a square 256×256 PNG. CPU-heavy: call from a blocking thread.
 pub fn normalize(bytes: &[u8]) -> Result<Vec<u8>, Invalid> {
-    let unsupported = || Invalid::new("unsupported_image", "the avatar must be a PNG, JPEG, GIF or WebP image");
+    let unsupported = || {
+        Invalid::new(
+            "unsupported_image",
+            "the avatar must be a PNG, JPEG, GIF or WebP image",
+        )
+    };
     let format = image::guess_format(bytes).map_err(|_| unsupported())?;
-    if !matches!(format, ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Gif | ImageFormat::WebP) {
+    if !matches!(
+        format,
+        ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Gif | ImageFormat::WebP
+    ) {
         return Err(unsupported());
     }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
@@ -31,11 +39,18 @@ pub fn normalize(bytes: &[u8]) -> Result<Vec<u8>, Invalid> {
     let image = reader
         .decode()
         .map_err(|e| Invalid::new("invalid_image", format!("the image could not be read: {e}")))?;
-    let square = image.resize_to_fill(SIZE, SIZE, FilterType::Triangle).to_rgba8();
+    let square = image
+        .resize_to_fill(SIZE, SIZE, FilterType::Triangle)
+        .to_rgba8();
     let mut png = Vec::new();
     square
         .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
-        .map_err(|e| Invalid::new("invalid_image", format!("the image could not be encoded: {e}")))?;
+        .map_err(|e| {
+            Invalid::new(
+                "invalid_image",
+                format!("the image could not be encoded: {e}"),
+            )
+        })?;
     Ok(png)
 }
 
@@ -46,7 +61,11 @@ pub fn initials(name: &str) -> String {
     let picked: String = match words.as_slice() {
         [] => "?".to_string(),
         [one] => one.chars().take(1).collect(),
-        [first, second, ..] => first.chars().take(1).chain(second.chars().take(1)).collect(),
+        [first, second, ..] => first
+            .chars()
+            .take(1)
+            .chain(second.chars().take(1))
+            .collect(),
     };
     picked.to_uppercase()
 }
@@ -89,13 +108,21 @@ mod tests {
     fn encoded(format: ImageFormat, w: u32, h: u32) -> Vec<u8> {
         let img = ImageBuffer::from_pixel(w, h, Rgba([200u8, 10, 10, 255]));
         let mut out = Vec::new();
-        image::DynamicImage::ImageRgba8(img).to_rgb8().write_to(&mut Cursor::new(&mut out), format).unwrap();
+        image::DynamicImage::ImageRgba8(img)
+            .to_rgb8()
+            .write_to(&mut Cursor::new(&mut out), format)
+            .unwrap();
         out
     }
 
     #[test]
     fn re_encodes_to_a_256_square_png() {
-        for format in [ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::Gif, ImageFormat::WebP] {
+        for format in [
+            ImageFormat::Png,
+            ImageFormat::Jpeg,
+            ImageFormat::Gif,
+            ImageFormat::WebP,
+        ] {
             let png = normalize(&encoded(format, 300, 120)).unwrap();
             let back = image::load_from_memory_with_format(&png, ImageFormat::Png).unwrap();
             assert_eq!((back.width(), back.height()), (256, 256), "{format:?}");
@@ -104,8 +131,14 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_an_image() {
-        assert_eq!(normalize(b"<svg></svg>").unwrap_err().code, "unsupported_image");
-        assert_eq!(normalize(b"GIF89a garbage").unwrap_err().code, "invalid_image");
+        assert_eq!(
+            normalize(b"<svg></svg>").unwrap_err().code,
+            "unsupported_image"
+        );
+        assert_eq!(
+            normalize(b"GIF89a garbage").unwrap_err().code,
+            "invalid_image"
+        );
         let mut truncated = encoded(ImageFormat::Png, 10, 10);
         truncated.truncate(40);
         assert!(normalize(&truncated).is_err());

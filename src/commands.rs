@@ -53,13 +53,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     app.run_until_stopped().await
 }
 
-async fn user_command(store: &DynStore, config: &Config, command: UserCommand) -> anyhow::Result<()> {
+async fn user_command(
+    store: &DynStore,
+    config: &Config,
+    command: UserCommand,
+) -> anyhow::Result<()> {
     match command {
         UserCommand::Create { name, admin } => {
             let username = user::parse_username(&name).map_err(|e| anyhow::anyhow!("{e}"))?;
             let password = read_password(&username)?;
             user::check_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let hash = accounts::hash_password(password).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let hash = accounts::hash_password(password)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             let new = NewUser {
                 id: UserId::new(),
                 username,
@@ -75,9 +81,16 @@ async fn user_command(store: &DynStore, config: &Config, command: UserCommand) -
             if let Ok(room) = RoomId::parse(&config.default_room)
                 && store.get_room(&room).await?.is_some()
             {
-                let _ = store.insert_member(&room, created.id, Role::Member, now_ms()).await;
+                let _ = store
+                    .insert_member(&room, created.id, Role::Member, now_ms())
+                    .await;
             }
-            println!("created user {} ({}){}", created.username, created.id, if admin { ", admin" } else { "" });
+            println!(
+                "created user {} ({}){}",
+                created.username,
+                created.id,
+                if admin { ", admin" } else { "" }
+            );
             Ok(())
         }
         UserCommand::SetMembership { name, level, until } => {
@@ -101,14 +114,20 @@ async fn user_command(store: &DynStore, config: &Config, command: UserCommand) -
                 "{} is now {}{}",
                 updated.username,
                 membership.code(),
-                until.map(|d| format!(" until {d} (inclusive)")).unwrap_or_default()
+                until
+                    .map(|d| format!(" until {d} (inclusive)"))
+                    .unwrap_or_default()
             );
             Ok(())
         }
         UserCommand::SetAdmin { name, admin } => {
             let user = find_user(store, &name).await?;
             let updated = store.update_admin(user, admin).await?;
-            println!("{} is {}an admin", updated.username, if admin { "now " } else { "no longer " });
+            println!(
+                "{} is {}an admin",
+                updated.username,
+                if admin { "now " } else { "no longer " }
+            );
             Ok(())
         }
     }

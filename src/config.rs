@@ -13,7 +13,11 @@ use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 use url::Url;
 
 #[derive(Parser, Debug, Clone)]
-#[command(name = "parley", version, about = "Parley: a self-hosted real-time chat server")]
+#[command(
+    name = "parley",
+    version,
+    about = "Parley: a self-hosted real-time chat server"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -76,7 +80,12 @@ pub enum LogFormat {
 #[derive(Parser, Clone)]
 pub struct Config {
     /// Address to listen on.
-    #[arg(long, env = "PARLEY_BIND", default_value = "127.0.0.1:8000", global = true)]
+    #[arg(
+        long,
+        env = "PARLEY_BIND",
+        default_value = "127.0.0.1:8000",
+        global = true
+    )]
     pub bind: SocketAddr,
 
     /// Directory for the SQLite database and other local state.
@@ -88,7 +97,12 @@ pub struct Config {
     pub database_url: Option<String>,
 
     /// Maximum database connections in the pool.
-    #[arg(long, env = "PARLEY_DB_MAX_CONNECTIONS", default_value_t = 8, global = true)]
+    #[arg(
+        long,
+        env = "PARLEY_DB_MAX_CONNECTIONS",
+        default_value_t = 8,
+        global = true
+    )]
     pub db_max_connections: u32,
 
     /// Public URL users open (used for the Origin check, links and Secure cookies).
@@ -97,7 +111,12 @@ pub struct Config {
     pub public_url: Option<Url>,
 
     /// Further origins allowed to open cookie-authenticated WebSockets (comma separated).
-    #[arg(long, env = "PARLEY_ALLOWED_ORIGINS", value_delimiter = ',', global = true)]
+    #[arg(
+        long,
+        env = "PARLEY_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        global = true
+    )]
     pub allowed_origins: Vec<String>,
 
     /// Whether anyone may register an account.
@@ -105,7 +124,12 @@ pub struct Config {
     pub registration_open: bool,
 
     /// Public room every new user joins (created at startup); empty for none.
-    #[arg(long, env = "PARLEY_DEFAULT_ROOM", default_value = "general", global = true)]
+    #[arg(
+        long,
+        env = "PARLEY_DEFAULT_ROOM",
+        default_value = "general",
+        global = true
+    )]
     pub default_room: String,
 
     /// How long a login session lasts.
@@ -113,7 +137,12 @@ pub struct Config {
     pub session_ttl: Duration,
 
     /// Longest message, in characters after trimming.
-    #[arg(long, env = "PARLEY_MAX_MESSAGE_CHARS", default_value_t = 5000, global = true)]
+    #[arg(
+        long,
+        env = "PARLEY_MAX_MESSAGE_CHARS",
+        default_value_t = 5000,
+        global = true
+    )]
     pub max_message_chars: usize,
 
     /// Messages per second a user may send, sustained.
@@ -121,15 +150,30 @@ pub struct Config {
     pub message_rate: u32,
 
     /// Messages a user may send in a burst above the sustained rate.
-    #[arg(long, env = "PARLEY_MESSAGE_BURST", default_value_t = 20, global = true)]
+    #[arg(
+        long,
+        env = "PARLEY_MESSAGE_BURST",
+        default_value_t = 20,
+        global = true
+    )]
     pub message_burst: u32,
 
     /// Failed logins per username within the login window before 429.
-    #[arg(long, env = "PARLEY_LOGIN_MAX_FAILURES", default_value_t = 5, global = true)]
+    #[arg(
+        long,
+        env = "PARLEY_LOGIN_MAX_FAILURES",
+        default_value_t = 5,
+        global = true
+    )]
     pub login_max_failures: u32,
 
     /// Failed logins per client IP within the login window before 429.
-    #[arg(long, env = "PARLEY_LOGIN_MAX_FAILURES_PER_IP", default_value_t = 20, global = true)]
+    #[arg(
+        long,
+        env = "PARLEY_LOGIN_MAX_FAILURES_PER_IP",
+        default_value_t = 20,
+        global = true
+    )]
     pub login_max_failures_per_ip: u32,
 
     /// Window over which failed logins are counted.
@@ -141,11 +185,21 @@ pub struct Config {
     pub heartbeat_interval: Duration,
 
     /// Frames queued for one WebSocket before it counts as a slow consumer and is closed (1013).
-    #[arg(long, env = "PARLEY_WS_OUTBOUND_QUEUE", default_value_t = 256, global = true)]
+    #[arg(
+        long,
+        env = "PARLEY_WS_OUTBOUND_QUEUE",
+        default_value_t = 256,
+        global = true
+    )]
     pub ws_outbound_queue: usize,
 
     /// Most WebSocket connections served at once.
-    #[arg(long, env = "PARLEY_MAX_CONNECTIONS", default_value_t = 200_000, global = true)]
+    #[arg(
+        long,
+        env = "PARLEY_MAX_CONNECTIONS",
+        default_value_t = 200_000,
+        global = true
+    )]
     pub max_connections: usize,
 
     /// How long shutdown waits for sessions and writes to finish.
@@ -157,7 +211,13 @@ pub struct Config {
     pub trust_proxy_headers: bool,
 
     /// Log output format.
-    #[arg(long, env = "PARLEY_LOG_FORMAT", value_enum, default_value = "pretty", global = true)]
+    #[arg(
+        long,
+        env = "PARLEY_LOG_FORMAT",
+        value_enum,
+        default_value = "pretty",
+        global = true
+    )]
     pub log_format: LogFormat,
 }
 
@@ -185,7 +245,8 @@ impl Config {
             bail!("--public-url must be an http:// or https:// URL");
         }
         for origin in &self.allowed_origins {
-            Url::parse(origin).with_context(|| format!("--allowed-origins: {origin:?} is not a URL"))?;
+            Url::parse(origin)
+                .with_context(|| format!("--allowed-origins: {origin:?} is not a URL"))?;
         }
         if !self.default_room.is_empty() {
             crate::domain::room::RoomId::parse(&self.default_room)
@@ -198,12 +259,17 @@ impl Config {
     /// The database URL in effect: the flag, or SQLite under the data dir.
     pub fn database_url(&self) -> anyhow::Result<String> {
         match &self.database_url {
-            Some(url) if url.starts_with("sqlite:") || url.starts_with("postgres") => Ok(url.clone()),
+            Some(url) if url.starts_with("sqlite:") || url.starts_with("postgres") => {
+                Ok(url.clone())
+            }
             Some(url) => bail!(
                 "--database-url must start with sqlite: or postgres:// (got {:?})",
                 redact_url(url)
             ),
-            None => Ok(format!("sqlite://{}", self.data_dir.join("parley.db").display())),
+            None => Ok(format!(
+                "sqlite://{}",
+                self.data_dir.join("parley.db").display()
+            )),
         }
     }
 
@@ -262,19 +328,28 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("bind", &self.bind)
             .field("data_dir", &self.data_dir)
-            .field("database_url", &self.database_url().map(|u| redact_url(&u)).ok())
+            .field(
+                "database_url",
+                &self.database_url().map(|u| redact_url(&u)).ok(),
+            )
             .field("db_max_connections", &self.db_max_connections)
             .field("public_url", &self.public_url().as_str())
             .field("allowed_origins", &self.allowed_origins)
             .field("registration_open", &self.registration_open)
             .field("default_room", &self.default_room)
-            .field("session_ttl", &humantime::format_duration(self.session_ttl).to_string())
+            .field(
+                "session_ttl",
+                &humantime::format_duration(self.session_ttl).to_string(),
+            )
             .field("max_message_chars", &self.max_message_chars)
             .field("message_rate", &self.message_rate)
             .field("message_burst", &self.message_burst)
             .field("login_max_failures", &self.login_max_failures)
             .field("login_max_failures_per_ip", &self.login_max_failures_per_ip)
-            .field("login_window", &humantime::format_duration(self.login_window).to_string())
+            .field(
+                "login_window",
+                &humantime::format_duration(self.login_window).to_string(),
+            )
             .field(
                 "heartbeat_interval",
                 &humantime::format_duration(self.heartbeat_interval).to_string(),

@@ -25,7 +25,11 @@ pub enum AppError {
     #[error("{message}")]
     PayloadTooLarge { message: String },
     #[error("{message}")]
-    RateLimited { code: &'static str, message: String, retry_after: Duration },
+    RateLimited {
+        code: &'static str,
+        message: String,
+        retry_after: Duration,
+    },
     /// Temporarily unable to serve (too many connections, shutting down).
     #[error("{message}")]
     Unavailable { code: &'static str, message: String },
@@ -39,24 +43,39 @@ pub type Result<T, E = AppError> = std::result::Result<T, E>;
 
 impl AppError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::BadRequest { code, message: message.into() }
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
     }
 
     /// No valid session or token.
     pub fn unauthenticated() -> Self {
-        Self::Unauthorized { code: "not_authenticated", message: "log in first".into() }
+        Self::Unauthorized {
+            code: "not_authenticated",
+            message: "log in first".into(),
+        }
     }
 
     pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Forbidden { code, message: message.into() }
+        Self::Forbidden {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
-        Self::NotFound { code, message: message.into() }
+        Self::NotFound {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Conflict { code, message: message.into() }
+        Self::Conflict {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn room_not_found() -> Self {
@@ -121,7 +140,10 @@ impl AppError {
 
 impl From<Invalid> for AppError {
     fn from(invalid: Invalid) -> Self {
-        AppError::BadRequest { code: invalid.code, message: invalid.message }
+        AppError::BadRequest {
+            code: invalid.code,
+            message: invalid.message,
+        }
     }
 }
 

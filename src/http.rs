@@ -34,32 +34,67 @@ pub fn router(state: AppState) -> NormalizePath<Router> {
         .route("/auth/me", get(auth::me))
         .route("/auth/password", post(auth::change_password))
         .route("/auth/sessions", get(auth::list_sessions))
-        .route("/auth/sessions/logout-others", post(auth::logout_other_sessions))
-        .route("/auth/tokens", get(auth::list_tokens).post(auth::create_token))
-        .route("/auth/tokens/{id}", axum::routing::delete(auth::delete_token))
+        .route(
+            "/auth/sessions/logout-others",
+            post(auth::logout_other_sessions),
+        )
+        .route(
+            "/auth/tokens",
+            get(auth::list_tokens).post(auth::create_token),
+        )
+        .route(
+            "/auth/tokens/{id}",
+            axum::routing::delete(auth::delete_token),
+        )
         .route("/user/search", get(users::search_users))
-        .route("/user/me/profile", get(users::get_profile).patch(users::update_profile))
+        .route(
+            "/user/me/profile",
+            get(users::get_my_profile).patch(users::update_profile),
+        )
         .route(
             "/user/me/avatar",
-            post(users::upload_avatar).layer(DefaultBodyLimit::max(crate::avatar::MAX_UPLOAD_BYTES + 64 * 1024)),
+            post(users::upload_avatar).layer(DefaultBodyLimit::max(
+                crate::avatar::MAX_UPLOAD_BYTES + 64 * 1024,
+            )),
         )
         .route("/user/{user_id}/profile", get(users::get_profile))
-        .route("/chat/rooms", get(rooms::list_rooms).post(rooms::create_room))
+        .route(
+            "/chat/rooms",
+            get(rooms::list_rooms).post(rooms::create_room),
+        )
         .route("/chat/rooms/public", get(rooms::list_public_rooms))
         .route("/chat/direct/{user_id}", post(rooms::direct_room))
         .route("/chat/invites/{code}/join", post(rooms::use_invite))
-        .route("/chat/{room_id}", get(rooms::get_room).patch(rooms::update_room))
+        .route(
+            "/chat/{room_id}",
+            get(rooms::get_room).patch(rooms::update_room),
+        )
         .route("/chat/{room_id}/archive", post(rooms::archive_room))
         .route("/chat/{room_id}/unarchive", post(rooms::unarchive_room))
         .route("/chat/{room_id}/join", post(rooms::join_room))
         .route("/chat/{room_id}/leave", post(rooms::leave_room))
         .route("/chat/{room_id}/members", post(rooms::add_member))
-        .route("/chat/{room_id}/members/{user_id}", axum::routing::delete(rooms::remove_member))
-        .route("/chat/{room_id}/members/{user_id}/mute", post(rooms::mute_member))
-        .route("/chat/{room_id}/members/{user_id}/role", post(rooms::set_role))
+        .route(
+            "/chat/{room_id}/members/{user_id}",
+            axum::routing::delete(rooms::remove_member),
+        )
+        .route(
+            "/chat/{room_id}/members/{user_id}/mute",
+            post(rooms::mute_member),
+        )
+        .route(
+            "/chat/{room_id}/members/{user_id}/role",
+            post(rooms::set_role),
+        )
         .route("/chat/{room_id}/transfer", post(rooms::transfer_ownership))
-        .route("/chat/{room_id}/invites", get(rooms::list_invites).post(rooms::create_invite))
-        .route("/chat/{room_id}/invites/{code}", axum::routing::delete(rooms::revoke_invite))
+        .route(
+            "/chat/{room_id}/invites",
+            get(rooms::list_invites).post(rooms::create_invite),
+        )
+        .route(
+            "/chat/{room_id}/invites/{code}",
+            axum::routing::delete(rooms::revoke_invite),
+        )
         .route("/chat/{room_id}/participants", get(rooms::participants))
         .route("/chat/{room_id}/messages", get(messages::list_messages))
         .route("/chat/{room_id}/send", post(messages::send_message))

@@ -58,7 +58,12 @@ pub struct LoginThrottle {
 
 impl LoginThrottle {
     pub fn new(max_per_user: u32, max_per_ip: u32, window: Duration) -> Self {
-        Self { max_per_user, max_per_ip, window, failures: Mutex::default() }
+        Self {
+            max_per_user,
+            max_per_ip,
+            window,
+            failures: Mutex::default(),
+        }
     }
 
     fn user_key(username: &str) -> String {
@@ -73,7 +78,10 @@ impl LoginThrottle {
     pub fn check(&self, username: &str, ip: IpAddr, now: Instant) -> Result<(), Duration> {
         let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let mut wait = Duration::ZERO;
-        for (key, max) in [(Self::user_key(username), self.max_per_user), (Self::ip_key(ip), self.max_per_ip)] {
+        for (key, max) in [
+            (Self::user_key(username), self.max_per_user),
+            (Self::ip_key(ip), self.max_per_ip),
+        ] {
             if let Some((started, count)) = failures.get(&key) {
                 let ends = *started + self.window;
                 if *count >= max && ends > now {
@@ -120,11 +128,17 @@ mod tests {
             assert!(throttle.check("Ann", ip, t0).is_ok());
             throttle.record_failure("ann", ip, t0);
         }
-        let wait = throttle.check("ANN", ip, t0 + Duration::from_secs(10)).unwrap_err();
+        let wait = throttle
+            .check("ANN", ip, t0 + Duration::from_secs(10))
+            .unwrap_err();
         assert_eq!(wait, Duration::from_secs(50));
         // Other users from the same IP are not yet blocked.
         assert!(throttle.check("bob", ip, t0).is_ok());
-        assert!(throttle.check("ann", ip, t0 + Duration::from_secs(60)).is_ok());
+        assert!(
+            throttle
+                .check("ann", ip, t0 + Duration::from_secs(60))
+                .is_ok()
+        );
     }
 
     #[test]

@@ -14,7 +14,6 @@ use crate::domain::user::{Language, Membership, ThemeMode, ThemeStyle, User};
 
 pub mod sqlite;
 
-
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]
@@ -189,8 +188,17 @@ pub trait Store: Send + Sync + 'static {
     // ---- sessions
     async fn insert_session(&self, session: &SessionRecord) -> StoreResult<()>;
     /// The unexpired session with this token hash, and its user.
-    async fn get_session(&self, token_hash: &str, now: i64) -> StoreResult<Option<(SessionRecord, User)>>;
-    async fn touch_session(&self, token_hash: &str, last_used_at: i64, expires_at: i64) -> StoreResult<()>;
+    async fn get_session(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<(SessionRecord, User)>>;
+    async fn touch_session(
+        &self,
+        token_hash: &str,
+        last_used_at: i64,
+        expires_at: i64,
+    ) -> StoreResult<()>;
     async fn list_sessions(&self, user: UserId, now: i64) -> StoreResult<Vec<SessionRecord>>;
     async fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
     /// Deletes all of a user's sessions but `keep`; returns how many went.
@@ -211,7 +219,13 @@ pub trait Store: Send + Sync + 'static {
     async fn get_direct_room(&self, direct_key: &str) -> StoreResult<Option<Room>>;
     async fn update_room(&self, id: &RoomId, changes: &RoomChanges, at: i64) -> StoreResult<Room>;
     /// Makes `to` the owner and the previous owner an admin, atomically.
-    async fn transfer_ownership(&self, id: &RoomId, from: UserId, to: UserId, at: i64) -> StoreResult<Room>;
+    async fn transfer_ownership(
+        &self,
+        id: &RoomId,
+        from: UserId,
+        to: UserId,
+        at: i64,
+    ) -> StoreResult<Room>;
     /// The rooms `user` belongs to, most recently active first.
     async fn list_rooms_for_user(&self, user: UserId) -> StoreResult<Vec<RoomSummary>>;
     async fn list_room_ids_for_user(&self, user: UserId) -> StoreResult<Vec<RoomId>>;
@@ -220,16 +234,37 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- members
     /// `Conflict("already_member")` if present.
-    async fn insert_member(&self, room: &RoomId, user: UserId, role: Role, at: i64) -> StoreResult<Member>;
+    async fn insert_member(
+        &self,
+        room: &RoomId,
+        user: UserId,
+        role: Role,
+        at: i64,
+    ) -> StoreResult<Member>;
     async fn get_member(&self, room: &RoomId, user: UserId) -> StoreResult<Option<Member>>;
     async fn list_members(&self, room: &RoomId) -> StoreResult<Vec<(Member, User)>>;
-    async fn update_member_role(&self, room: &RoomId, user: UserId, role: Role) -> StoreResult<Member>;
-    async fn update_member_muted(&self, room: &RoomId, user: UserId, until: Option<i64>) -> StoreResult<Member>;
+    async fn update_member_role(
+        &self,
+        room: &RoomId,
+        user: UserId,
+        role: Role,
+    ) -> StoreResult<Member>;
+    async fn update_member_muted(
+        &self,
+        room: &RoomId,
+        user: UserId,
+        until: Option<i64>,
+    ) -> StoreResult<Member>;
     /// `NotFound` if not a member.
     async fn delete_member(&self, room: &RoomId, user: UserId) -> StoreResult<()>;
     /// Raises the member's read position to `seq`, capped at the room's last seq.
     /// Returns the new position if it moved, `None` if it was already there or past it.
-    async fn update_last_read(&self, room: &RoomId, user: UserId, seq: i64) -> StoreResult<Option<i64>>;
+    async fn update_last_read(
+        &self,
+        room: &RoomId,
+        user: UserId,
+        seq: i64,
+    ) -> StoreResult<Option<i64>>;
     /// `user`'s read position (0 if not a member) and the highest of everyone else's.
     async fn read_positions(&self, room: &RoomId, user: UserId) -> StoreResult<(i64, i64)>;
 
@@ -257,7 +292,9 @@ pub type DynStore = Arc<dyn Store>;
 /// Opens the back end named by the URL scheme.
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<DynStore> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::connect(url, max_connections).await?))
+        Ok(Arc::new(
+            sqlite::SqliteStore::connect(url, max_connections).await?,
+        ))
     } else {
         anyhow::bail!(
             "unsupported database URL {:?}: PostgreSQL support is not built yet",

@@ -70,7 +70,13 @@ pub struct ProfileView {
 }
 
 impl ProfileView {
-    pub fn new(user: &User, now_ms: i64, active_days: u32, is_online: bool, show_email: bool) -> Self {
+    pub fn new(
+        user: &User,
+        now_ms: i64,
+        active_days: u32,
+        is_online: bool,
+        show_email: bool,
+    ) -> Self {
         let tag_details = tags::compute(user, now_ms, active_days);
         let membership = user.membership_at(now_ms);
         Self {
@@ -83,9 +89,15 @@ impl ProfileView {
             bio: user.bio.clone(),
             membership_type: membership.label_zh(),
             membership: membership.code(),
-            membership_expires_at: user.membership_until.filter(|_| membership.code() != "free").map(rfc3339),
+            membership_expires_at: user
+                .membership_until
+                .filter(|_| membership.code() != "free")
+                .map(rfc3339),
             theme_mode: user.theme_mode.label_zh(),
-            theme: ThemeView { mode: user.theme_mode.code(), style: user.theme_style.code() },
+            theme: ThemeView {
+                mode: user.theme_mode.code(),
+                style: user.theme_style.code(),
+            },
             language: user.language.code(),
             tags: tag_details.iter().map(Tag::text).collect(),
             tag_details,
@@ -157,13 +169,21 @@ impl<'a> MessageView<'a> {
             client_id: message.client_id.as_deref(),
             is_own,
             is_read,
-            event: message.event.as_deref().and_then(|e| serde_json::from_str(e).ok()),
+            event: message
+                .event
+                .as_deref()
+                .and_then(|e| serde_json::from_str(e).ok()),
         }
     }
 
     /// How `viewer` sees the message, given the highest seq they have read and the
     /// highest seq any other member has read (for their own messages).
-    pub fn for_viewer(message: &'a Message, viewer: UserId, my_read_seq: i64, others_read_seq: i64) -> Self {
+    pub fn for_viewer(
+        message: &'a Message,
+        viewer: UserId,
+        my_read_seq: i64,
+        others_read_seq: i64,
+    ) -> Self {
         let is_own = message.sender.as_ref().is_some_and(|s| s.id == viewer);
         let is_read = if is_own {
             others_read_seq >= message.seq
@@ -211,7 +231,11 @@ impl<'a> RoomView<'a> {
             room_type: room.kind.code(),
             owner_id: room.owner_id,
             is_archived: room.is_archived,
-            status: if room.is_archived { "archived" } else { "active" },
+            status: if room.is_archived {
+                "archived"
+            } else {
+                "active"
+            },
             last_seq: room.last_seq,
             created_at: rfc3339(room.created_at),
             updated_at: rfc3339(room.updated_at),

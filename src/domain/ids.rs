@@ -12,7 +12,9 @@ use super::Invalid;
 macro_rules! uuid_id {
     ($name:ident, $what:literal) => {
         #[doc = concat!("Identifier of a ", $what, " (UUIDv7).")]
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+        )]
         #[serde(transparent)]
         pub struct $name(pub Uuid);
 
@@ -22,9 +24,12 @@ macro_rules! uuid_id {
             }
 
             pub fn parse(text: &str) -> Result<Self, Invalid> {
-                Uuid::try_parse(text)
-                    .map(Self)
-                    .map_err(|_| Invalid::new(concat!("invalid_", $what, "_id"), concat!("not a valid ", $what, " id")))
+                Uuid::try_parse(text).map(Self).map_err(|_| {
+                    Invalid::new(
+                        concat!("invalid_", $what, "_id"),
+                        concat!("not a valid ", $what, " id"),
+                    )
+                })
             }
         }
 
@@ -58,7 +63,9 @@ impl RoomId {
     pub fn parse(text: &str) -> Result<Self, Invalid> {
         let ok = !text.is_empty()
             && text.len() <= Self::MAX_LEN
-            && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if ok {
             Ok(Self(Arc::from(text)))
         } else {
@@ -123,7 +130,10 @@ mod tests {
 
     #[test]
     fn slugs_transliterate_and_reject_empty() {
-        assert_eq!(RoomId::slug_of("General Chat").unwrap().as_str(), "general-chat");
+        assert_eq!(
+            RoomId::slug_of("General Chat").unwrap().as_str(),
+            "general-chat"
+        );
         assert!(RoomId::slug_of("技术").is_some());
         assert!(RoomId::slug_of("!!!").is_none());
     }

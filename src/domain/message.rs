@@ -132,29 +132,73 @@ pub fn parse_client_id(raw: &str) -> Result<String, Invalid> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum SystemEvent {
-    RoomCreated { user_id: UserId, username: String, name: String },
-    MemberJoined { user_id: UserId, username: String },
-    MemberLeft { user_id: UserId, username: String },
-    MemberAdded { user_id: UserId, username: String, by_id: UserId, by: String },
-    MemberRemoved { user_id: UserId, username: String, by_id: UserId, by: String },
-    RoomRenamed { name: String, by_id: UserId, by: String },
-    DescriptionChanged { by_id: UserId, by: String },
-    OwnershipTransferred { user_id: UserId, username: String, by_id: UserId, by: String },
-    RoomArchived { by_id: UserId, by: String },
-    RoomUnarchived { by_id: UserId, by: String },
+    RoomCreated {
+        user_id: UserId,
+        username: String,
+        name: String,
+    },
+    MemberJoined {
+        user_id: UserId,
+        username: String,
+    },
+    MemberLeft {
+        user_id: UserId,
+        username: String,
+    },
+    MemberAdded {
+        user_id: UserId,
+        username: String,
+        by_id: UserId,
+        by: String,
+    },
+    MemberRemoved {
+        user_id: UserId,
+        username: String,
+        by_id: UserId,
+        by: String,
+    },
+    RoomRenamed {
+        name: String,
+        by_id: UserId,
+        by: String,
+    },
+    DescriptionChanged {
+        by_id: UserId,
+        by: String,
+    },
+    OwnershipTransferred {
+        user_id: UserId,
+        username: String,
+        by_id: UserId,
+        by: String,
+    },
+    RoomArchived {
+        by_id: UserId,
+        by: String,
+    },
+    RoomUnarchived {
+        by_id: UserId,
+        by: String,
+    },
 }
 
 impl SystemEvent {
     /// Plain-text fallback for clients that do not render events themselves.
     pub fn text(&self) -> String {
         match self {
-            SystemEvent::RoomCreated { username, name, .. } => format!("{username} created the room \"{name}\""),
+            SystemEvent::RoomCreated { username, name, .. } => {
+                format!("{username} created the room \"{name}\"")
+            }
             SystemEvent::MemberJoined { username, .. } => format!("{username} joined the room"),
             SystemEvent::MemberLeft { username, .. } => format!("{username} left the room"),
             SystemEvent::MemberAdded { username, by, .. } => format!("{by} added {username}"),
             SystemEvent::MemberRemoved { username, by, .. } => format!("{by} removed {username}"),
-            SystemEvent::RoomRenamed { name, by, .. } => format!("{by} renamed the room to \"{name}\""),
-            SystemEvent::DescriptionChanged { by, .. } => format!("{by} changed the room description"),
+            SystemEvent::RoomRenamed { name, by, .. } => {
+                format!("{by} renamed the room to \"{name}\"")
+            }
+            SystemEvent::DescriptionChanged { by, .. } => {
+                format!("{by} changed the room description")
+            }
             SystemEvent::OwnershipTransferred { username, by, .. } => {
                 format!("{by} made {username} the owner")
             }
@@ -179,7 +223,10 @@ mod tests {
     #[test]
     fn system_events_serialize_with_a_tag() {
         let id = UserId::new();
-        let event = SystemEvent::MemberJoined { user_id: id, username: "ann".into() };
+        let event = SystemEvent::MemberJoined {
+            user_id: id,
+            username: "ann".into(),
+        };
         let json = serde_json::to_value(&event).unwrap();
         assert_eq!(json["event"], "member_joined");
         assert_eq!(json["username"], "ann");

@@ -41,7 +41,12 @@ pub fn compute(user: &User, now_ms: i64, active_days: u32) -> Vec<Tag> {
     }
     tags.push(theme_tag(user.theme_mode));
     if user.is_admin {
-        tags.push(Tag { kind: "admin", code: "admin", label: "管理员", emoji: "👑" });
+        tags.push(Tag {
+            kind: "admin",
+            code: "admin",
+            label: "管理员",
+            emoji: "👑",
+        });
     }
     tags.push(activity_tag(user.created_at, now_ms, active_days));
     tags
@@ -54,7 +59,12 @@ fn membership_tag(membership: Membership) -> Option<Tag> {
         Membership::Premium => ("premium", "高级会员"),
         Membership::Vip => ("vip", "VIP会员"),
     };
-    Some(Tag { kind: "membership", code, label, emoji: "💎" })
+    Some(Tag {
+        kind: "membership",
+        code,
+        label,
+        emoji: "💎",
+    })
 }
 
 fn theme_tag(mode: ThemeMode) -> Tag {
@@ -64,17 +74,37 @@ fn theme_tag(mode: ThemeMode) -> Tag {
         ThemeMode::Training => "💪",
         ThemeMode::Emo => "🎭",
     };
-    Tag { kind: "theme_mode", code: mode.code(), label: mode.label_zh(), emoji }
+    Tag {
+        kind: "theme_mode",
+        code: mode.code(),
+        label: mode.label_zh(),
+        emoji,
+    }
 }
 
 fn activity_tag(joined_ms: i64, now_ms: i64, active_days: u32) -> Tag {
     let days = (now_ms - joined_ms).div_euclid(DAY_MS);
     if days > OLD_AFTER_DAYS {
-        Tag { kind: "activity", code: "old", label: "老用户", emoji: "🎂" }
+        Tag {
+            kind: "activity",
+            code: "old",
+            label: "老用户",
+            emoji: "🎂",
+        }
     } else if days >= ACTIVE_AFTER_DAYS || active_days >= ACTIVE_DAYS_NEEDED {
-        Tag { kind: "activity", code: "active", label: "活跃用户", emoji: "🌟" }
+        Tag {
+            kind: "activity",
+            code: "active",
+            label: "活跃用户",
+            emoji: "🌟",
+        }
     } else {
-        Tag { kind: "activity", code: "new", label: "新用户", emoji: "🆕" }
+        Tag {
+            kind: "activity",
+            code: "new",
+            label: "新用户",
+            emoji: "🆕",
+        }
     }
 }
 
@@ -108,11 +138,17 @@ mod tests {
     }
 
     fn texts(user: &User, active_days: u32) -> Vec<String> {
-        compute(user, NOW, active_days).iter().map(Tag::text).collect()
+        compute(user, NOW, active_days)
+            .iter()
+            .map(Tag::text)
+            .collect()
     }
 
     fn joined_days_ago(days: i64) -> User {
-        User { created_at: NOW - days * DAY_MS, ..user() }
+        User {
+            created_at: NOW - days * DAY_MS,
+            ..user()
+        }
     }
 
     #[test]
@@ -127,7 +163,10 @@ mod tests {
         assert_eq!(texts(&joined_days_ago(365), 0)[1], "🌟 活跃用户");
         assert_eq!(texts(&joined_days_ago(366), 0)[1], "🎂 老用户");
         // A day is counted only once complete: 30 days and 23:59 is still day 30.
-        let almost = User { created_at: NOW - 31 * DAY_MS + 1, ..user() };
+        let almost = User {
+            created_at: NOW - 31 * DAY_MS + 1,
+            ..user()
+        };
         assert_eq!(texts(&almost, 0)[1], "🆕 新用户");
     }
 
@@ -141,17 +180,36 @@ mod tests {
 
     #[test]
     fn membership_and_expiry_instant() {
-        let vip = User { membership: Membership::Vip, membership_until: Some(NOW + 1), ..user() };
+        let vip = User {
+            membership: Membership::Vip,
+            membership_until: Some(NOW + 1),
+            ..user()
+        };
         assert_eq!(texts(&vip, 0)[0], "💎 VIP会员");
-        let at_expiry = User { membership_until: Some(NOW), ..vip.clone() };
+        let at_expiry = User {
+            membership_until: Some(NOW),
+            ..vip.clone()
+        };
         assert_eq!(texts(&at_expiry, 0)[0], "💻 极客模式");
-        let expired = User { membership_until: Some(NOW - 1), ..vip.clone() };
+        let expired = User {
+            membership_until: Some(NOW - 1),
+            ..vip.clone()
+        };
         assert_eq!(texts(&expired, 0)[0], "💻 极客模式");
-        let forever = User { membership_until: None, ..vip };
+        let forever = User {
+            membership_until: None,
+            ..vip
+        };
         assert_eq!(texts(&forever, 0)[0], "💎 VIP会员");
-        let basic = User { membership: Membership::Basic, ..user() };
+        let basic = User {
+            membership: Membership::Basic,
+            ..user()
+        };
         assert_eq!(texts(&basic, 0)[0], "💎 基础会员");
-        let premium = User { membership: Membership::Premium, ..user() };
+        let premium = User {
+            membership: Membership::Premium,
+            ..user()
+        };
         assert_eq!(texts(&premium, 0)[0], "💎 高级会员");
     }
 
@@ -163,7 +221,16 @@ mod tests {
             (ThemeMode::Training, "💪 狂暴模式"),
             (ThemeMode::Emo, "🎭 Emo模式"),
         ] {
-            assert_eq!(texts(&User { theme_mode: mode, ..user() }, 0)[0], text);
+            assert_eq!(
+                texts(
+                    &User {
+                        theme_mode: mode,
+                        ..user()
+                    },
+                    0
+                )[0],
+                text
+            );
         }
     }
 
@@ -175,7 +242,10 @@ mod tests {
             is_admin: true,
             ..joined_days_ago(500)
         };
-        assert_eq!(texts(&u, 0), ["💎 高级会员", "🎭 Emo模式", "👑 管理员", "🎂 老用户"]);
+        assert_eq!(
+            texts(&u, 0),
+            ["💎 高级会员", "🎭 Emo模式", "👑 管理员", "🎂 老用户"]
+        );
         let details = compute(&u, NOW, 0);
         assert_eq!(details[0].kind, "membership");
         assert_eq!(details[0].code, "premium");

@@ -64,17 +64,29 @@ mod tests {
 
     #[test]
     fn content_is_trimmed_and_cleaned() {
-        assert_eq!(message_content("  hi \r\n there\u{7}  ", 10).unwrap(), "hi \n there");
+        assert_eq!(
+            message_content("  hi \r\n there\u{7}  ", 10).unwrap(),
+            "hi \n there"
+        );
         assert_eq!(message_content("a\tb", 10).unwrap(), "a\tb");
         assert_eq!(message_content("<b>x</b>", 10).unwrap(), "<b>x</b>");
     }
 
     #[test]
     fn content_length_bounds() {
-        assert_eq!(message_content(" \n\t ", 5).unwrap_err().code, "content_empty");
-        assert_eq!(message_content("\u{0}\u{1}", 5).unwrap_err().code, "content_empty");
+        assert_eq!(
+            message_content(" \n\t ", 5).unwrap_err().code,
+            "content_empty"
+        );
+        assert_eq!(
+            message_content("\u{0}\u{1}", 5).unwrap_err().code,
+            "content_empty"
+        );
         assert!(message_content("ééééé", 5).is_ok());
-        assert_eq!(message_content("éééééé", 5).unwrap_err().code, "content_too_long");
+        assert_eq!(
+            message_content("éééééé", 5).unwrap_err().code,
+            "content_too_long"
+        );
         // Surrounding whitespace does not count towards the limit.
         assert!(message_content("   12345   ", 5).is_ok());
     }

@@ -130,7 +130,9 @@ pub const NAME_MAX: usize = 64;
 pub fn parse_username(raw: &str) -> Result<String, Invalid> {
     let len = raw.chars().count();
     let ok = (USERNAME_MIN..=USERNAME_MAX).contains(&len)
-        && raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if ok {
         Ok(raw.to_string())
     } else {
@@ -149,10 +151,16 @@ pub fn username_key(username: &str) -> String {
 pub fn check_password(raw: &str) -> Result<(), Invalid> {
     let len = raw.chars().count();
     if len < PASSWORD_MIN {
-        return Err(Invalid::new("weak_password", "passwords need at least 8 characters"));
+        return Err(Invalid::new(
+            "weak_password",
+            "passwords need at least 8 characters",
+        ));
     }
     if len > PASSWORD_MAX {
-        return Err(Invalid::new("invalid_password", "passwords are at most 1024 characters"));
+        return Err(Invalid::new(
+            "invalid_password",
+            "passwords are at most 1024 characters",
+        ));
     }
     Ok(())
 }
@@ -165,9 +173,9 @@ pub fn parse_email(raw: &str) -> Result<String, Invalid> {
     }
     let valid = email.len() <= 254
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.contains('@'));
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.contains('@')
+        });
     if valid {
         Ok(email.to_string())
     } else {

@@ -19,12 +19,23 @@ struct Envelope<T> {
 
 /// 200 with `{"success":true,"data":data}`.
 pub fn ok<T: Serialize>(data: T) -> Response {
-    Json(Envelope { success: true, data }).into_response()
+    Json(Envelope {
+        success: true,
+        data,
+    })
+    .into_response()
 }
 
 /// 201 with `{"success":true,"data":data}`.
 pub fn created<T: Serialize>(data: T) -> Response {
-    (StatusCode::CREATED, Json(Envelope { success: true, data })).into_response()
+    (
+        StatusCode::CREATED,
+        Json(Envelope {
+            success: true,
+            data,
+        }),
+    )
+        .into_response()
 }
 
 /// `{"success":true,"data":null}`, for actions with nothing to return.

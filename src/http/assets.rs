@@ -29,9 +29,15 @@ pub async fn static_file(Path(path): Path<String>) -> Response {
         headers.insert(header::CONTENT_TYPE, value);
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", hex::encode(&file.metadata.sha256_hash()[..8]))) {
+    if let Ok(etag) = HeaderValue::from_str(&format!(
+        "\"{}\"",
+        hex::encode(&file.metadata.sha256_hash()[..8])
+    )) {
         headers.insert(header::ETAG, etag);
     }
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_CSP));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(PAGE_CSP),
+    );
     response
 }

@@ -4,7 +4,9 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OptionalFromRequestParts, Request};
+use axum::extract::{
+    ConnectInfo, FromRequest, FromRequestParts, OptionalFromRequestParts, Request,
+};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum_extra::extract::cookie::CookieJar;
@@ -47,7 +49,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(Self(value)),
-            Err(rejection) => Err(AppError::bad_request("invalid_query", query_message(&rejection))),
+            Err(rejection) => Err(AppError::bad_request(
+                "invalid_query",
+                query_message(&rejection),
+            )),
         }
     }
 }
@@ -68,18 +73,29 @@ pub struct AuthUser {
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         if let Some(token) = bearer_token(&parts.headers)? {
-            let user = accounts::token_user(state, token).await?.ok_or_else(|| AppError::Unauthorized {
-                code: "invalid_token",
-                message: "the API token is invalid or revoked".into(),
+            let user = accounts::token_user(state, token).await?.ok_or_else(|| {
+                AppError::Unauthorized {
+                    code: "invalid_token",
+                    message: "the API token is invalid or revoked".into(),
+                }
             })?;
-            return Ok(Self { user, session: None });
+            return Ok(Self {
+                user,
+                session: None,
+            });
         }
         let jar = CookieJar::from_headers(&parts.headers);
-        let cookie = jar.get(SESSION_COOKIE).ok_or_else(AppError::unauthenticated)?;
-        let (session, user) =
-            accounts::session_user(state, cookie.value()).await?.ok_or_else(AppError::unauthenticated)?;
+        let cookie = jar
+            .get(SESSION_COOKIE)
+            .ok_or_else(AppError::unauthenticated)?;
+        let (session, user) = accounts::session_user(state, cookie.value())
+            .await?
+            .ok_or_else(AppError::unauthenticated)?;
         if !parts.method.is_safe() {
             let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
             if !sent.is_some_and(|token| accounts::constant_time_eq(token, &session.csrf_token)) {
@@ -89,14 +105,20 @@ impl FromRequestParts<AppState> for AuthUser {
                 ));
             }
         }
-        Ok(Self { user, session: Some(session) })
+        Ok(Self {
+            user,
+            session: Some(session),
+        })
     }
 }
 
 impl OptionalFromRequestParts<AppState> for AuthUser {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Option<Self>, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Option<Self>, Self::Rejection> {
         match <Self as FromRequestParts<AppState>>::from_request_parts(parts, state).await {
             Ok(user) => Ok(Some(user)),
             Err(AppError::Unauthorized { .. }) => Ok(None),
@@ -107,11 +129,16 @@ impl OptionalFromRequestParts<AppState> for AuthUser {
 
 /// The bearer token of an `Authorization` header, if there is one.
 pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
     value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(|t| Some(t.trim()))
         .ok_or_else(|| AppError::Unauthorized {
             code: "invalid_token",
@@ -125,11 +152,16 @@ pub struct Client(pub ClientInfo);
 impl FromRequestParts<AppState> for Client {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |ConnectInfo(addr)| addr.ip());
+            .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |ConnectInfo(addr)| {
+                addr.ip()
+            });
         let forwarded = state
             .config
             .trust_proxy_headers
@@ -148,6 +180,9 @@ impl FromRequestParts<AppState> for Client {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
-        Ok(Self(ClientInfo { ip: forwarded.unwrap_or(peer), user_agent }))
+        Ok(Self(ClientInfo {
+            ip: forwarded.unwrap_or(peer),
+            user_agent,
+        }))
     }
 }

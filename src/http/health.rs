@@ -21,7 +21,11 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         }
     };
     let ready = database == "ok" && !state.shutdown.is_cancelled();
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = json!({
         "status": if ready { "ready" } else { "unavailable" },
         "checks": { "database": database, "shutting_down": state.shutdown.is_cancelled() },

@@ -1,8 +1,8 @@
 //! WebSocket upgrades: `/ws/chat/<room_id>/` (one room) and `/ws/` (all my rooms).
 //! Everything is checked before upgrading, so refusals are plain HTTP errors.
 
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
@@ -39,9 +39,21 @@ pub async fn room_socket(
     let room = room_id(&id)?;
     rooms::access(&state, &room, user.id).await?;
     if query.since_seq.is_some_and(|s| s < 0) {
-        return Err(AppError::bad_request("invalid_query", "since_seq is 0 or more"));
+        return Err(AppError::bad_request(
+            "invalid_query",
+            "since_seq is 0 or more",
+        ));
     }
-    upgrade_to(state, upgrade, SessionStart { user, scope: Scope::Room(room), since_seq: query.since_seq, permit: None })
+    upgrade_to(
+        state,
+        upgrade,
+        SessionStart {
+            user,
+            scope: Scope::Room(room),
+            since_seq: query.since_seq,
+            permit: None,
+        },
+    )
 }
 
 /// `GET /ws/`: every room the user belongs to, following joins and leaves.
@@ -51,7 +63,16 @@ pub async fn user_socket(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response> {
     let user = authenticate(&state, &headers).await?;
-    upgrade_to(state, upgrade, SessionStart { user, scope: Scope::AllRooms, since_seq: None, permit: None })
+    upgrade_to(
+        state,
+        upgrade,
+        SessionStart {
+            user,
+            scope: Scope::AllRooms,
+            since_seq: None,
+            permit: None,
+        },
+    )
 }
 
 fn upgrade_to(
@@ -59,11 +80,17 @@ fn upgrade_to(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     mut start: SessionStart,
 ) -> Result<Response> {
-    let upgrade = upgrade.map_err(|e| AppError::bad_request("websocket_required", e.body_text()))?;
-    let permit = state.connections.clone().try_acquire_owned().map_err(|_| AppError::Unavailable {
-        code: "too_many_connections",
-        message: "the server is at its connection limit; try again later".into(),
-    })?;
+    let upgrade =
+        upgrade.map_err(|e| AppError::bad_request("websocket_required", e.body_text()))?;
+    let permit =
+        state
+            .connections
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| AppError::Unavailable {
+                code: "too_many_connections",
+                message: "the server is at its connection limit; try again later".into(),
+            })?;
     start.permit = Some(permit);
     let tasks = state.tasks.clone();
     Ok(upgrade
@@ -80,38 +107,57 @@ fn upgrade_to(
 /// cookies on cross-site WebSocket requests too, so the Origin must be checked).
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<User> {
     if let Some(token) = bearer_token(headers)? {
-        return accounts::token_user(state, token).await?.ok_or_else(|| AppError::Unauthorized {
-            code: "invalid_token",
-            message: "the API token is invalid or revoked".into(),
-        });
+        return accounts::token_user(state, token)
+            .await?
+            .ok_or_else(|| AppError::Unauthorized {
+                code: "invalid_token",
+                message: "the API token is invalid or revoked".into(),
+            });
     }
     let jar = CookieJar::from_headers(headers);
-    let cookie = jar.get(SESSION_COOKIE).ok_or_else(AppError::unauthenticated)?;
+    let cookie = jar
+        .get(SESSION_COOKIE)
+        .ok_or_else(AppError::unauthenticated)?;
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or_default();
         if !origin_allowed(state, headers, origin) {
-            return Err(AppError::forbidden("origin_not_allowed", "WebSocket from a foreign origin refused"));
+            return Err(AppError::forbidden(
+                "origin_not_allowed",
+                "WebSocket from a foreign origin refused",
+            ));
         }
     }
-    let (_, user) = accounts::session_user(state, cookie.value()).await?.ok_or_else(AppError::unauthenticated)?;
+    let (_, user) = accounts::session_user(state, cookie.value())
+        .await?
+        .ok_or_else(AppError::unauthenticated)?;
     Ok(user)
 }
 
 /// Allowed: the public URL's origin, the origin the request was addressed to
 /// (its Host), and `--allowed-origins`.
 fn origin_allowed(state: &AppState, headers: &HeaderMap, origin: &str) -> bool {
-    let Ok(origin) = Url::parse(origin) else { return false };
+    let Ok(origin) = Url::parse(origin) else {
+        return false;
+    };
     let origin = origin.origin();
     if state.config.public_url().origin() == origin {
         return true;
     }
     if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
-        let scheme = if state.config.secure_cookies() { "https" } else { "http" };
+        let scheme = if state.config.secure_cookies() {
+            "https"
+        } else {
+            "http"
+        };
         if let Ok(own) = Url::parse(&format!("{scheme}://{host}/"))
             && own.origin() == origin
         {
             return true;
         }
     }
-    state.config.allowed_origins.iter().any(|allowed| Url::parse(allowed).is_ok_and(|u| u.origin() == origin))
+    state
+        .config
+        .allowed_origins
+        .iter()
+        .any(|allowed| Url::parse(allowed).is_ok_and(|u| u.origin() == origin))
 }

@@ -30,8 +30,13 @@ pub struct Delivery {
 
 impl Delivery {
     /// A live message: delivered unless already delivered; held while the room resumes.
-    pub fn live(&mut self, room: RoomId, seq: i64, frame: Utf8Bytes, out: &mut Vec<Utf8Bytes>) {
-        let cursor = self.rooms.entry(room).or_default();
+    pub fn live(&mut self, room: &RoomId, seq: i64, frame: Utf8Bytes, out: &mut Vec<Utf8Bytes>) {
+        if !self.rooms.contains_key(room) {
+            self.rooms.insert(room.clone(), Cursor::default());
+        }
+        let Some(cursor) = self.rooms.get_mut(room) else {
+            return;
+        };
         if let Some(resume) = &mut cursor.resume {
             resume.held.push((seq, frame));
             return;
@@ -51,16 +56,30 @@ impl Delivery {
         match &mut cursor.resume {
             Some(resume) => resume.since = resume.since.min(since),
             None => {
-                cursor.resume = Some(Resume { since, replayed: 0, highest_replayed: since, held: Vec::new() })
+                cursor.resume = Some(Resume {
+                    since,
+                    replayed: 0,
+                    highest_replayed: since,
+                    held: Vec::new(),
+                })
             }
         }
     }
 
     /// Stored messages, ascending: each is sent unless delivered live already.
-    pub fn resume_chunk(&mut self, room: &RoomId, messages: Vec<(i64, Utf8Bytes)>, out: &mut Vec<Utf8Bytes>) {
-        let Some(cursor) = self.rooms.get_mut(room) else { return };
+    pub fn resume_chunk(
+        &mut self,
+        room: &RoomId,
+        messages: Vec<(i64, Utf8Bytes)>,
+        out: &mut Vec<Utf8Bytes>,
+    ) {
+        let Some(cursor) = self.rooms.get_mut(room) else {
+            return;
+        };
         let (first, last) = (cursor.first, cursor.last);
-        let Some(resume) = &mut cursor.resume else { return };
+        let Some(resume) = &mut cursor.resume else {
+            return;
+        };
         for (seq, frame) in messages {
             let delivered_live = first != 0 && (first..=last).contains(&seq);
             if seq <= resume.highest_replayed || delivered_live {
@@ -75,11 +94,19 @@ impl Delivery {
     /// Ends the replay: held live messages not replayed are released. Returns
     /// the last seq now delivered and how many stored messages were replayed.
     pub fn resume_end(&mut self, room: &RoomId, out: &mut Vec<Utf8Bytes>) -> (i64, usize) {
-        let Some(cursor) = self.rooms.get_mut(room) else { return (0, 0) };
-        let Some(resume) = cursor.resume.take() else { return (cursor.last, 0) };
+        let Some(cursor) = self.rooms.get_mut(room) else {
+            return (0, 0);
+        };
+        let Some(resume) = cursor.resume.take() else {
+            return (cursor.last, 0);
+        };
         // Everything after `since` up to the highest replayed or live seq is now delivered.
         let start = resume.since + 1;
-        cursor.first = if cursor.first == 0 { start } else { cursor.first.min(start) };
+        cursor.first = if cursor.first == 0 {
+            start
+        } else {
+            cursor.first.min(start)
+        };
         cursor.last = cursor.last.max(resume.highest_replayed).max(resume.since);
         for (seq, frame) in resume.held {
             if seq > cursor.last {
@@ -113,7 +140,7 @@ mod tests {
         let mut out = Vec::new();
         for seq in [1, 2, 2, 3, 1] {
             let (s, f) = frame(seq);
-            d.live(room(), s, f, &mut out);
+            d.live(&room(), s, f, &mut out);
         }
         assert_eq!(seqs(&out), [1, 2, 3]);
     }
@@ -126,7 +153,7 @@ mod tests {
         // Live 14 and 15 arrive while 11..=14 are being read from the store.
         for seq in [14, 15] {
             let (s, f) = frame(seq);
-            d.live(room(), s, f, &mut out);
+            d.live(&room(), s, f, &mut out);
         }
         assert!(out.is_empty());
         d.resume_chunk(&room(), (11..=14).map(frame).collect(), &mut out);
@@ -134,9 +161,9 @@ mod tests {
         assert_eq!(seqs(&out), [11, 12, 13, 14, 15]);
         assert_eq!((last, replayed), (15, 4));
         let (s, f) = frame(15);
-        d.live(room(), s, f, &mut out);
+        d.live(&room(), s, f, &mut out);
         let (s, f) = frame(16);
-        d.live(room(), s, f, &mut out);
+        d.live(&room(), s, f, &mut out);
         assert_eq!(seqs(&out), [11, 12, 13, 14, 15, 16]);
     }
 
@@ -146,7 +173,7 @@ mod tests {
         let mut out = Vec::new();
         for seq in [7, 8] {
             let (s, f) = frame(seq);
-            d.live(room(), s, f, &mut out);
+            d.live(&room(), s, f, &mut out);
         }
         d.resume_start(room(), 4);
         d.resume_chunk(&room(), (5..=9).map(frame).collect(), &mut out);
@@ -163,7 +190,7 @@ mod tests {
         d.resume_chunk(&room(), Vec::new(), &mut out);
         assert_eq!(d.resume_end(&room(), &mut out), (20, 0));
         let (s, f) = frame(20);
-        d.live(room(), s, f, &mut out);
+        d.live(&room(), s, f, &mut out);
         assert!(out.is_empty());
     }
 }

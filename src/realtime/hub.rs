@@ -22,16 +22,43 @@ pub type ConnId = u64;
 pub enum Outbound {
     /// Send this frame as it is.
     Frame(Utf8Bytes),
-    /// A chat message: sent unless this connection already delivered that seq.
-    Chat { room: RoomId, seq: i64, frame: Utf8Bytes },
+    /// Committed chat messages of one room, ascending (one commit's worth): each
+    /// is sent unless this connection already delivered its seq.
+    Chat {
+        room: RoomId,
+        messages: Arc<[ChatFrame]>,
+    },
     /// Heartbeat: send a WebSocket ping and this `heartbeat` frame.
     Tick(Utf8Bytes),
     /// A resume began: hold live messages of the room until it ends.
     ResumeStart { room: RoomId, since: i64 },
     /// Stored messages being replayed, ascending.
-    ResumeChunk { room: RoomId, messages: Vec<(i64, Utf8Bytes)> },
+    ResumeChunk {
+        room: RoomId,
+        messages: Vec<(i64, Utf8Bytes)>,
+    },
     /// Replay finished: release held messages, then send `resume_complete`.
     ResumeEnd { room: RoomId },
+}
+
+/// A committed message serialized for its sender (`is_own: true`) and for everyone else.
+#[derive(Debug)]
+pub struct ChatFrame {
+    pub seq: i64,
+    pub sender: Option<UserId>,
+    pub own: Utf8Bytes,
+    pub others: Utf8Bytes,
+}
+
+impl ChatFrame {
+    /// The copy meant for `user`.
+    pub fn for_user(&self, user: UserId) -> &Utf8Bytes {
+        if self.sender == Some(user) {
+            &self.own
+        } else {
+            &self.others
+        }
+    }
 }
 
 /// Close codes the server uses.
@@ -141,7 +168,9 @@ impl State {
 
     /// Removes a connection from a room; true if its user is no longer present there.
     fn unsubscribe(&mut self, room: &RoomId, conn: ConnId, user: UserId) -> bool {
-        let Some(entry) = self.rooms.get_mut(room) else { return false };
+        let Some(entry) = self.rooms.get_mut(room) else {
+            return false;
+        };
         let before = entry.subs.len();
         entry.subs.retain(|s| s.conn != conn);
         if entry.subs.len() == before {
@@ -185,11 +214,15 @@ impl Hub {
     // A panic while holding the lock only ever leaves the maps as they were
     // between two statements; carrying on is better than failing every session.
     fn read(&self) -> RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Registers a connection following `rooms`.
@@ -205,7 +238,12 @@ impl Hub {
         let mut state = self.write();
         let mut change = PresenceChange::default();
         for room in &rooms {
-            let sub = Subscriber { conn: id, user, tx: tx.clone(), control: control.clone() };
+            let sub = Subscriber {
+                conn: id,
+                user,
+                tx: tx.clone(),
+                control: control.clone(),
+            };
             if state.subscribe(room, sub) {
                 change.rooms.push(room.clone());
             }
@@ -213,14 +251,25 @@ impl Hub {
         let conns = state.users.entry(user).or_default();
         conns.push(id);
         change.user_changed = conns.len() == 1;
-        state.conns.insert(id, Conn { user, scope, tx, control, rooms });
+        state.conns.insert(
+            id,
+            Conn {
+                user,
+                scope,
+                tx,
+                control,
+                rooms,
+            },
+        );
         (id, change)
     }
 
     /// Removes a connection.
     pub fn unregister(&self, id: ConnId) -> PresenceChange {
         let mut state = self.write();
-        let Some(conn) = state.conns.remove(&id) else { return PresenceChange::default() };
+        let Some(conn) = state.conns.remove(&id) else {
+            return PresenceChange::default();
+        };
         let mut change = PresenceChange::default();
         for room in &conn.rooms {
             if state.unsubscribe(room, id, conn.user) {
@@ -244,12 +293,19 @@ impl Hub {
         let ids: Vec<ConnId> = state.users.get(&user).cloned().unwrap_or_default();
         let mut entered = false;
         for id in ids {
-            let Some(conn) = state.conns.get_mut(&id) else { continue };
+            let Some(conn) = state.conns.get_mut(&id) else {
+                continue;
+            };
             if conn.scope != Scope::AllRooms || conn.rooms.contains(room) {
                 continue;
             }
             conn.rooms.push(room.clone());
-            let sub = Subscriber { conn: id, user, tx: conn.tx.clone(), control: conn.control.clone() };
+            let sub = Subscriber {
+                conn: id,
+                user,
+                tx: conn.tx.clone(),
+                control: conn.control.clone(),
+            };
             entered |= state.subscribe(room, sub);
         }
         entered
@@ -263,11 +319,14 @@ impl Hub {
         let ids: Vec<ConnId> = state.users.get(&user).cloned().unwrap_or_default();
         let mut left = false;
         for id in ids {
-            let Some(conn) = state.conns.get_mut(&id) else { continue };
+            let Some(conn) = state.conns.get_mut(&id) else {
+                continue;
+            };
             match &conn.scope {
                 Scope::AllRooms => {}
                 Scope::Room(r) if r == room && lost_access => {
-                    conn.control.close(close::POLICY, "no longer a member of this room");
+                    conn.control
+                        .close(close::POLICY, "no longer a member of this room");
                 }
                 Scope::Room(_) => continue,
             }
@@ -283,7 +342,9 @@ impl Hub {
     /// Sends a frame to every connection following `room`, except `skip_user`'s.
     pub fn broadcast(&self, room: &RoomId, frame: &Utf8Bytes, skip_user: Option<UserId>) {
         let state = self.read();
-        let Some(entry) = state.rooms.get(room) else { return };
+        let Some(entry) = state.rooms.get(room) else {
+            return;
+        };
         for sub in &entry.subs {
             if Some(sub.user) != skip_user {
                 offer(sub, Outbound::Frame(frame.clone()));
@@ -291,34 +352,54 @@ impl Hub {
         }
     }
 
-    /// Fans a committed chat message out: the sender's connections get `own`
-    /// (with `is_own: true`), everyone else `others`.
-    pub fn broadcast_chat(&self, room: &RoomId, seq: i64, sender: Option<UserId>, own: &Utf8Bytes, others: &Utf8Bytes) {
+    /// Fans committed chat messages of one room out: one queue slot per follower
+    /// per commit, however many messages it holds.
+    pub fn broadcast_chat(&self, room: &RoomId, messages: &Arc<[ChatFrame]>) {
         let state = self.read();
-        let Some(entry) = state.rooms.get(room) else { return };
+        let Some(entry) = state.rooms.get(room) else {
+            return;
+        };
         for sub in &entry.subs {
-            let frame = if Some(sub.user) == sender { own } else { others };
-            offer(sub, Outbound::Chat { room: room.clone(), seq, frame: frame.clone() });
+            offer(
+                sub,
+                Outbound::Chat {
+                    room: room.clone(),
+                    messages: messages.clone(),
+                },
+            );
         }
     }
 
     /// Sends a frame to every connection of `user` (e.g. `room_joined` on `/ws/`).
     pub fn send_to_user(&self, user: UserId, frame: &Utf8Bytes, all_rooms_only: bool) {
         let state = self.read();
-        let Some(ids) = state.users.get(&user) else { return };
+        let Some(ids) = state.users.get(&user) else {
+            return;
+        };
         for id in ids {
-            let Some(conn) = state.conns.get(id) else { continue };
+            let Some(conn) = state.conns.get(id) else {
+                continue;
+            };
             if all_rooms_only && conn.scope != Scope::AllRooms {
                 continue;
             }
-            let sub = Subscriber { conn: *id, user, tx: conn.tx.clone(), control: conn.control.clone() };
+            let sub = Subscriber {
+                conn: *id,
+                user,
+                tx: conn.tx.clone(),
+                control: conn.control.clone(),
+            };
             offer(&sub, Outbound::Frame(frame.clone()));
         }
     }
 
     /// Users with at least one local connection following `room`.
     pub fn present_in_room(&self, room: &RoomId) -> Vec<UserId> {
-        self.read().rooms.get(room).map(|e| e.present.keys().copied().collect()).unwrap_or_default()
+        self.read()
+            .rooms
+            .get(room)
+            .map(|e| e.present.keys().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Whether the user has any local connection open.
@@ -339,7 +420,12 @@ impl Hub {
                 conn.control.close(close::GOING_AWAY, "no response to ping");
                 continue;
             }
-            let sub = Subscriber { conn: *id, user: conn.user, tx: conn.tx.clone(), control: conn.control.clone() };
+            let sub = Subscriber {
+                conn: *id,
+                user: conn.user,
+                tx: conn.tx.clone(),
+                control: conn.control.clone(),
+            };
             offer(&sub, Outbound::Tick(frame.clone()));
         }
     }
@@ -375,7 +461,18 @@ mod tests {
         RoomId::parse(name).unwrap()
     }
 
-    fn conn(hub: &Hub, user: UserId, scope: Scope, rooms: &[&str], cap: usize) -> (ConnId, PresenceChange, mpsc::Receiver<Outbound>, Arc<ConnControl>) {
+    fn conn(
+        hub: &Hub,
+        user: UserId,
+        scope: Scope,
+        rooms: &[&str],
+        cap: usize,
+    ) -> (
+        ConnId,
+        PresenceChange,
+        mpsc::Receiver<Outbound>,
+        Arc<ConnControl>,
+    ) {
         let (tx, rx) = mpsc::channel(cap);
         let control = ConnControl::new();
         let rooms = rooms.iter().map(|r| room(r)).collect();
@@ -413,9 +510,19 @@ mod tests {
         let (_, _, mut ra, _) = conn(&hub, ann, Scope::AllRooms, &["r1"], 8);
         let (_, _, mut rb, _) = conn(&hub, bob, Scope::Room(room("r1")), &["r1"], 8);
         let (_, _, mut rc, _) = conn(&hub, UserId::new(), Scope::AllRooms, &["r2"], 8);
-        hub.broadcast_chat(&room("r1"), 1, Some(ann), &Utf8Bytes::from("own"), &Utf8Bytes::from("other"));
-        assert!(matches!(ra.try_recv(), Ok(Outbound::Chat { seq: 1, frame, .. }) if frame.as_str() == "own"));
-        assert!(matches!(rb.try_recv(), Ok(Outbound::Chat { frame, .. }) if frame.as_str() == "other"));
+        let frames: Arc<[ChatFrame]> = Arc::from(vec![ChatFrame {
+            seq: 1,
+            sender: Some(ann),
+            own: Utf8Bytes::from("own"),
+            others: Utf8Bytes::from("other"),
+        }]);
+        hub.broadcast_chat(&room("r1"), &frames);
+        assert!(
+            matches!(ra.try_recv(), Ok(Outbound::Chat { messages, .. }) if messages[0].for_user(ann).as_str() == "own")
+        );
+        assert!(
+            matches!(rb.try_recv(), Ok(Outbound::Chat { messages, .. }) if messages[0].for_user(bob).as_str() == "other")
+        );
         assert!(rc.try_recv().is_err());
     }
 
@@ -428,7 +535,10 @@ mod tests {
             hub.broadcast(&room("r1"), &Utf8Bytes::from("x"), None);
             let _ = fast_rx.try_recv();
         }
-        assert_eq!(slow.close_reason(), Some((close::TRY_AGAIN_LATER, "slow consumer")));
+        assert_eq!(
+            slow.close_reason(),
+            Some((close::TRY_AGAIN_LATER, "slow consumer"))
+        );
         assert!(!fast.is_closed());
     }
 

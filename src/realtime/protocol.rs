@@ -53,7 +53,15 @@ pub enum ClientMsg {
     },
 }
 
-const CLIENT_TYPES: &[&str] = &["message", "typing", "read_status", "read", "resume", "ping", "heartbeat_ack"];
+const CLIENT_TYPES: &[&str] = &[
+    "message",
+    "typing",
+    "read_status",
+    "read",
+    "resume",
+    "ping",
+    "heartbeat_ack",
+];
 
 /// Why a frame could not be decoded: an error code and message for the `error` frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,13 +100,23 @@ fn classify(text: &str, err: &serde_json::Error) -> DecodeError {
     };
     let client_id = loose.client_id.and_then(|v| v.as_str().map(str::to_string));
     match loose.kind {
-        None => DecodeError { code: "invalid_frame", message: "the frame has no \"type\"".into(), client_id },
-        Some(serde_json::Value::String(kind)) if !CLIENT_TYPES.contains(&kind.as_str()) => DecodeError {
-            code: "unknown_type",
-            message: format!("unknown frame type {kind:?}"),
+        None => DecodeError {
+            code: "invalid_frame",
+            message: "the frame has no \"type\"".into(),
             client_id,
         },
-        Some(_) => DecodeError { code: "invalid_frame", message: err.to_string(), client_id },
+        Some(serde_json::Value::String(kind)) if !CLIENT_TYPES.contains(&kind.as_str()) => {
+            DecodeError {
+                code: "unknown_type",
+                message: format!("unknown frame type {kind:?}"),
+                client_id,
+            }
+        }
+        Some(_) => DecodeError {
+            code: "invalid_frame",
+            message: err.to_string(),
+            client_id,
+        },
     }
 }
 
@@ -217,7 +235,9 @@ impl ServerEvent<'_> {
             Ok(text) => Utf8Bytes::from(text),
             Err(err) => {
                 tracing::error!(error = %err, "could not encode a server event");
-                Utf8Bytes::from_static(r#"{"type":"error","code":"internal_error","message":"internal error"}"#)
+                Utf8Bytes::from_static(
+                    r#"{"type":"error","code":"internal_error","message":"internal error"}"#,
+                )
             }
         }
     }
@@ -232,42 +252,89 @@ mod tests {
     fn decodes_every_client_type() {
         assert_eq!(
             ClientMsg::decode(r#"{"type":"message","content":"hi","client_id":"c1"}"#).unwrap(),
-            ClientMsg::Message { content: "hi".into(), message_type: None, client_id: Some("c1".into()), room_id: None }
+            ClientMsg::Message {
+                content: "hi".into(),
+                message_type: None,
+                client_id: Some("c1".into()),
+                room_id: None
+            }
         );
         assert_eq!(
             ClientMsg::decode(r#"{"type":"typing","is_typing":true,"room_id":"general"}"#).unwrap(),
-            ClientMsg::Typing { is_typing: true, room_id: Some(RoomId::parse("general").unwrap()) }
+            ClientMsg::Typing {
+                is_typing: true,
+                room_id: Some(RoomId::parse("general").unwrap())
+            }
         );
         assert!(matches!(
             ClientMsg::decode(r#"{"type":"read_status","message_ids":["a"]}"#),
             Ok(ClientMsg::ReadStatus { .. })
         ));
-        assert!(matches!(ClientMsg::decode(r#"{"type":"read","up_to_seq":3}"#), Ok(ClientMsg::Read { .. })));
-        assert!(matches!(ClientMsg::decode(r#"{"type":"resume","since_seq":0}"#), Ok(ClientMsg::Resume { .. })));
-        assert!(matches!(ClientMsg::decode(r#"{"type":"ping"}"#), Ok(ClientMsg::Ping { .. })));
-        assert!(matches!(ClientMsg::decode(r#"{"type":"heartbeat_ack","timestamp":1}"#), Ok(ClientMsg::HeartbeatAck { .. })));
+        assert!(matches!(
+            ClientMsg::decode(r#"{"type":"read","up_to_seq":3}"#),
+            Ok(ClientMsg::Read { .. })
+        ));
+        assert!(matches!(
+            ClientMsg::decode(r#"{"type":"resume","since_seq":0}"#),
+            Ok(ClientMsg::Resume { .. })
+        ));
+        assert!(matches!(
+            ClientMsg::decode(r#"{"type":"ping"}"#),
+            Ok(ClientMsg::Ping { .. })
+        ));
+        assert!(matches!(
+            ClientMsg::decode(r#"{"type":"heartbeat_ack","timestamp":1}"#),
+            Ok(ClientMsg::HeartbeatAck { .. })
+        ));
     }
 
     #[test]
     fn classifies_bad_frames() {
-        assert_eq!(ClientMsg::decode("not json").unwrap_err().code, "invalid_json");
-        assert_eq!(ClientMsg::decode("[1,2]").unwrap_err().code, "invalid_frame");
-        assert_eq!(ClientMsg::decode(r#"{"content":"x"}"#).unwrap_err().code, "invalid_frame");
+        assert_eq!(
+            ClientMsg::decode("not json").unwrap_err().code,
+            "invalid_json"
+        );
+        assert_eq!(
+            ClientMsg::decode("[1,2]").unwrap_err().code,
+            "invalid_frame"
+        );
+        assert_eq!(
+            ClientMsg::decode(r#"{"content":"x"}"#).unwrap_err().code,
+            "invalid_frame"
+        );
         let unknown = ClientMsg::decode(r#"{"type":"launch","client_id":"k"}"#).unwrap_err();
         assert_eq!(unknown.code, "unknown_type");
         assert_eq!(unknown.client_id.as_deref(), Some("k"));
         let missing = ClientMsg::decode(r#"{"type":"message","client_id":"c9"}"#).unwrap_err();
         assert_eq!(missing.code, "invalid_frame");
         assert_eq!(missing.client_id.as_deref(), Some("c9"));
-        assert_eq!(ClientMsg::decode(r#"{"type":"typing","is_typing":"yes"}"#).unwrap_err().code, "invalid_frame");
-        assert_eq!(ClientMsg::decode(r#"{"type":"message","content":"x","room_id":"../x"}"#).unwrap_err().code, "invalid_frame");
-        assert_eq!(ClientMsg::decode(r#"{"type":7}"#).unwrap_err().code, "invalid_frame");
+        assert_eq!(
+            ClientMsg::decode(r#"{"type":"typing","is_typing":"yes"}"#)
+                .unwrap_err()
+                .code,
+            "invalid_frame"
+        );
+        assert_eq!(
+            ClientMsg::decode(r#"{"type":"message","content":"x","room_id":"../x"}"#)
+                .unwrap_err()
+                .code,
+            "invalid_frame"
+        );
+        assert_eq!(
+            ClientMsg::decode(r#"{"type":7}"#).unwrap_err().code,
+            "invalid_frame"
+        );
     }
 
     #[test]
     fn server_events_are_tagged() {
         let room = RoomId::parse("general").unwrap();
-        let frame = ServerEvent::ResumeComplete { room_id: &room, last_seq: 9, replayed: 2 }.encode();
+        let frame = ServerEvent::ResumeComplete {
+            room_id: &room,
+            last_seq: 9,
+            replayed: 2,
+        }
+        .encode();
         let value: serde_json::Value = serde_json::from_str(frame.as_str()).unwrap();
         assert_eq!(value["type"], "resume_complete");
         assert_eq!(value["room_id"], "general");

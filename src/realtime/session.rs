@@ -11,7 +11,7 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tracing::Instrument;
 
-use crate::domain::ids::RoomId;
+use crate::domain::ids::{RoomId, UserId};
 use crate::domain::message::{InsertOutcome, Sender};
 use crate::domain::time::now_ms;
 use crate::domain::user::User;
@@ -42,7 +42,9 @@ pub struct SessionStart {
     pub permit: Option<OwnedSemaphorePermit>,
 }
 
-type PendingSend = Pin<Box<dyn Future<Output = (Option<String>, Result<InsertOutcome, AppError>)> + Send + 'static>>;
+type PendingSend = Pin<
+    Box<dyn Future<Output = (Option<String>, Result<InsertOutcome, AppError>)> + Send + 'static>,
+>;
 
 /// Runs a connection until either side ends it.
 pub async fn run(socket: WebSocket, state: AppState, start: SessionStart) {
@@ -59,7 +61,13 @@ where
     E: Into<axum::Error>,
 {
     let opened = std::time::Instant::now();
-    let SessionStart { user, scope, since_seq, permit: _permit } = start;
+    let SessionStart {
+        user,
+        scope,
+        since_seq,
+        permit: _permit,
+    } = start;
+    let user_id = user.id;
     let (tx, rx) = mpsc::channel(state.config.ws_outbound_queue);
     let control = ConnControl::new();
 
@@ -67,20 +75,29 @@ where
         Ok(session) => session,
         Err(err) => {
             tracing::warn!(error = %err, "could not open session");
-            let _ = tx.try_send(Outbound::Frame(error_frame(err.code(), &err.public_message(), None)));
+            let _ = tx.try_send(Outbound::Frame(error_frame(
+                err.code(),
+                &err.public_message(),
+                None,
+            )));
             control.close(close::INTERNAL, "could not open session");
             drop(tx);
-            write_loop(sink, rx, control, state.shutdown.clone()).await;
+            write_loop(sink, user_id, rx, control, state.shutdown.clone()).await;
             return;
         }
     };
 
     // Resume is queued before registering, so no live message can overtake the replay.
     if let (Scope::Room(room), Some(since)) = (&session.scope, since_seq) {
-        let _ = tx.try_send(Outbound::ResumeStart { room: room.clone(), since });
+        let _ = tx.try_send(Outbound::ResumeStart {
+            room: room.clone(),
+            since,
+        });
     }
     session.register(&state).await;
-    let writer = state.tasks.spawn(write_loop(sink, rx, control.clone(), state.shutdown.clone()).in_current_span());
+    let writer = state.tasks.spawn(
+        write_loop(sink, user_id, rx, control.clone(), state.shutdown.clone()).in_current_span(),
+    );
     tracing::info!("websocket connected");
 
     if let (Scope::Room(room), Some(since)) = (session.scope.clone(), since_seq)
@@ -95,7 +112,12 @@ where
     drop(session);
     drop(tx);
     let _ = writer.await;
-    tracing::info!(code, reason, duration_ms = opened.elapsed().as_millis() as u64, "websocket closed");
+    tracing::info!(
+        code,
+        reason,
+        duration_ms = opened.elapsed().as_millis() as u64,
+        "websocket closed"
+    );
 }
 
 struct Session {
@@ -123,7 +145,11 @@ impl Session {
         let mut profile = profiles::view(state, &user, Some(&user)).await?;
         profile.is_online = true;
         let heartbeat_interval = state.config.heartbeat_interval.as_secs_f64();
-        let brief = UserBrief { id: user.id, username: &user.username, display_name: user.shown_name() };
+        let brief = UserBrief {
+            id: user.id,
+            username: &user.username,
+            display_name: user.shown_name(),
+        };
         let mut rooms = Vec::new();
         let frame = match &scope {
             Scope::Room(room) => {
@@ -154,7 +180,11 @@ impl Session {
                         if !online.contains(&user.id) {
                             online.push(user.id);
                         }
-                        RoomPresence { room_id: &s.room.id, last_seq: s.room.last_seq, online }
+                        RoomPresence {
+                            room_id: &s.room.id,
+                            last_seq: s.room.last_seq,
+                            online,
+                        }
                     })
                     .collect();
                 ServerEvent::ConnectionEstablished {
@@ -186,8 +216,13 @@ impl Session {
     /// Joins the hub and announces the user where they just became present.
     async fn register(&mut self, state: &AppState) {
         let rooms = std::mem::take(&mut self.rooms);
-        let (id, change) =
-            state.hub.register(self.user.id, self.scope.clone(), rooms, self.tx.clone(), self.control.clone());
+        let (id, change) = state.hub.register(
+            self.user.id,
+            self.scope.clone(),
+            rooms,
+            self.tx.clone(),
+            self.control.clone(),
+        );
         self.conn_id = Some(id);
         for room in &change.rooms {
             self.announce_presence(state, room, true);
@@ -209,17 +244,36 @@ impl Session {
     }
 
     fn announce_presence(&self, state: &AppState, room: &RoomId, joined: bool) {
-        let (room_id, user_id, username, user_profile) = (room, self.user.id, self.user.username.as_str(), &self.profile);
+        let (room_id, user_id, username, user_profile) = (
+            room,
+            self.user.id,
+            self.user.username.as_str(),
+            &self.profile,
+        );
         let frame = if joined {
-            ServerEvent::UserJoined { room_id, user_id, username, user_profile }.encode()
+            ServerEvent::UserJoined {
+                room_id,
+                user_id,
+                username,
+                user_profile,
+            }
+            .encode()
         } else {
-            ServerEvent::UserLeft { room_id, user_id, username, user_profile }.encode()
+            ServerEvent::UserLeft {
+                room_id,
+                user_id,
+                username,
+                user_profile,
+            }
+            .encode()
         };
         state.hub.broadcast(room, &frame, Some(self.user.id));
     }
 
     async fn unregister(&mut self, state: &AppState) {
-        let Some(id) = self.conn_id.take() else { return };
+        let Some(id) = self.conn_id.take() else {
+            return;
+        };
         let change = state.hub.unregister(id);
         self.profile.is_online = !change.user_changed;
         for room in &change.rooms {
@@ -243,7 +297,11 @@ impl Session {
     }
 
     fn reply_error(&self, err: &AppError, client_id: Option<&str>) {
-        self.reply(Outbound::Frame(error_frame(err.code(), &err.public_message(), client_id)));
+        self.reply(Outbound::Frame(error_frame(
+            err.code(),
+            &err.public_message(),
+            client_id,
+        )));
     }
 
     async fn read_loop<St, E>(&mut self, state: &AppState, mut stream: St)
@@ -322,11 +380,15 @@ impl Session {
         match (&self.scope, room_id) {
             (Scope::Room(room), None) => Ok(room.clone()),
             (Scope::Room(room), Some(given)) if &given == room => Ok(given),
-            (Scope::Room(_), Some(_)) => {
-                Err(AppError::bad_request("wrong_room", "this connection is for another room; use /ws/ for several"))
-            }
+            (Scope::Room(_), Some(_)) => Err(AppError::bad_request(
+                "wrong_room",
+                "this connection is for another room; use /ws/ for several",
+            )),
             (Scope::AllRooms, Some(given)) => Ok(given),
-            (Scope::AllRooms, None) => Err(AppError::bad_request("room_required", "frames on /ws/ need a room_id")),
+            (Scope::AllRooms, None) => Err(AppError::bad_request(
+                "room_required",
+                "frames on /ws/ need a room_id",
+            )),
         }
     }
 
@@ -334,14 +396,26 @@ impl Session {
         let msg = match ClientMsg::decode(text.as_str()) {
             Ok(msg) => msg,
             Err(err) => {
-                self.reply(Outbound::Frame(error_frame(err.code, &err.message, err.client_id.as_deref())));
+                self.reply(Outbound::Frame(error_frame(
+                    err.code,
+                    &err.message,
+                    err.client_id.as_deref(),
+                )));
                 return None;
             }
         };
         let result = match msg {
-            ClientMsg::Message { content, message_type, client_id, room_id } => {
+            ClientMsg::Message {
+                content,
+                message_type,
+                client_id,
+                room_id,
+            } => {
                 if message_type.as_deref().is_some_and(|t| t != "text") {
-                    let err = AppError::bad_request("invalid_message_type", "clients send message_type \"text\"");
+                    let err = AppError::bad_request(
+                        "invalid_message_type",
+                        "clients send message_type \"text\"",
+                    );
                     self.reply_error(&err, client_id.as_deref());
                     return None;
                 }
@@ -355,31 +429,52 @@ impl Session {
                 let state = state.clone();
                 let sender = self.sender.clone();
                 return Some(Box::pin(async move {
-                    let result = messages::post(&state, &sender, &room, &content, client_id.as_deref()).await;
+                    let result =
+                        messages::post(&state, &sender, &room, &content, client_id.as_deref())
+                            .await;
                     (client_id, result)
                 }));
             }
             ClientMsg::Typing { is_typing, room_id } => match self.target_room(room_id) {
-                Ok(room) => messages::typing(state, self.user.id, &self.user.username, &room, is_typing).await,
+                Ok(room) => {
+                    messages::typing(state, self.user.id, &self.user.username, &room, is_typing)
+                        .await
+                }
                 Err(err) => Err(err),
             },
             ClientMsg::Read { up_to_seq, room_id } => match self.target_room(room_id) {
-                Ok(room) => messages::mark_read(state, self.user.id, &room, ReadUpTo::Seq(up_to_seq)).await,
+                Ok(room) => {
+                    messages::mark_read(state, self.user.id, &room, ReadUpTo::Seq(up_to_seq)).await
+                }
                 Err(err) => Err(err),
             },
-            ClientMsg::ReadStatus { message_ids, room_id } => match self.target_room(room_id) {
-                Ok(room) => messages::mark_read(state, self.user.id, &room, ReadUpTo::Messages(message_ids)).await,
+            ClientMsg::ReadStatus {
+                message_ids,
+                room_id,
+            } => match self.target_room(room_id) {
+                Ok(room) => {
+                    messages::mark_read(state, self.user.id, &room, ReadUpTo::Messages(message_ids))
+                        .await
+                }
                 Err(err) => Err(err),
             },
             ClientMsg::Resume { since_seq, room_id } => match self.target_room(room_id) {
                 Ok(room) => {
-                    self.reply(Outbound::ResumeStart { room: room.clone(), since: since_seq.max(0) });
+                    self.reply(Outbound::ResumeStart {
+                        room: room.clone(),
+                        since: since_seq.max(0),
+                    });
                     self.replay(state, &room, since_seq.max(0)).await
                 }
                 Err(err) => Err(err),
             },
             ClientMsg::Ping { .. } => {
-                self.reply(Outbound::Frame(ServerEvent::Pong { timestamp: now_ms() }.encode()));
+                self.reply(Outbound::Frame(
+                    ServerEvent::Pong {
+                        timestamp: now_ms(),
+                    }
+                    .encode(),
+                ));
                 Ok(())
             }
             ClientMsg::HeartbeatAck { .. } => Ok(()),
@@ -399,22 +494,48 @@ impl Session {
         outcome
     }
 
-    async fn replay_pages(&self, state: &AppState, room: &RoomId, since: i64) -> Result<(), AppError> {
+    async fn replay_pages(
+        &self,
+        state: &AppState,
+        room: &RoomId,
+        since: i64,
+    ) -> Result<(), AppError> {
         let mut after = since;
         loop {
-            let (page, mine, others) =
-                messages::history(state, self.user.id, room, Page::After { seq: after, limit: RESUME_PAGE }).await?;
-            let Some(last) = page.messages.last() else { return Ok(()) };
+            let (page, mine, others) = messages::history(
+                state,
+                self.user.id,
+                room,
+                Page::After {
+                    seq: after,
+                    limit: RESUME_PAGE,
+                },
+            )
+            .await?;
+            let Some(last) = page.messages.last() else {
+                return Ok(());
+            };
             after = last.seq;
             let frames = page
                 .messages
                 .iter()
                 .map(|m| {
                     let view = MessageView::for_viewer(m, self.user.id, mine, others);
-                    (m.seq, ServerEvent::ChatMessage { room_id: room, message: view }.encode())
+                    (
+                        m.seq,
+                        ServerEvent::ChatMessage {
+                            room_id: room,
+                            message: view,
+                        }
+                        .encode(),
+                    )
                 })
                 .collect();
-            self.send(Outbound::ResumeChunk { room: room.clone(), messages: frames }).await;
+            self.send(Outbound::ResumeChunk {
+                room: room.clone(),
+                messages: frames,
+            })
+            .await;
             if !page.has_more {
                 return Ok(());
             }
@@ -440,7 +561,12 @@ impl Drop for Session {
 }
 
 fn error_frame(code: &str, message: &str, client_id: Option<&str>) -> Utf8Bytes {
-    ServerEvent::Error { code, message, client_id }.encode()
+    ServerEvent::Error {
+        code,
+        message,
+        client_id,
+    }
+    .encode()
 }
 
 fn is_too_big(err: &axum::Error) -> bool {
@@ -456,8 +582,13 @@ fn is_too_big(err: &axum::Error) -> bool {
 }
 
 /// The only task that writes to the socket.
-async fn write_loop<Si>(mut sink: Si, mut rx: mpsc::Receiver<Outbound>, control: Arc<ConnControl>, shutdown: tokio_util::sync::CancellationToken)
-where
+async fn write_loop<Si>(
+    mut sink: Si,
+    me: UserId,
+    mut rx: mpsc::Receiver<Outbound>,
+    control: Arc<ConnControl>,
+    shutdown: tokio_util::sync::CancellationToken,
+) where
     Si: Sink<Message> + Unpin,
 {
     let mut delivery = Delivery::default();
@@ -469,7 +600,7 @@ where
             () = shutdown.cancelled() => {
                 // Deliver what is already queued, then ask clients to reconnect elsewhere.
                 while let Ok(item) = rx.try_recv() {
-                    let _ping = apply(&mut delivery, item, &mut out);
+                    let _ping = apply(&mut delivery, me, item, &mut out);
                 }
                 if write_all(&mut sink, &mut out).await.is_err() {
                     return;
@@ -478,11 +609,11 @@ where
             }
             item = rx.recv() => {
                 let Some(item) = item else { break (close::NORMAL, "closed") };
-                let mut ping = apply(&mut delivery, item, &mut out).is_some();
+                let mut ping = apply(&mut delivery, me, item, &mut out).is_some();
                 // Write whatever else is queued in the same flush.
                 while out.len() < 64 {
                     match rx.try_recv() {
-                        Ok(item) => ping |= apply(&mut delivery, item, &mut out).is_some(),
+                        Ok(item) => ping |= apply(&mut delivery, me, item, &mut out).is_some(),
                         Err(_) => break,
                     }
                 }
@@ -497,16 +628,28 @@ where
             }
         }
     };
-    let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    };
     let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
     let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;
 }
 
 /// Applies one queued item; `Some(())` if it asks for a WebSocket ping.
-fn apply(delivery: &mut Delivery, item: Outbound, out: &mut Vec<Utf8Bytes>) -> Option<()> {
+fn apply(
+    delivery: &mut Delivery,
+    me: UserId,
+    item: Outbound,
+    out: &mut Vec<Utf8Bytes>,
+) -> Option<()> {
     match item {
         Outbound::Frame(frame) => out.push(frame),
-        Outbound::Chat { room, seq, frame } => delivery.live(room, seq, frame, out),
+        Outbound::Chat { room, messages } => {
+            for message in messages.iter() {
+                delivery.live(&room, message.seq, message.for_user(me).clone(), out);
+            }
+        }
         Outbound::Tick(frame) => {
             out.push(frame);
             return Some(());
@@ -515,7 +658,14 @@ fn apply(delivery: &mut Delivery, item: Outbound, out: &mut Vec<Utf8Bytes>) -> O
         Outbound::ResumeChunk { room, messages } => delivery.resume_chunk(&room, messages, out),
         Outbound::ResumeEnd { room } => {
             let (last_seq, replayed) = delivery.resume_end(&room, out);
-            out.push(ServerEvent::ResumeComplete { room_id: &room, last_seq, replayed }.encode());
+            out.push(
+                ServerEvent::ResumeComplete {
+                    room_id: &room,
+                    last_seq,
+                    replayed,
+                }
+                .encode(),
+            );
         }
     }
     None
@@ -528,7 +678,10 @@ async fn feed<Si: Sink<Message> + Unpin>(sink: &mut Si, message: Message) -> Res
     }
 }
 
-async fn write_all<Si: Sink<Message> + Unpin>(sink: &mut Si, out: &mut Vec<Utf8Bytes>) -> Result<(), ()> {
+async fn write_all<Si: Sink<Message> + Unpin>(
+    sink: &mut Si,
+    out: &mut Vec<Utf8Bytes>,
+) -> Result<(), ()> {
     for frame in out.drain(..) {
         feed(sink, Message::Text(frame)).await?;
     }

@@ -18,7 +18,12 @@ impl Typing {
     /// Records typing; true if the user was not already typing there (announce it).
     pub fn start(&self, room: &RoomId, user: UserId, username: &str, now: Instant) -> bool {
         let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
-        active.insert((room.clone(), user), (now + TYPING_TTL, username.to_string())).is_none()
+        active
+            .insert(
+                (room.clone(), user),
+                (now + TYPING_TTL, username.to_string()),
+            )
+            .is_none()
     }
 
     /// Clears typing; true if the user was typing there (announce the stop).

@@ -52,7 +52,11 @@ pub fn hash_token(token: &str) -> String {
 
 /// Equal-time comparison, so a CSRF token cannot be guessed byte by byte.
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// Argon2id with the crate's recommended parameters, off the async threads.
@@ -70,8 +74,12 @@ pub async fn hash_password(password: String) -> Result<String> {
 
 pub async fn verify_password(password: String, hash: String) -> Result<bool> {
     tokio::task::spawn_blocking(move || {
-        let Ok(parsed) = PasswordHash::new(&hash) else { return false };
-        Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()
+        let Ok(parsed) = PasswordHash::new(&hash) else {
+            return false;
+        };
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
     })
     .await
     .map_err(|e| AppError::Internal(anyhow::anyhow!("password check task failed: {e}")))
@@ -92,7 +100,10 @@ pub async fn create_account(state: &AppState, input: Registration, is_admin: boo
         None => String::new(),
     };
     if state.store.get_user_by_username(&username).await?.is_some() {
-        return Err(AppError::conflict("username_taken", "that username is taken"));
+        return Err(AppError::conflict(
+            "username_taken",
+            "that username is taken",
+        ));
     }
     let password_hash = hash_password(input.password).await?;
     let new = NewUser {
@@ -112,9 +123,16 @@ pub async fn create_account(state: &AppState, input: Registration, is_admin: boo
 }
 
 /// `POST /tools/api/auth/register/`: creates the account and logs it in.
-pub async fn register(state: &AppState, input: Registration, client: &ClientInfo) -> Result<(User, NewSession)> {
+pub async fn register(
+    state: &AppState,
+    input: Registration,
+    client: &ClientInfo,
+) -> Result<(User, NewSession)> {
     if !state.config.registration_open {
-        return Err(AppError::forbidden("registration_closed", "registration is closed on this server"));
+        return Err(AppError::forbidden(
+            "registration_closed",
+            "registration is closed on this server",
+        ));
     }
     let user = create_account(state, input, false).await?;
     let session = start_session(state, user.id, client).await?;
@@ -122,7 +140,12 @@ pub async fn register(state: &AppState, input: Registration, client: &ClientInfo
 }
 
 /// `POST /tools/api/auth/login/`, throttled per username and per IP.
-pub async fn login(state: &AppState, username: &str, password: String, client: &ClientInfo) -> Result<(User, NewSession)> {
+pub async fn login(
+    state: &AppState,
+    username: &str,
+    password: String,
+    client: &ClientInfo,
+) -> Result<(User, NewSession)> {
     let throttle = &state.limits.logins;
     if let Err(wait) = throttle.check(username, client.ip, Instant::now()) {
         return Err(AppError::RateLimited {
@@ -145,12 +168,20 @@ pub async fn login(state: &AppState, username: &str, password: String, client: &
         });
     };
     throttle.record_success(username);
-    let user = state.store.get_user(user_id).await?.ok_or_else(AppError::user_not_found)?;
+    let user = state
+        .store
+        .get_user(user_id)
+        .await?
+        .ok_or_else(AppError::user_not_found)?;
     let session = start_session(state, user.id, client).await?;
     Ok((user, session))
 }
 
-pub async fn start_session(state: &AppState, user: UserId, client: &ClientInfo) -> Result<NewSession> {
+pub async fn start_session(
+    state: &AppState,
+    user: UserId,
+    client: &ClientInfo,
+) -> Result<NewSession> {
     let token = random_token();
     let csrf_token = random_token();
     let now = now_ms();
@@ -166,7 +197,11 @@ pub async fn start_session(state: &AppState, user: UserId, client: &ClientInfo) 
         ip: client.ip.to_string(),
     };
     state.store.insert_session(&record).await?;
-    Ok(NewSession { token, csrf_token, expires_at })
+    Ok(NewSession {
+        token,
+        csrf_token,
+        expires_at,
+    })
 }
 
 fn ttl_ms(state: &AppState) -> i64 {
@@ -182,7 +217,10 @@ pub async fn session_user(state: &AppState, token: &str) -> Result<Option<(Sessi
     if now - session.last_used_at > SESSION_TOUCH_MS {
         session.last_used_at = now;
         session.expires_at = now + ttl_ms(state);
-        state.store.touch_session(&session.token_hash, now, session.expires_at).await?;
+        state
+            .store
+            .touch_session(&session.token_hash, now, session.expires_at)
+            .await?;
     }
     Ok(Some((session, user)))
 }
@@ -192,7 +230,10 @@ pub async fn token_user(state: &AppState, token: &str) -> Result<Option<User>> {
     if !token.starts_with(TOKEN_PREFIX) {
         return Ok(None);
     }
-    Ok(state.store.get_api_token_user(&hash_token(token), now_ms()).await?)
+    Ok(state
+        .store
+        .get_api_token_user(&hash_token(token), now_ms())
+        .await?)
 }
 
 pub async fn logout(state: &AppState, token_hash: &str) -> Result<()> {
@@ -208,28 +249,49 @@ pub async fn change_password(
     keep_session: Option<&str>,
 ) -> Result<u64> {
     user::check_password(&new)?;
-    let hash = state.store.get_password_hash(user.id).await?.ok_or_else(AppError::user_not_found)?;
+    let hash = state
+        .store
+        .get_password_hash(user.id)
+        .await?
+        .ok_or_else(AppError::user_not_found)?;
     if !verify_password(current, hash).await? {
-        return Err(AppError::forbidden("invalid_credentials", "the current password is wrong"));
+        return Err(AppError::forbidden(
+            "invalid_credentials",
+            "the current password is wrong",
+        ));
     }
     let new_hash = hash_password(new).await?;
     state.store.update_password(user.id, &new_hash).await?;
-    Ok(state.store.delete_other_sessions(user.id, keep_session).await?)
+    Ok(state
+        .store
+        .delete_other_sessions(user.id, keep_session)
+        .await?)
 }
 
 pub async fn list_sessions(state: &AppState, user: &User) -> Result<Vec<SessionRecord>> {
     Ok(state.store.list_sessions(user.id, now_ms()).await?)
 }
 
-pub async fn logout_other_sessions(state: &AppState, user: &User, keep: Option<&str>) -> Result<u64> {
+pub async fn logout_other_sessions(
+    state: &AppState,
+    user: &User,
+    keep: Option<&str>,
+) -> Result<u64> {
     Ok(state.store.delete_other_sessions(user.id, keep).await?)
 }
 
 /// Creates a personal API token; the token itself is returned only now.
-pub async fn create_api_token(state: &AppState, user: &User, name: &str) -> Result<(ApiTokenRecord, String)> {
+pub async fn create_api_token(
+    state: &AppState,
+    user: &User,
+    name: &str,
+) -> Result<(ApiTokenRecord, String)> {
     let name = text::single_line(name, "name", 64)?;
     if name.is_empty() {
-        return Err(AppError::bad_request("invalid_field", "a token needs a name"));
+        return Err(AppError::bad_request(
+            "invalid_field",
+            "a token needs a name",
+        ));
     }
     let token = format!("{TOKEN_PREFIX}{}", random_token());
     let record = ApiTokenRecord {
@@ -249,10 +311,14 @@ pub async fn list_api_tokens(state: &AppState, user: &User) -> Result<Vec<ApiTok
 }
 
 pub async fn delete_api_token(state: &AppState, user: &User, id: TokenId) -> Result<()> {
-    state.store.delete_api_token(user.id, id).await.map_err(|e| match e {
-        StoreError::NotFound => AppError::not_found("token_not_found", "no such token"),
-        other => other.into(),
-    })
+    state
+        .store
+        .delete_api_token(user.id, id)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => AppError::not_found("token_not_found", "no such token"),
+            other => other.into(),
+        })
 }
 
 #[cfg(test)]
@@ -279,8 +345,16 @@ mod tests {
     async fn passwords_verify() {
         let hash = hash_password("correct horse".into()).await.unwrap();
         assert!(hash.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse".into(), hash.clone()).await.unwrap());
+        assert!(
+            verify_password("correct horse".into(), hash.clone())
+                .await
+                .unwrap()
+        );
         assert!(!verify_password("wrong horse".into(), hash).await.unwrap());
-        assert!(!verify_password("x".into(), "not a hash".into()).await.unwrap());
+        assert!(
+            !verify_password("x".into(), "not a hash".into())
+                .await
+                .unwrap()
+        );
     }
 }

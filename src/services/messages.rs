@@ -35,7 +35,9 @@ pub async fn post(
     let content = text::message_content(content, state.config.max_message_chars)?;
     let client_id = client_id.map(message::parse_client_id).transpose()?;
     let now = now_ms();
-    rooms::access(state, room, sender.id).await?.require_post(now)?;
+    rooms::access(state, room, sender.id)
+        .await?
+        .require_post(now)?;
     if state.typing.stop(room, sender.id) {
         announce_typing(state, room, sender.id, &sender.username, false);
     }
@@ -58,12 +60,24 @@ pub async fn post(
 pub fn page(before: Option<i64>, after: Option<i64>, limit: Option<u32>) -> Result<Page> {
     let limit = limit.unwrap_or(PAGE_DEFAULT);
     if !(1..=PAGE_MAX).contains(&limit) {
-        return Err(AppError::bad_request("invalid_limit", "limit is between 1 and 200"));
+        return Err(AppError::bad_request(
+            "invalid_limit",
+            "limit is between 1 and 200",
+        ));
     }
     match (before, after) {
-        (Some(_), Some(_)) => Err(AppError::bad_request("invalid_page", "give before or after, not both")),
-        (Some(seq), None) if seq < 1 => Err(AppError::bad_request("invalid_page", "before is a seq of 1 or more")),
-        (None, Some(seq)) if seq < 0 => Err(AppError::bad_request("invalid_page", "after is a seq of 0 or more")),
+        (Some(_), Some(_)) => Err(AppError::bad_request(
+            "invalid_page",
+            "give before or after, not both",
+        )),
+        (Some(seq), None) if seq < 1 => Err(AppError::bad_request(
+            "invalid_page",
+            "before is a seq of 1 or more",
+        )),
+        (None, Some(seq)) if seq < 0 => Err(AppError::bad_request(
+            "invalid_page",
+            "after is a seq of 0 or more",
+        )),
         (Some(seq), None) => Ok(Page::Before { seq, limit }),
         (None, Some(seq)) => Ok(Page::After { seq, limit }),
         (None, None) => Ok(Page::Latest { limit }),
@@ -72,7 +86,12 @@ pub fn page(before: Option<i64>, after: Option<i64>, limit: Option<u32>) -> Resu
 
 /// A page of history as `viewer` may see it, with the read positions that
 /// decide `is_read`: (my read seq, highest read seq of anyone else).
-pub async fn history(state: &AppState, viewer: UserId, room: &RoomId, page: Page) -> Result<(MessagePage, i64, i64)> {
+pub async fn history(
+    state: &AppState,
+    viewer: UserId,
+    room: &RoomId,
+    page: Page,
+) -> Result<(MessagePage, i64, i64)> {
     rooms::access(state, room, viewer).await?;
     let messages = state.store.list_messages(room, page).await?;
     let (mine, others) = state.store.read_positions(room, viewer).await?;
@@ -86,20 +105,37 @@ pub enum ReadUpTo {
 }
 
 /// Records that `user` read the room up to a seq and tells the room, if it moved.
-pub async fn mark_read(state: &AppState, user: UserId, room: &RoomId, target: ReadUpTo) -> Result<()> {
+pub async fn mark_read(
+    state: &AppState,
+    user: UserId,
+    room: &RoomId,
+    target: ReadUpTo,
+) -> Result<()> {
     rooms::access(state, room, user).await?.require_member()?;
     let (seq, ids) = match target {
         ReadUpTo::Seq(seq) if seq < 0 => {
-            return Err(AppError::bad_request("invalid_seq", "up_to_seq is 0 or more"));
+            return Err(AppError::bad_request(
+                "invalid_seq",
+                "up_to_seq is 0 or more",
+            ));
         }
         ReadUpTo::Seq(seq) => (seq, None),
         ReadUpTo::Messages(raw) => {
             if raw.is_empty() || raw.len() > 500 {
-                return Err(AppError::bad_request("invalid_message_ids", "give 1 to 500 message ids"));
+                return Err(AppError::bad_request(
+                    "invalid_message_ids",
+                    "give 1 to 500 message ids",
+                ));
             }
-            let ids: Vec<MessageId> = raw.iter().map(|id| MessageId::parse(id)).collect::<Result<_, _>>()?;
+            let ids: Vec<MessageId> = raw
+                .iter()
+                .map(|id| MessageId::parse(id))
+                .collect::<Result<_, _>>()?;
             let Some(seq) = state.store.max_seq_of(room, &ids).await? else {
-                return Err(AppError::not_found("message_not_found", "none of these messages are in this room"));
+                return Err(AppError::not_found(
+                    "message_not_found",
+                    "none of these messages are in this room",
+                ));
             };
             (seq, Some(raw))
         }
@@ -118,8 +154,16 @@ pub async fn mark_read(state: &AppState, user: UserId, room: &RoomId, target: Re
 }
 
 /// Typing starts or stops; the others in the room are told on each change.
-pub async fn typing(state: &AppState, user: UserId, username: &str, room: &RoomId, is_typing: bool) -> Result<()> {
-    rooms::access(state, room, user).await?.require_post(now_ms())?;
+pub async fn typing(
+    state: &AppState,
+    user: UserId,
+    username: &str,
+    room: &RoomId,
+    is_typing: bool,
+) -> Result<()> {
+    rooms::access(state, room, user)
+        .await?
+        .require_post(now_ms())?;
     let changed = if is_typing {
         state.typing.start(room, user, username, Instant::now())
     } else {
@@ -131,8 +175,20 @@ pub async fn typing(state: &AppState, user: UserId, username: &str, room: &RoomI
     Ok(())
 }
 
-pub fn announce_typing(state: &AppState, room: &RoomId, user: UserId, username: &str, is_typing: bool) {
-    let frame = ServerEvent::UserTyping { room_id: room, user_id: user, username, is_typing }.encode();
+pub fn announce_typing(
+    state: &AppState,
+    room: &RoomId,
+    user: UserId,
+    username: &str,
+    is_typing: bool,
+) {
+    let frame = ServerEvent::UserTyping {
+        room_id: room,
+        user_id: user,
+        username,
+        is_typing,
+    }
+    .encode();
     state.hub.broadcast(room, &frame, Some(user));
 }
 
@@ -150,11 +206,29 @@ mod tests {
     #[test]
     fn page_parsing() {
         assert_eq!(page(None, None, None).unwrap(), Page::Latest { limit: 50 });
-        assert_eq!(page(Some(10), None, Some(5)).unwrap(), Page::Before { seq: 10, limit: 5 });
-        assert_eq!(page(None, Some(0), Some(200)).unwrap(), Page::After { seq: 0, limit: 200 });
-        assert_eq!(page(None, None, Some(0)).unwrap_err().code(), "invalid_limit");
-        assert_eq!(page(None, None, Some(201)).unwrap_err().code(), "invalid_limit");
-        assert_eq!(page(Some(1), Some(1), None).unwrap_err().code(), "invalid_page");
-        assert_eq!(page(Some(0), None, None).unwrap_err().code(), "invalid_page");
+        assert_eq!(
+            page(Some(10), None, Some(5)).unwrap(),
+            Page::Before { seq: 10, limit: 5 }
+        );
+        assert_eq!(
+            page(None, Some(0), Some(200)).unwrap(),
+            Page::After { seq: 0, limit: 200 }
+        );
+        assert_eq!(
+            page(None, None, Some(0)).unwrap_err().code(),
+            "invalid_limit"
+        );
+        assert_eq!(
+            page(None, None, Some(201)).unwrap_err().code(),
+            "invalid_limit"
+        );
+        assert_eq!(
+            page(Some(1), Some(1), None).unwrap_err().code(),
+            "invalid_page"
+        );
+        assert_eq!(
+            page(Some(0), None, None).unwrap_err().code(),
+            "invalid_page"
+        );
     }
 }

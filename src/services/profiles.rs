@@ -13,7 +13,11 @@ use crate::store::ProfileChanges;
 use crate::views::ProfileView;
 
 /// Profiles of `users` as `viewer` sees them: one query for all their activity.
-pub async fn views(state: &AppState, users: &[User], viewer: Option<&User>) -> Result<Vec<ProfileView>> {
+pub async fn views(
+    state: &AppState,
+    users: &[User],
+    viewer: Option<&User>,
+) -> Result<Vec<ProfileView>> {
     let now = now_ms();
     let ids: Vec<UserId> = users.iter().map(|u| u.id).collect();
     // "The last 7 days" are today and the six before it (UTC).
@@ -30,11 +34,17 @@ pub async fn views(state: &AppState, users: &[User], viewer: Option<&User>) -> R
 
 pub async fn view(state: &AppState, user: &User, viewer: Option<&User>) -> Result<ProfileView> {
     let mut views = views(state, std::slice::from_ref(user), viewer).await?;
-    views.pop().ok_or_else(|| AppError::Internal(anyhow::anyhow!("profile view missing")))
+    views
+        .pop()
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("profile view missing")))
 }
 
 pub async fn get(state: &AppState, id: UserId, viewer: &User) -> Result<ProfileView> {
-    let user = state.store.get_user(id).await?.ok_or_else(AppError::user_not_found)?;
+    let user = state
+        .store
+        .get_user(id)
+        .await?
+        .ok_or_else(AppError::user_not_found)?;
     view(state, &user, Some(viewer)).await
 }
 
@@ -57,34 +67,47 @@ pub struct ProfilePatch {
 
 impl ProfilePatch {
     fn validate(self) -> Result<ProfileChanges> {
-        let one_line = |v: Option<String>, field| v.map(|v| text::single_line(&v, field, user::NAME_MAX)).transpose();
+        let one_line = |v: Option<String>, field| {
+            v.map(|v| text::single_line(&v, field, user::NAME_MAX))
+                .transpose()
+        };
         let display_name = one_line(self.display_name.or(self.nickname), "display_name")?;
         let theme_mode = self
             .theme_mode
             .map(|m| {
-                ThemeMode::parse(&m)
-                    .ok_or_else(|| AppError::bad_request("invalid_theme_mode", "theme_mode is work, life, training or emo"))
+                ThemeMode::parse(&m).ok_or_else(|| {
+                    AppError::bad_request(
+                        "invalid_theme_mode",
+                        "theme_mode is work, life, training or emo",
+                    )
+                })
             })
             .transpose()?;
         let theme_style = self
             .theme_style
             .or(self.theme)
             .map(|s| {
-                ThemeStyle::from_code(&s)
-                    .ok_or_else(|| AppError::bad_request("invalid_theme", "theme is auto, light or dark"))
+                ThemeStyle::from_code(&s).ok_or_else(|| {
+                    AppError::bad_request("invalid_theme", "theme is auto, light or dark")
+                })
             })
             .transpose()?;
         let language = self
             .language
             .map(|l| {
-                Language::from_code(&l).ok_or_else(|| AppError::bad_request("invalid_language", "language is zh-CN or en"))
+                Language::from_code(&l).ok_or_else(|| {
+                    AppError::bad_request("invalid_language", "language is zh-CN or en")
+                })
             })
             .transpose()?;
         Ok(ProfileChanges {
             display_name,
             first_name: one_line(self.first_name, "first_name")?,
             last_name: one_line(self.last_name, "last_name")?,
-            bio: self.bio.map(|b| text::multi_line(&b, "bio", user::BIO_MAX)).transpose()?,
+            bio: self
+                .bio
+                .map(|b| text::multi_line(&b, "bio", user::BIO_MAX))
+                .transpose()?,
             email: self.email.map(|e| user::parse_email(&e)).transpose()?,
             theme_mode,
             theme_style,
@@ -102,7 +125,9 @@ pub async fn update(state: &AppState, user: &User, patch: ProfilePatch) -> Resul
 /// Stores a new avatar from uploaded bytes.
 pub async fn set_avatar(state: &AppState, user: &User, bytes: Vec<u8>) -> Result<ProfileView> {
     if bytes.len() > avatar::MAX_UPLOAD_BYTES {
-        return Err(AppError::PayloadTooLarge { message: "avatars are at most 5 MB".into() });
+        return Err(AppError::PayloadTooLarge {
+            message: "avatars are at most 5 MB".into(),
+        });
     }
     let png = tokio::task::spawn_blocking(move || avatar::normalize(&bytes))
         .await
@@ -141,15 +166,33 @@ mod tests {
         assert_eq!(ok.theme_style, Some(ThemeStyle::Dark));
         assert_eq!(ok.bio.as_deref(), Some("<b>hi</b>"));
 
-        let long_bio = ProfilePatch { bio: Some("x".repeat(501)), ..Default::default() };
+        let long_bio = ProfilePatch {
+            bio: Some("x".repeat(501)),
+            ..Default::default()
+        };
         assert!(long_bio.validate().is_err());
-        let exact_bio = ProfilePatch { bio: Some("x".repeat(500)), ..Default::default() };
+        let exact_bio = ProfilePatch {
+            bio: Some("x".repeat(500)),
+            ..Default::default()
+        };
         assert!(exact_bio.validate().is_ok());
-        let bad_mode = ProfilePatch { theme_mode: Some("party".into()), ..Default::default() };
-        assert_eq!(bad_mode.validate().unwrap_err().code(), "invalid_theme_mode");
-        let bad_lang = ProfilePatch { language: Some("fr".into()), ..Default::default() };
+        let bad_mode = ProfilePatch {
+            theme_mode: Some("party".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            bad_mode.validate().unwrap_err().code(),
+            "invalid_theme_mode"
+        );
+        let bad_lang = ProfilePatch {
+            language: Some("fr".into()),
+            ..Default::default()
+        };
         assert_eq!(bad_lang.validate().unwrap_err().code(), "invalid_language");
-        let bad_email = ProfilePatch { email: Some("nope".into()), ..Default::default() };
+        let bad_email = ProfilePatch {
+            email: Some("nope".into()),
+            ..Default::default()
+        };
         assert_eq!(bad_email.validate().unwrap_err().code(), "invalid_email");
     }
 }

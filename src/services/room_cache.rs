@@ -46,11 +46,17 @@ pub struct RoomCache {
 
 impl RoomCache {
     fn generation_of(&self, slots: &HashMap<RoomId, Slot>, room: &RoomId) -> u64 {
-        slots.get(room).map_or_else(|| self.floor.load(Ordering::SeqCst), |s| s.generation)
+        slots
+            .get(room)
+            .map_or_else(|| self.floor.load(Ordering::SeqCst), |s| s.generation)
     }
 
     /// The room's access rules, from the cache or the store; `None` if no such room.
-    pub async fn get(&self, store: &DynStore, room: &RoomId) -> StoreResult<Option<Arc<RoomAccess>>> {
+    pub async fn get(
+        &self,
+        store: &DynStore,
+        room: &RoomId,
+    ) -> StoreResult<Option<Arc<RoomAccess>>> {
         let generation = {
             let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(access) = slots.get(room).and_then(|s| s.access.clone()) {
@@ -58,7 +64,9 @@ impl RoomCache {
             }
             self.generation_of(&slots, room)
         };
-        let Some(found) = store.get_room(room).await? else { return Ok(None) };
+        let Some(found) = store.get_room(room).await? else {
+            return Ok(None);
+        };
         let members = store.list_members(room).await?;
         let access = Arc::new(RoomAccess {
             id: found.id,
@@ -67,16 +75,33 @@ impl RoomCache {
             owner_id: found.owner_id,
             members: members
                 .into_iter()
-                .map(|(m, _)| (m.user_id, MemberAccess { role: m.role, muted_until: m.muted_until }))
+                .map(|(m, _)| {
+                    (
+                        m.user_id,
+                        MemberAccess {
+                            role: m.role,
+                            muted_until: m.muted_until,
+                        },
+                    )
+                })
                 .collect(),
         });
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         if self.generation_of(&slots, room) == generation {
             if slots.len() >= CAPACITY {
                 slots.clear();
-                self.floor.store(self.clock.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                self.floor.store(
+                    self.clock.fetch_add(1, Ordering::SeqCst) + 1,
+                    Ordering::SeqCst,
+                );
             } else {
-                slots.insert(room.clone(), Slot { generation, access: Some(access.clone()) });
+                slots.insert(
+                    room.clone(),
+                    Slot {
+                        generation,
+                        access: Some(access.clone()),
+                    },
+                );
             }
         }
         Ok(Some(access))
@@ -86,6 +111,12 @@ impl RoomCache {
     pub fn invalidate(&self, room: &RoomId) {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         let generation = self.clock.fetch_add(1, Ordering::SeqCst) + 1;
-        slots.insert(room.clone(), Slot { generation, access: None });
+        slots.insert(
+            room.clone(),
+            Slot {
+                generation,
+                access: None,
+            },
+        );
     }
 }

@@ -29,14 +29,18 @@ impl Access {
     }
 
     pub fn require_member(&self) -> Result<MemberAccess> {
-        self.member.ok_or_else(|| AppError::forbidden("not_a_member", "you are not a member of this room"))
+        self.member
+            .ok_or_else(|| AppError::forbidden("not_a_member", "you are not a member of this room"))
     }
 
     /// Members post, unless muted or the room is archived.
     pub fn require_post(&self, now: i64) -> Result<()> {
         let member = self.require_member()?;
         if self.room.is_archived {
-            return Err(AppError::forbidden("room_archived", "this room is archived and read-only"));
+            return Err(AppError::forbidden(
+                "room_archived",
+                "this room is archived and read-only",
+            ));
         }
         if member.muted_until.is_some_and(|until| now < until) {
             return Err(AppError::forbidden("muted", "you are muted in this room"));
@@ -47,10 +51,20 @@ impl Access {
 
 /// The room's rules for `user`: 404 if there is no such room, 403 if they may not read it.
 pub async fn access(state: &AppState, room: &RoomId, user: UserId) -> Result<Access> {
-    let info = state.rooms.get(&state.store, room).await?.ok_or_else(AppError::room_not_found)?;
-    let access = Access { member: info.members.get(&user).copied(), room: info };
+    let info = state
+        .rooms
+        .get(&state.store, room)
+        .await?
+        .ok_or_else(AppError::room_not_found)?;
+    let access = Access {
+        member: info.members.get(&user).copied(),
+        room: info,
+    };
     if !access.can_read() {
-        return Err(AppError::forbidden("not_a_member", "you are not a member of this room"));
+        return Err(AppError::forbidden(
+            "not_a_member",
+            "you are not a member of this room",
+        ));
     }
     Ok(access)
 }
@@ -60,7 +74,10 @@ pub async fn access(state: &AppState, room: &RoomId, user: UserId) -> Result<Acc
 fn acting_role(access: &Access, user: &User) -> Option<Role> {
     match access.member.map(|m| m.role) {
         Some(role) if role > Role::Member => Some(role),
-        _ if user.is_admin && access.room.owner_id.is_none() && access.room.kind != RoomKind::Direct => {
+        _ if user.is_admin
+            && access.room.owner_id.is_none()
+            && access.room.kind != RoomKind::Direct =>
+        {
             Some(Role::Owner)
         }
         other => other,
@@ -70,21 +87,33 @@ fn acting_role(access: &Access, user: &User) -> Option<Role> {
 fn require_role(access: &Access, user: &User, needed: Role) -> Result<Role> {
     match acting_role(access, user) {
         Some(role) if role >= needed => Ok(role),
-        _ if needed == Role::Owner => Err(AppError::forbidden("owner_only", "only the room owner may do that")),
-        _ => Err(AppError::forbidden("moderator_only", "only room admins may do that")),
+        _ if needed == Role::Owner => Err(AppError::forbidden(
+            "owner_only",
+            "only the room owner may do that",
+        )),
+        _ => Err(AppError::forbidden(
+            "moderator_only",
+            "only room admins may do that",
+        )),
     }
 }
 
 fn not_archived(access: &Access) -> Result<()> {
     if access.room.is_archived {
-        return Err(AppError::forbidden("room_archived", "this room is archived and read-only"));
+        return Err(AppError::forbidden(
+            "room_archived",
+            "this room is archived and read-only",
+        ));
     }
     Ok(())
 }
 
 fn not_direct(access: &Access) -> Result<()> {
     if access.room.kind == RoomKind::Direct {
-        return Err(AppError::forbidden("direct_room", "direct rooms always have exactly two members"));
+        return Err(AppError::forbidden(
+            "direct_room",
+            "direct rooms always have exactly two members",
+        ));
     }
     Ok(())
 }
@@ -99,7 +128,12 @@ pub fn sender_of(user: &User) -> Arc<Sender> {
 }
 
 /// Stores and delivers a system message about `event`.
-async fn announce(state: &AppState, room: &RoomId, actor: Option<&User>, event: SystemEvent) -> Result<()> {
+async fn announce(
+    state: &AppState,
+    room: &RoomId,
+    actor: Option<&User>,
+    event: SystemEvent,
+) -> Result<()> {
     let json = serde_json::to_string(&event).map_err(|e| AppError::Internal(e.into()))?;
     state
         .writer
@@ -118,18 +152,30 @@ async fn announce(state: &AppState, room: &RoomId, actor: Option<&User>, event: 
 }
 
 async fn load_room(state: &AppState, id: &RoomId) -> Result<Room> {
-    state.store.get_room(id).await?.ok_or_else(AppError::room_not_found)
+    state
+        .store
+        .get_room(id)
+        .await?
+        .ok_or_else(AppError::room_not_found)
 }
 
 async fn load_user(state: &AppState, id: UserId) -> Result<User> {
-    state.store.get_user(id).await?.ok_or_else(AppError::user_not_found)
+    state
+        .store
+        .get_user(id)
+        .await?
+        .ok_or_else(AppError::user_not_found)
 }
 
 /// Live side of someone now belonging to a room: their `/ws/` connections learn
 /// of it and follow it, and the room sees them arrive if they are online.
 async fn on_joined(state: &AppState, room: &Room, user: &User) -> Result<()> {
     state.rooms.invalidate(&room.id);
-    let joined = ServerEvent::RoomJoined { room_id: &room.id, room: RoomView::new(room) }.encode();
+    let joined = ServerEvent::RoomJoined {
+        room_id: &room.id,
+        room: RoomView::new(room),
+    }
+    .encode();
     state.hub.send_to_user(user.id, &joined, true);
     if state.hub.follow_room(user.id, &room.id) {
         let profile = profiles::view(state, user, None).await?;
@@ -150,13 +196,21 @@ async fn on_left(state: &AppState, room: &Room, user: &User, reason: &'static st
     state.rooms.invalidate(&room.id);
     let lost_access = reason == "removed" || room.kind != RoomKind::Public;
     let was_present = state.hub.unfollow_room(user.id, &room.id, lost_access);
-    let frame = ServerEvent::RoomLeft { room_id: &room.id, reason }.encode();
+    let frame = ServerEvent::RoomLeft {
+        room_id: &room.id,
+        reason,
+    }
+    .encode();
     state.hub.send_to_user(user.id, &frame, true);
     if was_present {
         let profile = profiles::view(state, user, None).await?;
-        let frame =
-            ServerEvent::UserLeft { room_id: &room.id, user_id: user.id, username: &user.username, user_profile: &profile }
-                .encode();
+        let frame = ServerEvent::UserLeft {
+            room_id: &room.id,
+            user_id: user.id,
+            username: &user.username,
+            user_profile: &profile,
+        }
+        .encode();
         state.hub.broadcast(&room.id, &frame, Some(user.id));
     }
     Ok(())
@@ -164,7 +218,11 @@ async fn on_left(state: &AppState, room: &Room, user: &User, reason: &'static st
 
 fn room_updated(state: &AppState, room: &Room) {
     state.rooms.invalidate(&room.id);
-    let frame = ServerEvent::RoomUpdated { room_id: &room.id, room: RoomView::new(room) }.encode();
+    let frame = ServerEvent::RoomUpdated {
+        room_id: &room.id,
+        room: RoomView::new(room),
+    }
+    .encode();
     state.hub.broadcast(&room.id, &frame, None);
 }
 
@@ -208,7 +266,9 @@ pub async fn ensure_default_room(state: &AppState) -> Result<()> {
 
 /// New accounts join the default room, as in most team chats.
 pub async fn join_default_room(state: &AppState, user: &User) -> Result<()> {
-    let Ok(id) = RoomId::parse(&state.config.default_room) else { return Ok(()) };
+    let Ok(id) = RoomId::parse(&state.config.default_room) else {
+        return Ok(());
+    };
     match state.store.get_room(&id).await? {
         Some(room) if room.kind == RoomKind::Public && !room.is_archived => {
             join(state, user, &id).await?;
@@ -236,15 +296,25 @@ pub async fn create(state: &AppState, owner: &User, input: CreateRoom) -> Result
     }
     let name = room::parse_room_name(&input.name)?;
     let description = room::parse_room_description(input.description.as_deref().unwrap_or(""))?;
-    let mut member_ids: Vec<UserId> = input.members.into_iter().filter(|id| *id != owner.id).collect();
+    let mut member_ids: Vec<UserId> = input
+        .members
+        .into_iter()
+        .filter(|id| *id != owner.id)
+        .collect();
     member_ids.sort();
     member_ids.dedup();
     if member_ids.len() > 1000 {
-        return Err(AppError::bad_request("too_many_members", "add at most 1000 members at once"));
+        return Err(AppError::bad_request(
+            "too_many_members",
+            "add at most 1000 members at once",
+        ));
     }
     let members = state.store.list_users(&member_ids).await?;
     if members.len() != member_ids.len() {
-        return Err(AppError::bad_request("unknown_user", "some of the members do not exist"));
+        return Err(AppError::bad_request(
+            "unknown_user",
+            "some of the members do not exist",
+        ));
     }
     let mut roster = vec![(owner.id, Role::Owner)];
     roster.extend(member_ids.iter().map(|id| (*id, Role::Member)));
@@ -283,7 +353,9 @@ pub async fn create(state: &AppState, owner: &User, input: CreateRoom) -> Result
             Err(e) => return Err(e.into()),
         }
     }
-    let room = created.ok_or_else(|| AppError::conflict("room_exists", "could not find a free room id; try again"))?;
+    let room = created.ok_or_else(|| {
+        AppError::conflict("room_exists", "could not find a free room id; try again")
+    })?;
 
     on_joined(state, &room, owner).await?;
     for member in &members {
@@ -293,7 +365,11 @@ pub async fn create(state: &AppState, owner: &User, input: CreateRoom) -> Result
         state,
         &room.id,
         Some(owner),
-        SystemEvent::RoomCreated { user_id: owner.id, username: owner.username.clone(), name: room.name.clone() },
+        SystemEvent::RoomCreated {
+            user_id: owner.id,
+            username: owner.username.clone(),
+            name: room.name.clone(),
+        },
     )
     .await?;
     load_room(state, &room.id).await
@@ -302,7 +378,10 @@ pub async fn create(state: &AppState, owner: &User, input: CreateRoom) -> Result
 /// The direct room of `user` and `other`, created on first use.
 pub async fn direct(state: &AppState, user: &User, other: UserId) -> Result<(Room, bool)> {
     if other == user.id {
-        return Err(AppError::bad_request("invalid_user", "a direct room needs another user"));
+        return Err(AppError::bad_request(
+            "invalid_user",
+            "a direct room needs another user",
+        ));
     }
     let peer = load_user(state, other).await?;
     let key = room::direct_key(user.id, other);
@@ -327,7 +406,11 @@ pub async fn direct(state: &AppState, user: &User, other: UserId) -> Result<(Roo
         }
         // Both users opened it at the same moment: the other request created it.
         Err(StoreError::Conflict(_)) => {
-            let room = state.store.get_direct_room(&key).await?.ok_or_else(AppError::room_not_found)?;
+            let room = state
+                .store
+                .get_direct_room(&key)
+                .await?
+                .ok_or_else(AppError::room_not_found)?;
             Ok((room, false))
         }
         Err(e) => Err(e.into()),
@@ -335,11 +418,19 @@ pub async fn direct(state: &AppState, user: &User, other: UserId) -> Result<(Roo
 }
 
 /// A room with the viewer's membership, if any.
-pub async fn get(state: &AppState, user: &User, id: &RoomId) -> Result<(Room, Option<Member>, i64)> {
+pub async fn get(
+    state: &AppState,
+    user: &User,
+    id: &RoomId,
+) -> Result<(Room, Option<Member>, i64)> {
     access(state, id, user.id).await?;
     let room = load_room(state, id).await?;
     let member = state.store.get_member(id, user.id).await?;
-    let count = state.rooms.get(&state.store, id).await?.map_or(0, |a| a.members.len() as i64);
+    let count = state
+        .rooms
+        .get(&state.store, id)
+        .await?
+        .map_or(0, |a| a.members.len() as i64);
     Ok((room, member, count))
 }
 
@@ -353,7 +444,11 @@ pub async fn list_public(state: &AppState, query: &str) -> Result<Vec<(Room, i64
 
 /// Joins a public room (idempotent).
 pub async fn join(state: &AppState, user: &User, id: &RoomId) -> Result<Member> {
-    let info = state.rooms.get(&state.store, id).await?.ok_or_else(AppError::room_not_found)?;
+    let info = state
+        .rooms
+        .get(&state.store, id)
+        .await?
+        .ok_or_else(AppError::room_not_found)?;
     if info.kind != RoomKind::Public {
         return Err(AppError::forbidden(
             "invite_required",
@@ -361,20 +456,39 @@ pub async fn join(state: &AppState, user: &User, id: &RoomId) -> Result<Member> 
         ));
     }
     if info.is_archived {
-        return Err(AppError::forbidden("room_archived", "this room is archived and read-only"));
+        return Err(AppError::forbidden(
+            "room_archived",
+            "this room is archived and read-only",
+        ));
     }
     let now = now_ms();
-    let member = match state.store.insert_member(id, user.id, Role::Member, now).await {
+    let member = match state
+        .store
+        .insert_member(id, user.id, Role::Member, now)
+        .await
+    {
         Ok(member) => member,
         Err(StoreError::Conflict(_)) => {
-            return state.store.get_member(id, user.id).await?.ok_or_else(AppError::room_not_found);
+            return state
+                .store
+                .get_member(id, user.id)
+                .await?
+                .ok_or_else(AppError::room_not_found);
         }
         Err(e) => return Err(e.into()),
     };
     let room = load_room(state, id).await?;
     on_joined(state, &room, user).await?;
-    announce(state, id, Some(user), SystemEvent::MemberJoined { user_id: user.id, username: user.username.clone() })
-        .await?;
+    announce(
+        state,
+        id,
+        Some(user),
+        SystemEvent::MemberJoined {
+            user_id: user.id,
+            username: user.username.clone(),
+        },
+    )
+    .await?;
     Ok(member)
 }
 
@@ -391,21 +505,40 @@ pub async fn leave(state: &AppState, user: &User, id: &RoomId) -> Result<()> {
     state.store.delete_member(id, user.id).await?;
     let room = load_room(state, id).await?;
     on_left(state, &room, user, "left").await?;
-    announce(state, id, Some(user), SystemEvent::MemberLeft { user_id: user.id, username: user.username.clone() })
-        .await?;
+    announce(
+        state,
+        id,
+        Some(user),
+        SystemEvent::MemberLeft {
+            user_id: user.id,
+            username: user.username.clone(),
+        },
+    )
+    .await?;
     Ok(())
 }
 
-pub async fn add_member(state: &AppState, actor: &User, id: &RoomId, target: UserId) -> Result<Member> {
+pub async fn add_member(
+    state: &AppState,
+    actor: &User,
+    id: &RoomId,
+    target: UserId,
+) -> Result<Member> {
     let access = access(state, id, actor.id).await?;
     not_direct(&access)?;
     not_archived(&access)?;
     require_role(&access, actor, Role::Admin)?;
     let user = load_user(state, target).await?;
-    let member = state.store.insert_member(id, target, Role::Member, now_ms()).await.map_err(|e| match e {
-        StoreError::Conflict(_) => AppError::conflict("already_member", "that user is already a member"),
-        other => other.into(),
-    })?;
+    let member = state
+        .store
+        .insert_member(id, target, Role::Member, now_ms())
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => {
+                AppError::conflict("already_member", "that user is already a member")
+            }
+            other => other.into(),
+        })?;
     let room = load_room(state, id).await?;
     on_joined(state, &room, &user).await?;
     announce(
@@ -425,12 +558,9 @@ pub async fn add_member(state: &AppState, actor: &User, id: &RoomId, target: Use
 
 /// Moderators may act on members below their own role; nobody acts on the owner.
 fn check_outranks(actor_role: Role, access: &Access, target: UserId) -> Result<MemberAccess> {
-    let member = access
-        .room
-        .members
-        .get(&target)
-        .copied()
-        .ok_or_else(|| AppError::not_found("member_not_found", "that user is not a member of this room"))?;
+    let member = access.room.members.get(&target).copied().ok_or_else(|| {
+        AppError::not_found("member_not_found", "that user is not a member of this room")
+    })?;
     if member.role >= actor_role {
         return Err(AppError::forbidden(
             "insufficient_role",
@@ -440,7 +570,12 @@ fn check_outranks(actor_role: Role, access: &Access, target: UserId) -> Result<M
     Ok(member)
 }
 
-pub async fn remove_member(state: &AppState, actor: &User, id: &RoomId, target: UserId) -> Result<()> {
+pub async fn remove_member(
+    state: &AppState,
+    actor: &User,
+    id: &RoomId,
+    target: UserId,
+) -> Result<()> {
     if target == actor.id {
         return leave(state, actor, id).await;
     }
@@ -468,7 +603,13 @@ pub async fn remove_member(state: &AppState, actor: &User, id: &RoomId, target: 
 }
 
 /// Mutes a member until `until` (Unix ms), or unmutes with `None`.
-pub async fn mute_member(state: &AppState, actor: &User, id: &RoomId, target: UserId, until: Option<i64>) -> Result<Member> {
+pub async fn mute_member(
+    state: &AppState,
+    actor: &User,
+    id: &RoomId,
+    target: UserId,
+    until: Option<i64>,
+) -> Result<Member> {
     let access = access(state, id, actor.id).await?;
     not_direct(&access)?;
     let role = require_role(&access, actor, Role::Admin)?;
@@ -479,9 +620,18 @@ pub async fn mute_member(state: &AppState, actor: &User, id: &RoomId, target: Us
 }
 
 /// The owner makes a member an admin or an admin a member.
-pub async fn set_role(state: &AppState, actor: &User, id: &RoomId, target: UserId, role: Role) -> Result<Member> {
+pub async fn set_role(
+    state: &AppState,
+    actor: &User,
+    id: &RoomId,
+    target: UserId,
+    role: Role,
+) -> Result<Member> {
     if role == Role::Owner {
-        return Err(AppError::bad_request("invalid_role", "use the transfer endpoint to change the owner"));
+        return Err(AppError::bad_request(
+            "invalid_role",
+            "use the transfer endpoint to change the owner",
+        ));
     }
     let access = access(state, id, actor.id).await?;
     not_direct(&access)?;
@@ -492,20 +642,37 @@ pub async fn set_role(state: &AppState, actor: &User, id: &RoomId, target: UserI
     Ok(member)
 }
 
-pub async fn transfer_ownership(state: &AppState, actor: &User, id: &RoomId, target: UserId) -> Result<Room> {
+pub async fn transfer_ownership(
+    state: &AppState,
+    actor: &User,
+    id: &RoomId,
+    target: UserId,
+) -> Result<Room> {
     let access = access(state, id, actor.id).await?;
     not_direct(&access)?;
     if access.member.map(|m| m.role) != Some(Role::Owner) {
-        return Err(AppError::forbidden("owner_only", "only the room owner may do that"));
+        return Err(AppError::forbidden(
+            "owner_only",
+            "only the room owner may do that",
+        ));
     }
     if !access.room.members.contains_key(&target) {
-        return Err(AppError::not_found("member_not_found", "that user is not a member of this room"));
+        return Err(AppError::not_found(
+            "member_not_found",
+            "that user is not a member of this room",
+        ));
     }
     if target == actor.id {
-        return Err(AppError::bad_request("invalid_user", "you already own this room"));
+        return Err(AppError::bad_request(
+            "invalid_user",
+            "you already own this room",
+        ));
     }
     let user = load_user(state, target).await?;
-    let room = state.store.transfer_ownership(id, actor.id, target, now_ms()).await?;
+    let room = state
+        .store
+        .transfer_ownership(id, actor.id, target, now_ms())
+        .await?;
     for uid in [actor.id, target] {
         if let Some(member) = state.store.get_member(id, uid).await? {
             member_updated(state, &member);
@@ -540,9 +707,15 @@ pub async fn update(
     not_archived(&access)?;
     require_role(&access, actor, Role::Owner)?;
     let name = name.map(|n| room::parse_room_name(&n)).transpose()?;
-    let description = description.map(|d| room::parse_room_description(&d)).transpose()?;
+    let description = description
+        .map(|d| room::parse_room_description(&d))
+        .transpose()?;
     let before = load_room(state, id).await?;
-    let changes = RoomChanges { name: name.clone(), description: description.clone(), is_archived: None };
+    let changes = RoomChanges {
+        name: name.clone(),
+        description: description.clone(),
+        is_archived: None,
+    };
     let room = state.store.update_room(id, &changes, now_ms()).await?;
     room_updated(state, &room);
     if name.is_some_and(|n| n != before.name) {
@@ -550,19 +723,36 @@ pub async fn update(
             state,
             id,
             Some(actor),
-            SystemEvent::RoomRenamed { name: room.name.clone(), by_id: actor.id, by: actor.username.clone() },
+            SystemEvent::RoomRenamed {
+                name: room.name.clone(),
+                by_id: actor.id,
+                by: actor.username.clone(),
+            },
         )
         .await?;
     }
     if description.is_some_and(|d| d != before.description) {
-        announce(state, id, Some(actor), SystemEvent::DescriptionChanged { by_id: actor.id, by: actor.username.clone() })
-            .await?;
+        announce(
+            state,
+            id,
+            Some(actor),
+            SystemEvent::DescriptionChanged {
+                by_id: actor.id,
+                by: actor.username.clone(),
+            },
+        )
+        .await?;
     }
     Ok(room)
 }
 
 /// The owner archives (read-only) or unarchives the room.
-pub async fn set_archived(state: &AppState, actor: &User, id: &RoomId, archived: bool) -> Result<Room> {
+pub async fn set_archived(
+    state: &AppState,
+    actor: &User,
+    id: &RoomId,
+    archived: bool,
+) -> Result<Room> {
     let access = access(state, id, actor.id).await?;
     not_direct(&access)?;
     require_role(&access, actor, Role::Owner)?;
@@ -570,9 +760,15 @@ pub async fn set_archived(state: &AppState, actor: &User, id: &RoomId, archived:
         return load_room(state, id).await;
     }
     let event = if archived {
-        SystemEvent::RoomArchived { by_id: actor.id, by: actor.username.clone() }
+        SystemEvent::RoomArchived {
+            by_id: actor.id,
+            by: actor.username.clone(),
+        }
     } else {
-        SystemEvent::RoomUnarchived { by_id: actor.id, by: actor.username.clone() }
+        SystemEvent::RoomUnarchived {
+            by_id: actor.id,
+            by: actor.username.clone(),
+        }
     };
     // Announce while the room still accepts messages (archiving), or once it does again.
     if archived {
@@ -580,7 +776,14 @@ pub async fn set_archived(state: &AppState, actor: &User, id: &RoomId, archived:
     }
     let room = state
         .store
-        .update_room(id, &RoomChanges { is_archived: Some(archived), ..Default::default() }, now_ms())
+        .update_room(
+            id,
+            &RoomChanges {
+                is_archived: Some(archived),
+                ..Default::default()
+            },
+            now_ms(),
+        )
         .await?;
     room_updated(state, &room);
     if !archived {
@@ -590,7 +793,11 @@ pub async fn set_archived(state: &AppState, actor: &User, id: &RoomId, archived:
 }
 
 /// Who is in the room, online members first.
-pub async fn participants(state: &AppState, viewer: &User, id: &RoomId) -> Result<(Room, Vec<ParticipantView>)> {
+pub async fn participants(
+    state: &AppState,
+    viewer: &User,
+    id: &RoomId,
+) -> Result<(Room, Vec<ParticipantView>)> {
     access(state, id, viewer.id).await?;
     let room = load_room(state, id).await?;
     let members = state.store.list_members(id).await?;
@@ -607,7 +814,12 @@ pub async fn participants(state: &AppState, viewer: &User, id: &RoomId) -> Resul
             .is_online
             .cmp(&a.profile.is_online)
             .then(b.role.cmp(&a.role))
-            .then_with(|| a.profile.username.to_lowercase().cmp(&b.profile.username.to_lowercase()))
+            .then_with(|| {
+                a.profile
+                    .username
+                    .to_lowercase()
+                    .cmp(&b.profile.username.to_lowercase())
+            })
     });
     Ok((room, list))
 }
@@ -617,16 +829,27 @@ pub struct CreateInvite {
     pub max_uses: Option<i64>,
 }
 
-pub async fn create_invite(state: &AppState, actor: &User, id: &RoomId, input: CreateInvite) -> Result<Invite> {
+pub async fn create_invite(
+    state: &AppState,
+    actor: &User,
+    id: &RoomId,
+    input: CreateInvite,
+) -> Result<Invite> {
     let access = access(state, id, actor.id).await?;
     not_direct(&access)?;
     not_archived(&access)?;
     require_role(&access, actor, Role::Admin)?;
     if input.max_uses.is_some_and(|n| !(1..=100_000).contains(&n)) {
-        return Err(AppError::bad_request("invalid_field", "max_uses is between 1 and 100000"));
+        return Err(AppError::bad_request(
+            "invalid_field",
+            "max_uses is between 1 and 100000",
+        ));
     }
     if input.expires_in_ms.is_some_and(|ms| ms <= 0) {
-        return Err(AppError::bad_request("invalid_field", "expires_in must be positive"));
+        return Err(AppError::bad_request(
+            "invalid_field",
+            "expires_in must be positive",
+        ));
     }
     let now = now_ms();
     let invite = Invite {
@@ -652,22 +875,34 @@ pub async fn list_invites(state: &AppState, actor: &User, id: &RoomId) -> Result
 pub async fn revoke_invite(state: &AppState, actor: &User, id: &RoomId, code: &str) -> Result<()> {
     let access = access(state, id, actor.id).await?;
     require_role(&access, actor, Role::Admin)?;
-    state.store.revoke_invite(id, code).await.map_err(|e| match e {
-        StoreError::NotFound => AppError::not_found("invite_not_found", "no such invite"),
-        other => other.into(),
-    })
+    state
+        .store
+        .revoke_invite(id, code)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => AppError::not_found("invite_not_found", "no such invite"),
+            other => other.into(),
+        })
 }
 
 /// Joins the room an invite link points to (idempotent for members).
 pub async fn redeem_invite(state: &AppState, user: &User, code: &str) -> Result<Room> {
-    let invalid = || AppError::not_found("invite_invalid", "this invite link is invalid, expired or revoked");
+    let invalid = || {
+        AppError::not_found(
+            "invite_invalid",
+            "this invite link is invalid, expired or revoked",
+        )
+    };
     let invite = state.store.get_invite(code).await?.ok_or_else(invalid)?;
     let room = load_room(state, &invite.room_id).await?;
     if state.store.get_member(&room.id, user.id).await?.is_some() {
         return Ok(room);
     }
     if room.is_archived {
-        return Err(AppError::forbidden("room_archived", "this room is archived and read-only"));
+        return Err(AppError::forbidden(
+            "room_archived",
+            "this room is archived and read-only",
+        ));
     }
     match state.store.redeem_invite(code, user.id, now_ms()).await {
         Ok(_) => {}
@@ -676,7 +911,15 @@ pub async fn redeem_invite(state: &AppState, user: &User, code: &str) -> Result<
         Err(e) => return Err(e.into()),
     }
     on_joined(state, &room, user).await?;
-    announce(state, &room.id, Some(user), SystemEvent::MemberJoined { user_id: user.id, username: user.username.clone() })
-        .await?;
+    announce(
+        state,
+        &room.id,
+        Some(user),
+        SystemEvent::MemberJoined {
+            user_id: user.id,
+            username: user.username.clone(),
+        },
+    )
+    .await?;
     Ok(room)
 }

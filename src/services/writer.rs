@@ -8,9 +8,10 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::domain::ids::RoomId;
 use crate::domain::message::{InsertOutcome, Message, NewMessage};
 use crate::error::AppError;
-use crate::realtime::hub::Hub;
+use crate::realtime::hub::{ChatFrame, Hub};
 use crate::realtime::protocol::ServerEvent;
 use crate::store::{DynStore, StoreError};
 use crate::views::MessageView;
@@ -32,7 +33,11 @@ pub struct MessageWriter {
 
 impl MessageWriter {
     /// Starts the writer task. It stops once `stop` is cancelled and the queue is drained.
-    pub fn start(store: DynStore, hub: Hub, stop: CancellationToken) -> (Self, tokio::task::JoinHandle<()>) {
+    pub fn start(
+        store: DynStore,
+        hub: Hub,
+        stop: CancellationToken,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let task = tokio::spawn(run(store, hub, rx, stop));
         (Self { tx }, task)
@@ -41,13 +46,18 @@ impl MessageWriter {
     /// Stores a message and, once committed, delivers it to every follower of its room.
     pub async fn write(&self, message: NewMessage) -> Result<InsertOutcome, AppError> {
         let (reply, answer) = oneshot::channel();
-        self.tx.send(Job { message, reply }).await.map_err(|_| shutting_down())?;
+        self.tx
+            .send(Job { message, reply })
+            .await
+            .map_err(|_| shutting_down())?;
         answer.await.map_err(|_| shutting_down())?
     }
 }
 
 fn shutting_down() -> AppError {
-    AppError::Store(StoreError::Unavailable("the server is shutting down".into()))
+    AppError::Store(StoreError::Unavailable(
+        "the server is shutting down".into(),
+    ))
 }
 
 async fn run(store: DynStore, hub: Hub, mut rx: mpsc::Receiver<Job>, stop: CancellationToken) {
@@ -75,10 +85,14 @@ async fn run(store: DynStore, hub: Hub, mut rx: mpsc::Receiver<Job>, stop: Cance
         }
         match store.insert_messages(&messages).await {
             Ok(outcomes) => {
+                fan_out(
+                    &hub,
+                    outcomes.iter().filter_map(|o| match o {
+                        InsertOutcome::Inserted(message) => Some(message),
+                        InsertOutcome::Duplicate(_) => None,
+                    }),
+                );
                 for (outcome, reply) in outcomes.into_iter().zip(replies.drain(..)) {
-                    if let InsertOutcome::Inserted(message) = &outcome {
-                        fan_out(&hub, message);
-                    }
                     let _ = reply.send(Ok(outcome));
                 }
             }
@@ -86,7 +100,9 @@ async fn run(store: DynStore, hub: Hub, mut rx: mpsc::Receiver<Job>, stop: Cance
                 tracing::error!(error = ?err, batch = messages.len(), "storing messages failed");
                 let reason: Arc<str> = Arc::from(err.to_string());
                 for reply in replies.drain(..) {
-                    let _ = reply.send(Err(AppError::Store(StoreError::Unavailable(reason.to_string().into()))));
+                    let _ = reply.send(Err(AppError::Store(StoreError::Unavailable(
+                        reason.to_string().into(),
+                    ))));
                 }
             }
         }
@@ -94,12 +110,34 @@ async fn run(store: DynStore, hub: Hub, mut rx: mpsc::Receiver<Job>, stop: Cance
     }
 }
 
-/// Serializes a committed message twice (the sender's copy says `is_own`) and
-/// hands the shared bytes to every local follower of the room.
-pub fn fan_out(hub: &Hub, message: &Message) {
-    let sender = message.sender.as_ref().map(|s| s.id);
-    let own = ServerEvent::ChatMessage { room_id: &message.room_id, message: MessageView::new(message, true, false) }.encode();
-    let others =
-        ServerEvent::ChatMessage { room_id: &message.room_id, message: MessageView::new(message, false, false) }.encode();
-    hub.broadcast_chat(&message.room_id, message.seq, sender, &own, &others);
+/// Serializes each committed message twice (the sender's copy says `is_own`)
+/// and hands every local follower of a room one shared batch per commit.
+pub fn fan_out<'a>(hub: &Hub, committed: impl Iterator<Item = &'a Message>) {
+    let mut by_room: Vec<(&RoomId, Vec<ChatFrame>)> = Vec::new();
+    for message in committed {
+        let frame = ChatFrame {
+            seq: message.seq,
+            sender: message.sender.as_ref().map(|s| s.id),
+            own: ServerEvent::ChatMessage {
+                room_id: &message.room_id,
+                message: MessageView::new(message, true, false),
+            }
+            .encode(),
+            others: ServerEvent::ChatMessage {
+                room_id: &message.room_id,
+                message: MessageView::new(message, false, false),
+            }
+            .encode(),
+        };
+        match by_room
+            .iter_mut()
+            .find(|(room, _)| *room == &message.room_id)
+        {
+            Some((_, frames)) => frames.push(frame),
+            None => by_room.push((&message.room_id, vec![frame])),
+        }
+    }
+    for (room, frames) in by_room {
+        hub.broadcast_chat(room, &Arc::from(frames));
+    }
 }

@@ -7,13 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{FromRow, QueryBuilder, Sqlite};
 use tracing::instrument;
 
 use super::{
-    ApiTokenRecord, Invite, MessagePage, NewRoom, NewUser, Page, ProfileChanges, RoomChanges, RoomSummary,
-    SessionRecord, Store, StoreError, StoreResult,
+    ApiTokenRecord, Invite, MessagePage, NewRoom, NewUser, Page, ProfileChanges, RoomChanges,
+    RoomSummary, SessionRecord, Store, StoreError, StoreResult,
 };
 use crate::domain::ids::{MessageId, RoomId, TokenId, UserId};
 use crate::domain::message::{InsertOutcome, Message, MessageType, NewMessage, Sender};
@@ -123,10 +125,13 @@ impl UserRow {
             last_name: self.last_name,
             bio: self.bio,
             email: self.email,
-            membership: Membership::from_code(&self.membership).ok_or_else(|| corrupt("membership"))?,
+            membership: Membership::from_code(&self.membership)
+                .ok_or_else(|| corrupt("membership"))?,
             membership_until: self.membership_until,
-            theme_mode: ThemeMode::from_code(&self.theme_mode).ok_or_else(|| corrupt("theme_mode"))?,
-            theme_style: ThemeStyle::from_code(&self.theme_style).ok_or_else(|| corrupt("theme_style"))?,
+            theme_mode: ThemeMode::from_code(&self.theme_mode)
+                .ok_or_else(|| corrupt("theme_mode"))?,
+            theme_style: ThemeStyle::from_code(&self.theme_style)
+                .ok_or_else(|| corrupt("theme_style"))?,
             language: Language::from_code(&self.language).ok_or_else(|| corrupt("language"))?,
             is_admin: self.is_admin,
             avatar_version: self.avatar_version,
@@ -252,7 +257,8 @@ impl MessageRow {
             room_id: room_id(&self.room_id)?,
             seq: self.seq,
             sender,
-            message_type: MessageType::from_code(&self.message_type).ok_or_else(|| corrupt("message type"))?,
+            message_type: MessageType::from_code(&self.message_type)
+                .ok_or_else(|| corrupt("message type"))?,
             content: self.content,
             client_id: self.client_id,
             event: self.event,
@@ -363,7 +369,10 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("select 1").execute(&self.reader).await.map_err(db_err)?;
+        sqlx::query("select 1")
+            .execute(&self.reader)
+            .await
+            .map_err(db_err)?;
         Ok(())
     }
 
@@ -394,23 +403,31 @@ impl Store for SqliteStore {
     }
 
     async fn get_user(&self, id: UserId) -> StoreResult<Option<User>> {
-        sqlx::query_as::<_, UserRow>(concat!("select ", user_cols!(), " from users u where u.id = ?"))
-            .bind(id.to_string())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?
-            .map(UserRow::into_user)
-            .transpose()
+        sqlx::query_as::<_, UserRow>(concat!(
+            "select ",
+            user_cols!(),
+            " from users u where u.id = ?"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?
+        .map(UserRow::into_user)
+        .transpose()
     }
 
     async fn get_user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
-        sqlx::query_as::<_, UserRow>(concat!("select ", user_cols!(), " from users u where u.username_key = ?"))
-            .bind(crate::domain::user::username_key(username))
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?
-            .map(UserRow::into_user)
-            .transpose()
+        sqlx::query_as::<_, UserRow>(concat!(
+            "select ",
+            user_cols!(),
+            " from users u where u.username_key = ?"
+        ))
+        .bind(crate::domain::user::username_key(username))
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?
+        .map(UserRow::into_user)
+        .transpose()
     }
 
     async fn get_credentials(&self, username: &str) -> StoreResult<Option<(UserId, String)>> {
@@ -435,13 +452,23 @@ impl Store for SqliteStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut query = QueryBuilder::<Sqlite>::new(concat!("select ", user_cols!(), " from users u where u.id in ("));
+        let mut query = QueryBuilder::<Sqlite>::new(concat!(
+            "select ",
+            user_cols!(),
+            " from users u where u.id in ("
+        ));
         let mut list = query.separated(", ");
         for id in ids {
             list.push_bind(id.to_string());
         }
         query.push(")");
-        users(query.build_query_as::<UserRow>().fetch_all(&self.reader).await.map_err(db_err)?)
+        users(
+            query
+                .build_query_as::<UserRow>()
+                .fetch_all(&self.reader)
+                .await
+                .map_err(db_err)?,
+        )
     }
 
     async fn search_users(&self, query: &str, limit: u32) -> StoreResult<Vec<User>> {
@@ -502,14 +529,20 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn update_membership(&self, id: UserId, membership: Membership, until: Option<i64>) -> StoreResult<User> {
-        let done = sqlx::query("update users set membership = ?, membership_until = ? where id = ?")
-            .bind(membership.code())
-            .bind(until)
-            .bind(id.to_string())
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+    async fn update_membership(
+        &self,
+        id: UserId,
+        membership: Membership,
+        until: Option<i64>,
+    ) -> StoreResult<User> {
+        let done =
+            sqlx::query("update users set membership = ?, membership_until = ? where id = ?")
+                .bind(membership.code())
+                .bind(until)
+                .bind(id.to_string())
+                .execute(&self.writer)
+                .await
+                .map_err(db_err)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -540,7 +573,11 @@ impl Store for SqliteStore {
     }
 
     async fn put_avatar(&self, id: UserId, png: &[u8], at: i64) -> StoreResult<User> {
-        let mut tx = self.writer.begin_with("begin immediate").await.map_err(db_err)?;
+        let mut tx = self
+            .writer
+            .begin_with("begin immediate")
+            .await
+            .map_err(db_err)?;
         let done = sqlx::query("update users set avatar_version = avatar_version + 1 where id = ?")
             .bind(id.to_string())
             .execute(&mut *tx)
@@ -571,18 +608,28 @@ impl Store for SqliteStore {
             .map_err(db_err)
     }
 
-    async fn count_active_days(&self, ids: &[UserId], since_day: i64) -> StoreResult<HashMap<UserId, u32>> {
+    async fn count_active_days(
+        &self,
+        ids: &[UserId],
+        since_day: i64,
+    ) -> StoreResult<HashMap<UserId, u32>> {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let mut query = QueryBuilder::<Sqlite>::new("select user_id, count(*) from user_activity_days where day >= ");
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "select user_id, count(*) from user_activity_days where day >= ",
+        );
         query.push_bind(since_day).push(" and user_id in (");
         let mut list = query.separated(", ");
         for id in ids {
             list.push_bind(id.to_string());
         }
         query.push(") group by user_id");
-        let rows: Vec<(String, i64)> = query.build_query_as().fetch_all(&self.reader).await.map_err(db_err)?;
+        let rows: Vec<(String, i64)> = query
+            .build_query_as()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
         rows.into_iter()
             .map(|(id, n)| Ok((user_id(&id)?, u32::try_from(n).unwrap_or(u32::MAX))))
             .collect()
@@ -609,7 +656,11 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn get_session(&self, token_hash: &str, now: i64) -> StoreResult<Option<(SessionRecord, User)>> {
+    async fn get_session(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<(SessionRecord, User)>> {
         #[derive(FromRow)]
         struct Row {
             token_hash: String,
@@ -648,7 +699,12 @@ impl Store for SqliteStore {
         Ok(Some((session, user)))
     }
 
-    async fn touch_session(&self, token_hash: &str, last_used_at: i64, expires_at: i64) -> StoreResult<()> {
+    async fn touch_session(
+        &self,
+        token_hash: &str,
+        last_used_at: i64,
+        expires_at: i64,
+    ) -> StoreResult<()> {
         sqlx::query("update sessions set last_used_at = ?, expires_at = ? where token_hash = ?")
             .bind(last_used_at)
             .bind(expires_at)
@@ -684,12 +740,13 @@ impl Store for SqliteStore {
     }
 
     async fn delete_other_sessions(&self, user: UserId, keep: Option<&str>) -> StoreResult<u64> {
-        let done = sqlx::query("delete from sessions where user_id = ? and token_hash != coalesce(?, '')")
-            .bind(user.to_string())
-            .bind(keep)
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+        let done =
+            sqlx::query("delete from sessions where user_id = ? and token_hash != coalesce(?, '')")
+                .bind(user.to_string())
+                .bind(keep)
+                .execute(&self.writer)
+                .await
+                .map_err(db_err)?;
         Ok(done.rows_affected())
     }
 
@@ -776,7 +833,11 @@ impl Store for SqliteStore {
 
     #[instrument(skip_all, fields(room_id = %room.id))]
     async fn insert_room(&self, room: &NewRoom) -> StoreResult<Room> {
-        let mut tx = self.writer.begin_with("begin immediate").await.map_err(db_err)?;
+        let mut tx = self
+            .writer
+            .begin_with("begin immediate")
+            .await
+            .map_err(db_err)?;
         sqlx::query(
             "insert into rooms (id, kind, name, description, owner_id, direct_key, created_at, updated_at) \
              values (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -793,40 +854,50 @@ impl Store for SqliteStore {
         .await
         .map_err(unique_as("room_exists"))?;
         for (user, role) in &room.members {
-            sqlx::query("insert into room_members (room_id, user_id, role, joined_at) values (?, ?, ?, ?)")
-                .bind(room.id.as_str())
-                .bind(user.to_string())
-                .bind(role.code())
-                .bind(room.created_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| match &e {
-                    sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::NotFound,
-                    _ => unique_as("already_member")(e),
-                })?;
+            sqlx::query(
+                "insert into room_members (room_id, user_id, role, joined_at) values (?, ?, ?, ?)",
+            )
+            .bind(room.id.as_str())
+            .bind(user.to_string())
+            .bind(role.code())
+            .bind(room.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match &e {
+                sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::NotFound,
+                _ => unique_as("already_member")(e),
+            })?;
         }
         tx.commit().await.map_err(db_err)?;
         self.get_room(&room.id).await?.ok_or(StoreError::NotFound)
     }
 
     async fn get_room(&self, id: &RoomId) -> StoreResult<Option<Room>> {
-        sqlx::query_as::<_, RoomRow>(concat!("select ", room_cols!(), " from rooms r where r.id = ?"))
-            .bind(id.as_str())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?
-            .map(RoomRow::into_room)
-            .transpose()
+        sqlx::query_as::<_, RoomRow>(concat!(
+            "select ",
+            room_cols!(),
+            " from rooms r where r.id = ?"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?
+        .map(RoomRow::into_room)
+        .transpose()
     }
 
     async fn get_direct_room(&self, direct_key: &str) -> StoreResult<Option<Room>> {
-        sqlx::query_as::<_, RoomRow>(concat!("select ", room_cols!(), " from rooms r where r.direct_key = ?"))
-            .bind(direct_key)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?
-            .map(RoomRow::into_room)
-            .transpose()
+        sqlx::query_as::<_, RoomRow>(concat!(
+            "select ",
+            room_cols!(),
+            " from rooms r where r.direct_key = ?"
+        ))
+        .bind(direct_key)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?
+        .map(RoomRow::into_room)
+        .transpose()
     }
 
     async fn update_room(&self, id: &RoomId, changes: &RoomChanges, at: i64) -> StoreResult<Room> {
@@ -848,14 +919,25 @@ impl Store for SqliteStore {
         self.get_room(id).await?.ok_or(StoreError::NotFound)
     }
 
-    async fn transfer_ownership(&self, id: &RoomId, from: UserId, to: UserId, at: i64) -> StoreResult<Room> {
-        let mut tx = self.writer.begin_with("begin immediate").await.map_err(db_err)?;
-        let promoted = sqlx::query("update room_members set role = 'owner' where room_id = ? and user_id = ?")
-            .bind(id.as_str())
-            .bind(to.to_string())
-            .execute(&mut *tx)
+    async fn transfer_ownership(
+        &self,
+        id: &RoomId,
+        from: UserId,
+        to: UserId,
+        at: i64,
+    ) -> StoreResult<Room> {
+        let mut tx = self
+            .writer
+            .begin_with("begin immediate")
             .await
             .map_err(db_err)?;
+        let promoted =
+            sqlx::query("update room_members set role = 'owner' where room_id = ? and user_id = ?")
+                .bind(id.as_str())
+                .bind(to.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
         if promoted.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -907,8 +989,10 @@ impl Store for SqliteStore {
             .await
             .map_err(db_err)?,
         )?;
-        let mut last_by_room: HashMap<RoomId, Message> =
-            last_messages.into_iter().map(|m| (m.room_id.clone(), m)).collect();
+        let mut last_by_room: HashMap<RoomId, Message> = last_messages
+            .into_iter()
+            .map(|m| (m.room_id.clone(), m))
+            .collect();
 
         #[derive(FromRow)]
         struct PeerRow {
@@ -949,11 +1033,12 @@ impl Store for SqliteStore {
     }
 
     async fn list_room_ids_for_user(&self, user: UserId) -> StoreResult<Vec<RoomId>> {
-        let ids: Vec<String> = sqlx::query_scalar("select room_id from room_members where user_id = ?")
-            .bind(user.to_string())
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_err)?;
+        let ids: Vec<String> =
+            sqlx::query_scalar("select room_id from room_members where user_id = ?")
+                .bind(user.to_string())
+                .fetch_all(&self.reader)
+                .await
+                .map_err(db_err)?;
         ids.iter().map(|id| room_id(id)).collect()
     }
 
@@ -977,24 +1062,36 @@ impl Store for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(db_err)?;
-        rows.into_iter().map(|r| Ok((r.room.into_room()?, r.member_count))).collect()
+        rows.into_iter()
+            .map(|r| Ok((r.room.into_room()?, r.member_count)))
+            .collect()
     }
 
     // ---- members
 
-    async fn insert_member(&self, room: &RoomId, user: UserId, role: Role, at: i64) -> StoreResult<Member> {
-        sqlx::query("insert into room_members (room_id, user_id, role, joined_at) values (?, ?, ?, ?)")
-            .bind(room.as_str())
-            .bind(user.to_string())
-            .bind(role.code())
-            .bind(at)
-            .execute(&self.writer)
-            .await
-            .map_err(|e| match &e {
-                sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::NotFound,
-                _ => unique_as("already_member")(e),
-            })?;
-        self.get_member(room, user).await?.ok_or(StoreError::NotFound)
+    async fn insert_member(
+        &self,
+        room: &RoomId,
+        user: UserId,
+        role: Role,
+        at: i64,
+    ) -> StoreResult<Member> {
+        sqlx::query(
+            "insert into room_members (room_id, user_id, role, joined_at) values (?, ?, ?, ?)",
+        )
+        .bind(room.as_str())
+        .bind(user.to_string())
+        .bind(role.code())
+        .bind(at)
+        .execute(&self.writer)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::NotFound,
+            _ => unique_as("already_member")(e),
+        })?;
+        self.get_member(room, user)
+            .await?
+            .ok_or(StoreError::NotFound)
     }
 
     async fn get_member(&self, room: &RoomId, user: UserId) -> StoreResult<Option<Member>> {
@@ -1029,32 +1126,49 @@ impl Store for SqliteStore {
         .collect()
     }
 
-    async fn update_member_role(&self, room: &RoomId, user: UserId, role: Role) -> StoreResult<Member> {
-        let done = sqlx::query("update room_members set role = ? where room_id = ? and user_id = ?")
-            .bind(role.code())
-            .bind(room.as_str())
-            .bind(user.to_string())
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+    async fn update_member_role(
+        &self,
+        room: &RoomId,
+        user: UserId,
+        role: Role,
+    ) -> StoreResult<Member> {
+        let done =
+            sqlx::query("update room_members set role = ? where room_id = ? and user_id = ?")
+                .bind(role.code())
+                .bind(room.as_str())
+                .bind(user.to_string())
+                .execute(&self.writer)
+                .await
+                .map_err(db_err)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        self.get_member(room, user).await?.ok_or(StoreError::NotFound)
+        self.get_member(room, user)
+            .await?
+            .ok_or(StoreError::NotFound)
     }
 
-    async fn update_member_muted(&self, room: &RoomId, user: UserId, until: Option<i64>) -> StoreResult<Member> {
-        let done = sqlx::query("update room_members set muted_until = ? where room_id = ? and user_id = ?")
-            .bind(until)
-            .bind(room.as_str())
-            .bind(user.to_string())
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+    async fn update_member_muted(
+        &self,
+        room: &RoomId,
+        user: UserId,
+        until: Option<i64>,
+    ) -> StoreResult<Member> {
+        let done = sqlx::query(
+            "update room_members set muted_until = ? where room_id = ? and user_id = ?",
+        )
+        .bind(until)
+        .bind(room.as_str())
+        .bind(user.to_string())
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        self.get_member(room, user).await?.ok_or(StoreError::NotFound)
+        self.get_member(room, user)
+            .await?
+            .ok_or(StoreError::NotFound)
     }
 
     async fn delete_member(&self, room: &RoomId, user: UserId) -> StoreResult<()> {
@@ -1070,7 +1184,12 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn update_last_read(&self, room: &RoomId, user: UserId, seq: i64) -> StoreResult<Option<i64>> {
+    async fn update_last_read(
+        &self,
+        room: &RoomId,
+        user: UserId,
+        seq: i64,
+    ) -> StoreResult<Option<i64>> {
         sqlx::query_scalar(
             "update room_members set last_read_seq = min(?1, (select last_seq from rooms where id = ?2)) \
              where room_id = ?2 and user_id = ?3 and last_read_seq < min(?1, (select last_seq from rooms where id = ?2)) \
@@ -1146,12 +1265,13 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_invite(&self, room: &RoomId, code: &str) -> StoreResult<()> {
-        let done = sqlx::query("update room_invites set revoked = true where room_id = ? and code = ?")
-            .bind(room.as_str())
-            .bind(code)
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+        let done =
+            sqlx::query("update room_invites set revoked = true where room_id = ? and code = ?")
+                .bind(room.as_str())
+                .bind(code)
+                .execute(&self.writer)
+                .await
+                .map_err(db_err)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -1159,7 +1279,11 @@ impl Store for SqliteStore {
     }
 
     async fn redeem_invite(&self, code: &str, user: UserId, at: i64) -> StoreResult<Member> {
-        let mut tx = self.writer.begin_with("begin immediate").await.map_err(db_err)?;
+        let mut tx = self
+            .writer
+            .begin_with("begin immediate")
+            .await
+            .map_err(db_err)?;
         let room: Option<String> = sqlx::query_scalar(
             "update room_invites set uses = uses + 1 where code = ? and revoked = false \
              and (expires_at is null or expires_at > ?) and (max_uses is null or uses < max_uses) returning room_id",
@@ -1180,14 +1304,20 @@ impl Store for SqliteStore {
             .await
             .map_err(unique_as("already_member"))?;
         tx.commit().await.map_err(db_err)?;
-        self.get_member(&room_id(&room)?, user).await?.ok_or(StoreError::NotFound)
+        self.get_member(&room_id(&room)?, user)
+            .await?
+            .ok_or(StoreError::NotFound)
     }
 
     // ---- messages
 
     #[instrument(skip_all, fields(batch = batch.len()))]
     async fn insert_messages(&self, batch: &[NewMessage]) -> StoreResult<Vec<InsertOutcome>> {
-        let mut tx = self.writer.begin_with("begin immediate").await.map_err(db_err)?;
+        let mut tx = self
+            .writer
+            .begin_with("begin immediate")
+            .await
+            .map_err(db_err)?;
         let mut outcomes: Vec<InsertOutcome> = Vec::with_capacity(batch.len());
         // The seq last handed out per room in this batch, read from the room once.
         let mut last_seq: HashMap<&RoomId, (i64, i64)> = HashMap::new();
@@ -1197,7 +1327,9 @@ impl Store for SqliteStore {
 
         for msg in batch {
             let idempotency = match (&msg.sender, &msg.client_id) {
-                (Some(sender), Some(client_id)) => Some((&msg.room_id, sender.id, client_id.as_str())),
+                (Some(sender), Some(client_id)) => {
+                    Some((&msg.room_id, sender.id, client_id.as_str()))
+                }
                 _ => None,
             };
             if let Some(key) = idempotency {
@@ -1231,12 +1363,13 @@ impl Store for SqliteStore {
                     *seq
                 }
                 None => {
-                    let current: i64 = sqlx::query_scalar("select last_seq from rooms where id = ?")
-                        .bind(msg.room_id.as_str())
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(db_err)?
-                        .ok_or(StoreError::NotFound)?;
+                    let current: i64 =
+                        sqlx::query_scalar("select last_seq from rooms where id = ?")
+                            .bind(msg.room_id.as_str())
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(db_err)?
+                            .ok_or(StoreError::NotFound)?;
                     last_seq.insert(&msg.room_id, (current + 1, msg.created_at));
                     current + 1
                 }
@@ -1341,20 +1474,30 @@ impl Store for SqliteStore {
         if newest_first {
             rows.reverse();
         }
-        Ok(MessagePage { messages: messages(rows)?, has_more })
+        Ok(MessagePage {
+            messages: messages(rows)?,
+            has_more,
+        })
     }
 
     async fn max_seq_of(&self, room: &RoomId, ids: &[MessageId]) -> StoreResult<Option<i64>> {
         if ids.is_empty() {
             return Ok(None);
         }
-        let mut query = QueryBuilder::<Sqlite>::new("select max(seq) from messages where room_id = ");
-        query.push_bind(room.as_str().to_string()).push(" and id in (");
+        let mut query =
+            QueryBuilder::<Sqlite>::new("select max(seq) from messages where room_id = ");
+        query
+            .push_bind(room.as_str().to_string())
+            .push(" and id in (");
         let mut list = query.separated(", ");
         for id in ids {
             list.push_bind(id.to_string());
         }
         query.push(")");
-        query.build_query_scalar::<Option<i64>>().fetch_one(&self.reader).await.map_err(db_err)
+        query
+            .build_query_scalar::<Option<i64>>()
+            .fetch_one(&self.reader)
+            .await
+            .map_err(db_err)
     }
 }

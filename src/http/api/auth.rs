@@ -63,13 +63,26 @@ fn time_duration(d: std::time::Duration) -> cookie::time::Duration {
 }
 
 pub fn clear_session_cookies(jar: CookieJar) -> CookieJar {
-    jar.remove(Cookie::build(SESSION_COOKIE).path("/")).remove(Cookie::build(CSRF_COOKIE).path("/"))
+    jar.remove(Cookie::build(SESSION_COOKIE).path("/"))
+        .remove(Cookie::build(CSRF_COOKIE).path("/"))
 }
 
-async fn signed_in(state: &AppState, jar: CookieJar, user: &User, session: NewSession) -> Result<Response> {
+async fn signed_in(
+    state: &AppState,
+    jar: CookieJar,
+    user: &User,
+    session: NewSession,
+) -> Result<Response> {
     let profile = profiles::view(state, user, Some(user)).await?;
     let jar = session_cookies(state, jar, &session);
-    Ok((jar, ok(SessionView { profile, csrf_token: session.csrf_token })).into_response())
+    Ok((
+        jar,
+        ok(SessionView {
+            profile,
+            csrf_token: session.csrf_token,
+        }),
+    )
+        .into_response())
 }
 
 /// `POST /tools/api/auth/register/` `{"username","password","display_name"?}` → 201, logged in.
@@ -79,11 +92,22 @@ pub async fn register(
     jar: CookieJar,
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> Result<Response> {
-    let input = Registration { username: body.username, password: body.password, display_name: body.display_name };
+    let input = Registration {
+        username: body.username,
+        password: body.password,
+        display_name: body.display_name,
+    };
     let (user, session) = accounts::register(&state, input, &client).await?;
     let profile = profiles::view(&state, &user, Some(&user)).await?;
     let jar = session_cookies(&state, jar, &session);
-    Ok((jar, created(SessionView { profile, csrf_token: session.csrf_token })).into_response())
+    Ok((
+        jar,
+        created(SessionView {
+            profile,
+            csrf_token: session.csrf_token,
+        }),
+    )
+        .into_response())
 }
 
 /// `POST /tools/api/auth/login/` `{"username","password"}`.
@@ -98,7 +122,11 @@ pub async fn login(
 }
 
 /// `POST /tools/api/auth/logout/`: revokes the session.
-pub async fn logout(State(state): State<AppState>, auth: AuthUser, jar: CookieJar) -> Result<Response> {
+pub async fn logout(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    jar: CookieJar,
+) -> Result<Response> {
     if let Some(session) = &auth.session {
         accounts::logout(&state, &session.token_hash).await?;
     }
@@ -109,7 +137,10 @@ pub async fn logout(State(state): State<AppState>, auth: AuthUser, jar: CookieJa
 pub async fn me(State(state): State<AppState>, auth: AuthUser) -> Result<Response> {
     let profile = profiles::view(&state, &auth.user, Some(&auth.user)).await?;
     let csrf_token = auth.session.map(|s| s.csrf_token).unwrap_or_default();
-    Ok(ok(SessionView { profile, csrf_token }))
+    Ok(ok(SessionView {
+        profile,
+        csrf_token,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -125,7 +156,14 @@ pub async fn change_password(
     ApiJson(body): ApiJson<PasswordRequest>,
 ) -> Result<Response> {
     let keep = auth.session.as_ref().map(|s| s.token_hash.as_str());
-    let revoked = accounts::change_password(&state, &auth.user, body.current_password, body.new_password, keep).await?;
+    let revoked = accounts::change_password(
+        &state,
+        &auth.user,
+        body.current_password,
+        body.new_password,
+        keep,
+    )
+    .await?;
     Ok(ok(serde_json::json!({ "sessions_revoked": revoked })))
 }
 
@@ -160,7 +198,10 @@ pub async fn list_sessions(State(state): State<AppState>, auth: AuthUser) -> Res
 }
 
 /// `POST /tools/api/auth/sessions/logout-others/`.
-pub async fn logout_other_sessions(State(state): State<AppState>, auth: AuthUser) -> Result<Response> {
+pub async fn logout_other_sessions(
+    State(state): State<AppState>,
+    auth: AuthUser,
+) -> Result<Response> {
     let keep = auth.session.as_ref().map(|s| s.token_hash.as_str());
     let revoked = accounts::logout_other_sessions(&state, &auth.user, keep).await?;
     Ok(ok(serde_json::json!({ "sessions_revoked": revoked })))
@@ -215,8 +256,13 @@ pub async fn list_tokens(State(state): State<AppState>, auth: AuthUser) -> Resul
 }
 
 /// `DELETE /tools/api/auth/tokens/<id>/`.
-pub async fn delete_token(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> Result<Response> {
-    let id = TokenId::parse(&id).map_err(|_| AppError::not_found("token_not_found", "no such token"))?;
+pub async fn delete_token(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let id =
+        TokenId::parse(&id).map_err(|_| AppError::not_found("token_not_found", "no such token"))?;
     accounts::delete_api_token(&state, &auth.user, id).await?;
     Ok(done())
 }

@@ -41,9 +41,18 @@ pub async fn list_messages(
     let room = room_id(&id)?;
     let page = messages::page(query.before, query.after, query.limit)?;
     let (page, mine, others) = messages::history(&state, auth.user.id, &room, page).await?;
-    let views = page.messages.iter().map(|m| MessageView::for_viewer(m, auth.user.id, mine, others)).collect();
-    Ok(axum::Json(HistoryView { success: true, room_id: &room, messages: views, has_more: page.has_more })
-        .into_response())
+    let views = page
+        .messages
+        .iter()
+        .map(|m| MessageView::for_viewer(m, auth.user.id, mine, others))
+        .collect();
+    Ok(axum::Json(HistoryView {
+        success: true,
+        room_id: &room,
+        messages: views,
+        has_more: page.has_more,
+    })
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -64,7 +73,14 @@ pub async fn send_message(
 ) -> Result<Response> {
     let room = room_id(&id)?;
     let sender = sender_of(&auth.user);
-    let outcome = messages::post(&state, &sender, &room, &body.content, body.client_id.as_deref()).await?;
+    let outcome = messages::post(
+        &state,
+        &sender,
+        &room,
+        &body.content,
+        body.client_id.as_deref(),
+    )
+    .await?;
     Ok(match &outcome {
         InsertOutcome::Inserted(m) => created(MessageView::new(m, true, false)),
         InsertOutcome::Duplicate(m) => ok(MessageView::new(m, true, false)),

@@ -43,19 +43,35 @@ pub async fn create_room(
 ) -> Result<Response> {
     let kind = match RoomKind::from_code(&body.room_type) {
         Some(kind @ (RoomKind::Group | RoomKind::Public)) => kind,
-        _ => return Err(AppError::bad_request("invalid_room_type", "room_type is \"group\" or \"public\"")),
+        _ => {
+            return Err(AppError::bad_request(
+                "invalid_room_type",
+                "room_type is \"group\" or \"public\"",
+            ));
+        }
     };
-    let input = CreateRoom { name: body.name, kind, description: body.description, members: body.members };
+    let input = CreateRoom {
+        name: body.name,
+        kind,
+        description: body.description,
+        members: body.members,
+    };
     let room = rooms::create(&state, &auth.user, input).await?;
     let count = state.store.list_members(&room.id).await?.len() as i64;
-    Ok(created(RoomView { member_count: Some(count), my_role: Some(Role::Owner), ..RoomView::new(&room) }))
+    Ok(created(RoomView {
+        member_count: Some(count),
+        my_role: Some(Role::Owner),
+        ..RoomView::new(&room)
+    }))
 }
 
 /// `GET /tools/api/chat/rooms/`: my rooms with unread counts and last messages.
 pub async fn list_rooms(State(state): State<AppState>, auth: AuthUser) -> Result<Response> {
     let summaries = rooms::list_mine(&state, &auth.user).await?;
     let peers: Vec<_> = summaries.iter().filter_map(|s| s.peer.clone()).collect();
-    let mut peer_views = profiles::views(&state, &peers, Some(&auth.user)).await?.into_iter();
+    let mut peer_views = profiles::views(&state, &peers, Some(&auth.user))
+        .await?
+        .into_iter();
     let views: Vec<RoomView> = summaries
         .iter()
         .map(|s| {
@@ -79,13 +95,22 @@ pub async fn list_public_rooms(
     ApiQuery(query): ApiQuery<PublicQuery>,
 ) -> Result<Response> {
     let found = rooms::list_public(&state, &query.q).await?;
-    let views: Vec<RoomView> =
-        found.iter().map(|(room, count)| RoomView { member_count: Some(*count), ..RoomView::new(room) }).collect();
+    let views: Vec<RoomView> = found
+        .iter()
+        .map(|(room, count)| RoomView {
+            member_count: Some(*count),
+            ..RoomView::new(room)
+        })
+        .collect();
     Ok(ok(views))
 }
 
 /// `GET /tools/api/chat/<room_id>/`.
-pub async fn get_room(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> Result<Response> {
+pub async fn get_room(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Response> {
     let (room, member, count) = rooms::get(&state, &auth.user, &room_id(&id)?).await?;
     Ok(ok(RoomView {
         member_count: Some(count),
@@ -111,18 +136,33 @@ pub async fn update_room(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateRoomRequest>,
 ) -> Result<Response> {
-    let room = rooms::update(&state, &auth.user, &room_id(&id)?, body.name, body.description).await?;
+    let room = rooms::update(
+        &state,
+        &auth.user,
+        &room_id(&id)?,
+        body.name,
+        body.description,
+    )
+    .await?;
     Ok(ok(RoomView::new(&room)))
 }
 
 /// `POST /tools/api/chat/<room_id>/archive/` (owner).
-pub async fn archive_room(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> Result<Response> {
+pub async fn archive_room(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Response> {
     let room = rooms::set_archived(&state, &auth.user, &room_id(&id)?, true).await?;
     Ok(ok(RoomView::new(&room)))
 }
 
 /// `POST /tools/api/chat/<room_id>/unarchive/` (owner).
-pub async fn unarchive_room(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> Result<Response> {
+pub async fn unarchive_room(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Response> {
     let room = rooms::set_archived(&state, &auth.user, &room_id(&id)?, false).await?;
     Ok(ok(RoomView::new(&room)))
 }
@@ -151,12 +191,22 @@ impl From<Member> for MemberView {
 }
 
 /// `POST /tools/api/chat/<room_id>/join/` (public rooms).
-pub async fn join_room(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> Result<Response> {
-    Ok(ok(MemberView::from(rooms::join(&state, &auth.user, &room_id(&id)?).await?)))
+pub async fn join_room(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    Ok(ok(MemberView::from(
+        rooms::join(&state, &auth.user, &room_id(&id)?).await?,
+    )))
 }
 
 /// `POST /tools/api/chat/<room_id>/leave/`.
-pub async fn leave_room(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> Result<Response> {
+pub async fn leave_room(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Response> {
     rooms::leave(&state, &auth.user, &room_id(&id)?).await?;
     Ok(done())
 }
@@ -215,7 +265,8 @@ pub async fn mute_member(
             ));
         }
     };
-    let member = rooms::mute_member(&state, &auth.user, &room_id(&id)?, user_id(&user)?, until).await?;
+    let member =
+        rooms::mute_member(&state, &auth.user, &room_id(&id)?, user_id(&user)?, until).await?;
     Ok(ok(MemberView::from(member)))
 }
 
@@ -233,7 +284,12 @@ pub async fn set_role(
 ) -> Result<Response> {
     let role = match Role::from_code(&body.role) {
         Some(role @ (Role::Admin | Role::Member)) => role,
-        _ => return Err(AppError::bad_request("invalid_role", "role is \"admin\" or \"member\"")),
+        _ => {
+            return Err(AppError::bad_request(
+                "invalid_role",
+                "role is \"admin\" or \"member\"",
+            ));
+        }
     };
     let member = rooms::set_role(&state, &auth.user, &room_id(&id)?, user_id(&user)?, role).await?;
     Ok(ok(MemberView::from(member)))
@@ -256,9 +312,17 @@ pub async fn transfer_ownership(
 }
 
 /// `POST /tools/api/chat/direct/<user_id>/`: the direct room with that user.
-pub async fn direct_room(State(state): State<AppState>, auth: AuthUser, Path(user): Path<String>) -> Result<Response> {
+pub async fn direct_room(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(user): Path<String>,
+) -> Result<Response> {
     let (room, is_new) = rooms::direct(&state, &auth.user, user_id(&user)?).await?;
-    let view = RoomView { member_count: Some(2), my_role: Some(Role::Member), ..RoomView::new(&room) };
+    let view = RoomView {
+        member_count: Some(2),
+        my_role: Some(Role::Member),
+        ..RoomView::new(&room)
+    };
     Ok(if is_new { created(view) } else { ok(view) })
 }
 
@@ -271,12 +335,20 @@ struct ParticipantsView<'a> {
 }
 
 /// `GET /tools/api/chat/<room_id>/participants/`.
-pub async fn participants(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> Result<Response> {
+pub async fn participants(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Response> {
     let (room, participants) = rooms::participants(&state, &auth.user, &room_id(&id)?).await?;
     Ok(ok(ParticipantsView {
         room_id: &room.id,
         participants,
-        status: if room.is_archived { "archived" } else { "active" },
+        status: if room.is_archived {
+            "archived"
+        } else {
+            "active"
+        },
         created_at: rfc3339(room.created_at),
     }))
 }
@@ -333,18 +405,28 @@ pub async fn create_invite(
     let body: InviteRequest = if body.iter().all(u8::is_ascii_whitespace) {
         InviteRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| AppError::bad_request("invalid_json", e.to_string()))?
+        serde_json::from_slice(&body)
+            .map_err(|e| AppError::bad_request("invalid_json", e.to_string()))?
     };
-    let input =
-        CreateInvite { expires_in_ms: body.expires_in.map(|s| s.saturating_mul(1000)), max_uses: body.max_uses };
+    let input = CreateInvite {
+        expires_in_ms: body.expires_in.map(|s| s.saturating_mul(1000)),
+        max_uses: body.max_uses,
+    };
     let invite = rooms::create_invite(&state, &auth.user, &room_id(&id)?, input).await?;
     Ok(created(invite_view(&state, invite)))
 }
 
 /// `GET /tools/api/chat/<room_id>/invites/` (admins).
-pub async fn list_invites(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> Result<Response> {
+pub async fn list_invites(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Response> {
     let invites = rooms::list_invites(&state, &auth.user, &room_id(&id)?).await?;
-    Ok(ok(invites.into_iter().map(|i| invite_view(&state, i)).collect::<Vec<_>>()))
+    Ok(ok(invites
+        .into_iter()
+        .map(|i| invite_view(&state, i))
+        .collect::<Vec<_>>()))
 }
 
 /// `DELETE /tools/api/chat/<room_id>/invites/<code>/` (admins).
@@ -358,7 +440,11 @@ pub async fn revoke_invite(
 }
 
 /// `POST /tools/api/chat/invites/<code>/join/`: joins the room the link points to.
-pub async fn use_invite(State(state): State<AppState>, auth: AuthUser, Path(code): Path<String>) -> Result<Response> {
+pub async fn use_invite(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(code): Path<String>,
+) -> Result<Response> {
     let room = rooms::redeem_invite(&state, &auth.user, &code).await?;
     Ok(ok(RoomView::new(&room)))
 }

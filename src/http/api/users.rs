@@ -22,10 +22,21 @@ fn user_id(raw: &str, auth: &AuthUser) -> Result<UserId> {
     UserId::parse(raw).map_err(|_| AppError::user_not_found())
 }
 
-/// `GET /tools/api/user/<user_id>/profile/` (also `me`).
-pub async fn get_profile(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> Result<Response> {
+/// `GET /tools/api/user/<user_id>/profile/` (`me` works too).
+pub async fn get_profile(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Response> {
     let id = user_id(&id, &auth)?;
     Ok(ok(profiles::get(&state, id, &auth.user).await?))
+}
+
+/// `GET /tools/api/user/me/profile/`.
+pub async fn get_my_profile(State(state): State<AppState>, auth: AuthUser) -> Result<Response> {
+    Ok(ok(
+        profiles::view(&state, &auth.user, Some(&auth.user)).await?
+    ))
 }
 
 /// `PATCH /tools/api/user/me/profile/`.
@@ -38,7 +49,11 @@ pub async fn update_profile(
 }
 
 /// `POST /tools/api/user/me/avatar/` (multipart, field `avatar` or the first file).
-pub async fn upload_avatar(State(state): State<AppState>, auth: AuthUser, mut form: Multipart) -> Result<Response> {
+pub async fn upload_avatar(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    mut form: Multipart,
+) -> Result<Response> {
     let mut bytes: Option<Bytes> = None;
     loop {
         let field = form
@@ -48,16 +63,30 @@ pub async fn upload_avatar(State(state): State<AppState>, auth: AuthUser, mut fo
         let Some(field) = field else { break };
         let is_file = field.file_name().is_some() || field.name() == Some("avatar");
         if is_file && bytes.is_none() {
-            bytes = Some(field.bytes().await.map_err(|e| multipart_error(e.status(), e.body_text()))?);
+            bytes = Some(
+                field
+                    .bytes()
+                    .await
+                    .map_err(|e| multipart_error(e.status(), e.body_text()))?,
+            );
         }
     }
-    let bytes = bytes.ok_or_else(|| AppError::bad_request("missing_file", "send the image as a multipart file field \"avatar\""))?;
-    Ok(ok(profiles::set_avatar(&state, &auth.user, bytes.to_vec()).await?))
+    let bytes = bytes.ok_or_else(|| {
+        AppError::bad_request(
+            "missing_file",
+            "send the image as a multipart file field \"avatar\"",
+        )
+    })?;
+    Ok(ok(
+        profiles::set_avatar(&state, &auth.user, bytes.to_vec()).await?
+    ))
 }
 
 fn multipart_error(status: axum::http::StatusCode, text: String) -> AppError {
     if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-        AppError::PayloadTooLarge { message: "avatars are at most 5 MB".into() }
+        AppError::PayloadTooLarge {
+            message: "avatars are at most 5 MB".into(),
+        }
     } else {
         AppError::bad_request("invalid_upload", text)
     }
@@ -67,21 +96,37 @@ fn multipart_error(status: axum::http::StatusCode, text: String) -> AppError {
 /// The URL changes with the image, so it is cached for a year.
 pub async fn get_avatar(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     let id = UserId::parse(&id).map_err(|_| AppError::user_not_found())?;
-    let user = state.store.get_user(id).await?.ok_or_else(AppError::user_not_found)?;
+    let user = state
+        .store
+        .get_user(id)
+        .await?
+        .ok_or_else(AppError::user_not_found)?;
     let cache = HeaderValue::from_static("public, max-age=31536000, immutable");
     if user.avatar_version > 0
         && let Some(png) = state.store.get_avatar(id).await?
     {
-        return Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("image/png")), (header::CACHE_CONTROL, cache)], png)
+        return Ok((
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static("image/png")),
+                (header::CACHE_CONTROL, cache),
+            ],
+            png,
+        )
             .into_response());
     }
     let svg = avatar::generated_svg(user.id, user.shown_name());
     Ok((
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("image/svg+xml")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("image/svg+xml"),
+            ),
             (header::CACHE_CONTROL, cache),
             // An SVG opened directly must not run anything.
-            (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'")),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+            ),
         ],
         svg,
     )
