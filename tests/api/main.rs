@@ -1,5 +1,8 @@
 //! Integration tests: one binary, the real server, real HTTP and WebSocket clients.
 
+// Tests may unwrap: a panic is a failed test with a clear location.
+#![allow(clippy::unwrap_used)]
+
 mod auth;
 mod helpers;
 mod lifecycle;
