@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::domain::Invalid;
 use crate::store::StoreError;
@@ -147,6 +147,24 @@ impl From<Invalid> for AppError {
     }
 }
 
+/// `{"success":false,"error":{"code","message"}}`
+#[derive(Serialize)]
+struct ErrorBody {
+    success: bool,
+    error: ErrorDetail,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail {
+    code: &'static str,
+    message: String,
+}
+
+/// A handler panicked: the panic is logged, the client gets a plain 500.
+pub fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    AppError::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         if self.is_server_error() {
@@ -154,10 +172,13 @@ impl IntoResponse for AppError {
         } else {
             tracing::debug!(code = self.code(), "request rejected");
         }
-        let body = json!({
-            "success": false,
-            "error": { "code": self.code(), "message": self.public_message() },
-        });
+        let body = ErrorBody {
+            success: false,
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.public_message(),
+            },
+        };
         let mut response = (self.status(), axum::Json(body)).into_response();
         if let AppError::RateLimited { retry_after, .. } = &self {
             let secs = retry_after.as_secs().max(1);

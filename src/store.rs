@@ -14,6 +14,9 @@ use crate::domain::user::{Language, Membership, ThemeMode, ThemeStyle, User};
 
 pub mod sqlite;
 
+#[cfg(test)]
+mod conformance;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]
