@@ -206,7 +206,7 @@ pub struct Config {
     #[arg(long, env = "PARLEY_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub shutdown_timeout: Duration,
 
-    /// Trust X-Forwarded-For / X-Forwarded-Proto from a reverse proxy.
+    /// Trust X-Forwarded-For from a reverse proxy (the client IP for login throttling and sessions).
     #[arg(long, env = "PARLEY_TRUST_PROXY_HEADERS", default_value_t = false, action = ArgAction::Set, global = true)]
     pub trust_proxy_headers: bool,
 
