@@ -513,7 +513,7 @@ pub async fn direct_rooms_are_unique_per_pair(store: &DynStore) {
 pub async fn room_lists_show_unread_and_last_message(store: &DynStore) {
     let ann = user(store, "ann").await;
     let bob = user(store, "bob").await;
-    let quiet = room(
+    room(
         store,
         "quiet",
         RoomKind::Group,
