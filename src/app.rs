@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::cluster::{Cluster, RedisLink};
 use crate::config::Config;
 use crate::domain::time::now_ms;
 use crate::limits::Limits;
@@ -20,7 +21,7 @@ use crate::realtime::protocol::ServerEvent;
 use crate::realtime::typing::Typing;
 use crate::services::room_cache::RoomCache;
 use crate::services::writer::MessageWriter;
-use crate::services::{accounts, messages, rooms};
+use crate::services::{accounts, messages, presence, rooms};
 use crate::state::AppState;
 use crate::store::{self, DynStore};
 
@@ -59,26 +60,45 @@ impl Application {
             .with_context(|| format!("could not listen on {}", config.bind))?;
 
         let hub = Hub::new();
+        let rooms = Arc::new(RoomCache::default());
         let tasks = TaskTracker::new();
+        let shutdown = CancellationToken::new();
+        let redis = match &config.redis_url {
+            Some(url) => Some(
+                RedisLink::start(
+                    url,
+                    &config.redis_namespace,
+                    hub.clone(),
+                    rooms.clone(),
+                    &tasks,
+                    shutdown.clone(),
+                )
+                .context("invalid --redis-url")?,
+            ),
+            None => None,
+        };
+        let cluster = Cluster::new(hub.clone(), rooms.clone(), redis.clone());
         let writer_stop = CancellationToken::new();
         let (writer, writer_task) =
-            MessageWriter::start(store.clone(), hub.clone(), writer_stop.clone());
+            MessageWriter::start(store.clone(), cluster.clone(), writer_stop.clone());
         let dummy_password_hash = accounts::hash_password(accounts::random_token()).await?;
         let state = AppState {
-            limits: Arc::new(Limits::new(&config)),
+            limits: Arc::new(Limits::new(&config, redis)),
             connections: Arc::new(Semaphore::new(config.max_connections)),
             config: Arc::new(config),
             store,
             hub,
-            rooms: Arc::new(RoomCache::default()),
+            cluster,
+            rooms,
             writer,
             typing: Arc::new(Typing::default()),
             dummy_password_hash: Arc::from(dummy_password_hash),
-            shutdown: CancellationToken::new(),
+            shutdown,
             tasks,
         };
         rooms::ensure_default_room(&state).await?;
         spawn_background(&state);
+        spawn_cluster_upkeep(&state);
         Ok(Self {
             listener,
             state,
@@ -172,6 +192,25 @@ fn spawn_background(state: &AppState) {
                 s.limits.housekeeping();
                 last_housekeeping = Instant::now();
             }
+        }
+    });
+}
+
+/// With Redis: this node's heartbeat, and taking over nodes that died silently.
+fn spawn_cluster_upkeep(state: &AppState) {
+    let Some(redis) = state.cluster.redis().cloned() else {
+        return;
+    };
+    let s = state.clone();
+    state.tasks.spawn(async move {
+        let mut ticker = tokio::time::interval(crate::cluster::redis::HEARTBEAT);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                () = s.shutdown.cancelled() => break,
+            }
+            redis.heartbeat().await;
+            presence::reap_dead_nodes(&s, &redis).await;
         }
     });
 }

@@ -105,6 +105,20 @@ pub struct Config {
     )]
     pub db_max_connections: u32,
 
+    /// Redis URL for running several nodes (message bus, presence, shared limits).
+    /// Without it this node works alone with in-process fan-out.
+    #[arg(long, env = "PARLEY_REDIS_URL", global = true)]
+    pub redis_url: Option<String>,
+
+    /// Prefix for this deployment's Redis keys and channel (`parley:<namespace>:...`).
+    #[arg(
+        long,
+        env = "PARLEY_REDIS_NAMESPACE",
+        default_value = "main",
+        global = true
+    )]
+    pub redis_namespace: String,
+
     /// Public URL users open (used for the Origin check, links and Secure cookies).
     /// Default: http://<bind>.
     #[arg(long, env = "PARLEY_PUBLIC_URL", global = true)]
@@ -253,6 +267,24 @@ impl Config {
                 .map_err(|e| anyhow::anyhow!("--default-room: {e}"))?;
         }
         self.database_url()?;
+        if let Some(url) = &self.redis_url
+            && !(url.starts_with("redis://")
+                || url.starts_with("rediss://")
+                || url.starts_with("unix://"))
+        {
+            bail!(
+                "--redis-url must start with redis://, rediss:// or unix:// (got {:?})",
+                redact_url(url)
+            );
+        }
+        if self.redis_namespace.is_empty()
+            || !self
+                .redis_namespace
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+        {
+            bail!("--redis-namespace is letters, digits, '-' and '_'");
+        }
         Ok(())
     }
 
@@ -303,6 +335,7 @@ impl Config {
         config.bind = "127.0.0.1:0".parse().expect("literal address");
         config.data_dir = data_dir;
         config.database_url = None;
+        config.redis_url = None;
         config.public_url = None;
         config.allowed_origins = Vec::new();
         config.registration_open = true;
@@ -333,6 +366,8 @@ impl std::fmt::Debug for Config {
                 &self.database_url().map(|u| redact_url(&u)).ok(),
             )
             .field("db_max_connections", &self.db_max_connections)
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("redis_namespace", &self.redis_namespace)
             .field("public_url", &self.public_url().as_str())
             .field("allowed_origins", &self.allowed_origins)
             .field("registration_open", &self.registration_open)

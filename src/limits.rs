@@ -1,43 +1,104 @@
-//! Abuse limits: the per-user message rate and login throttling.
+//! Abuse limits: the per-user message rate and login throttling. With Redis
+//! they count across nodes; without it (or while it is unreachable) each node
+//! counts alone.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use crate::cluster::RedisLink;
 use crate::config::Config;
 use crate::domain::ids::UserId;
 
 pub struct Limits {
     messages: DefaultKeyedRateLimiter<UserId>,
     clock: DefaultClock,
-    pub logins: LoginThrottle,
+    message_rate: u32,
+    message_burst: u32,
+    logins: LoginThrottle,
+    redis: Option<Arc<RedisLink>>,
 }
 
 impl Limits {
-    pub fn new(config: &Config) -> Self {
+    pub fn new(config: &Config, redis: Option<Arc<RedisLink>>) -> Self {
         let rate = NonZeroU32::new(config.message_rate).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(config.message_burst).unwrap_or(NonZeroU32::MIN);
         Self {
             messages: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
             clock: DefaultClock::default(),
+            message_rate: config.message_rate,
+            message_burst: config.message_burst,
             logins: LoginThrottle::new(
                 config.login_max_failures,
                 config.login_max_failures_per_ip,
                 config.login_window,
             ),
+            redis,
         }
     }
 
+    /// Redis, when configured and currently reachable.
+    fn shared(&self) -> Option<&RedisLink> {
+        self.redis.as_deref().filter(|r| r.is_connected())
+    }
+
     /// Counts one message for `user`; `Err(wait)` if over the rate.
-    pub fn check_message(&self, user: UserId) -> Result<(), Duration> {
+    pub async fn check_message(&self, user: UserId) -> Result<(), Duration> {
+        if let Some(redis) = self.shared() {
+            match redis
+                .rate(
+                    &format!("msg:{user}"),
+                    self.message_rate,
+                    self.message_burst,
+                )
+                .await
+            {
+                Ok(None) => return Ok(()),
+                Ok(Some(wait)) => return Err(wait),
+                Err(err) => {
+                    tracing::debug!(error = %err, "shared rate limit unavailable; counting locally")
+                }
+            }
+        }
         self.messages
             .check_key(&user)
             .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    }
+
+    /// `Err(retry_after)` if this username or IP failed to log in too often.
+    pub async fn check_login(&self, username: &str, ip: IpAddr) -> Result<(), Duration> {
+        if let Some(redis) = self.shared() {
+            let keys = LoginThrottle::keys(username, ip);
+            match redis.counts(&keys).await {
+                Ok(counts) => return self.logins.judge(&counts),
+                Err(err) => tracing::debug!(error = %err, "shared login throttle unavailable"),
+            }
+        }
+        self.logins.check(username, ip, Instant::now())
+    }
+
+    pub async fn login_failed(&self, username: &str, ip: IpAddr) {
+        if let Some(redis) = self.shared()
+            && redis
+                .increment(&LoginThrottle::keys(username, ip), self.logins.window)
+                .await
+                .is_ok()
+        {
+            return;
+        }
+        self.logins.record_failure(username, ip, Instant::now());
+    }
+
+    pub async fn login_succeeded(&self, username: &str) {
+        if let Some(redis) = self.shared() {
+            let _ = redis.delete(&[LoginThrottle::user_key(username)]).await;
+        }
+        self.logins.record_success(username);
     }
 
     /// Forgets idle state so memory stays bounded.
@@ -67,11 +128,27 @@ impl LoginThrottle {
     }
 
     fn user_key(username: &str) -> String {
-        format!("u:{}", username.to_ascii_lowercase())
+        format!("login:u:{}", username.to_ascii_lowercase())
     }
 
     fn ip_key(ip: IpAddr) -> String {
-        format!("i:{ip}")
+        format!("login:i:{ip}")
+    }
+
+    fn keys(username: &str, ip: IpAddr) -> Vec<String> {
+        vec![Self::user_key(username), Self::ip_key(ip)]
+    }
+
+    /// Applies the limits to shared (count, time left in window) pairs, user first.
+    fn judge(&self, counts: &[(u32, Duration)]) -> Result<(), Duration> {
+        let limits = [self.max_per_user, self.max_per_ip];
+        let wait = counts
+            .iter()
+            .zip(limits)
+            .filter(|((count, _), max)| count >= max)
+            .map(|((_, left), _)| (*left).max(Duration::from_secs(1)))
+            .max();
+        wait.map_or(Ok(()), Err)
     }
 
     /// `Err(retry_after)` if this username or IP failed too often recently.

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod messages;
+pub mod presence;
 pub mod profiles;
 pub mod room_cache;
 pub mod rooms;

@@ -6,6 +6,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::limits::Limits;
 use crate::realtime::hub::Hub;
@@ -18,7 +19,10 @@ use crate::store::DynStore;
 pub struct AppState {
     pub config: Arc<Config>,
     pub store: DynStore,
+    /// This node's connections.
     pub hub: Hub,
+    /// Events and presence across nodes (just `hub` without Redis).
+    pub cluster: Cluster,
     pub rooms: Arc<RoomCache>,
     pub writer: MessageWriter,
     pub limits: Arc<Limits>,

@@ -1,5 +1,5 @@
 //! The in-process hub: which local WebSocket connections follow which rooms,
-//! who is present, and fan-out of pre-serialized frames.
+//! which users have connections here, and fan-out of pre-serialized frames.
 //!
 //! Fan-out never waits: each connection has a bounded queue and a full queue
 //! marks a slow consumer, which is closed (1013) instead of delaying the others.
@@ -30,15 +30,24 @@ pub enum Outbound {
     },
     /// Heartbeat: send a WebSocket ping and this `heartbeat` frame.
     Tick(Utf8Bytes),
-    /// A resume began: hold live messages of the room until it ends.
+    /// The client has the room up to this seq: deliver what follows, in order.
+    StartAfter { room: RoomId, last_seq: i64 },
+    /// A resume began: stored messages after `since` follow as chunks.
     ResumeStart { room: RoomId, since: i64 },
     /// Stored messages being replayed, ascending.
     ResumeChunk {
         room: RoomId,
         messages: Vec<(i64, Utf8Bytes)>,
     },
-    /// Replay finished: release held messages, then send `resume_complete`.
+    /// Replay finished: send `resume_complete`.
     ResumeEnd { room: RoomId },
+    /// Stored messages fetched to fill a gap, ascending.
+    Fill {
+        room: RoomId,
+        messages: Vec<(i64, Utf8Bytes)>,
+    },
+    /// Cross-node events may have been missed: re-check every room against the store.
+    Resync,
 }
 
 /// A committed message serialized for its sender (`is_own: true`) and for everyone else.
@@ -143,8 +152,6 @@ struct Conn {
 #[derive(Default)]
 struct RoomSubs {
     subs: Vec<Subscriber>,
-    /// Connections per present user: presence is per user, however many tabs.
-    present: HashMap<UserId, u32>,
 }
 
 #[derive(Default)]
@@ -156,48 +163,19 @@ struct State {
 }
 
 impl State {
-    /// Adds a connection to a room; true if its user just became present there.
-    fn subscribe(&mut self, room: &RoomId, sub: Subscriber) -> bool {
-        let entry = self.rooms.entry(room.clone()).or_default();
-        let user = sub.user;
-        entry.subs.push(sub);
-        let count = entry.present.entry(user).or_insert(0);
-        *count += 1;
-        *count == 1
+    fn subscribe(&mut self, room: &RoomId, sub: Subscriber) {
+        self.rooms.entry(room.clone()).or_default().subs.push(sub);
     }
 
-    /// Removes a connection from a room; true if its user is no longer present there.
-    fn unsubscribe(&mut self, room: &RoomId, conn: ConnId, user: UserId) -> bool {
+    fn unsubscribe(&mut self, room: &RoomId, conn: ConnId) {
         let Some(entry) = self.rooms.get_mut(room) else {
-            return false;
+            return;
         };
-        let before = entry.subs.len();
         entry.subs.retain(|s| s.conn != conn);
-        if entry.subs.len() == before {
-            return false;
-        }
-        let mut gone = false;
-        if let Some(count) = entry.present.get_mut(&user) {
-            *count -= 1;
-            if *count == 0 {
-                entry.present.remove(&user);
-                gone = true;
-            }
-        }
         if entry.subs.is_empty() {
             self.rooms.remove(room);
         }
-        gone
     }
-}
-
-/// Presence changes caused by a connection opening or closing.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct PresenceChange {
-    /// The user's first connection opened / last one closed.
-    pub user_changed: bool,
-    /// Rooms the user entered / left (first / last connection following them).
-    pub rooms: Vec<RoomId>,
 }
 
 #[derive(Clone, Default)]
@@ -225,7 +203,8 @@ impl Hub {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Registers a connection following `rooms`.
+    /// Registers a connection following `rooms`; true if it is the user's
+    /// first connection on this node.
     pub fn register(
         &self,
         user: UserId,
@@ -233,24 +212,23 @@ impl Hub {
         rooms: Vec<RoomId>,
         tx: mpsc::Sender<Outbound>,
         control: Arc<ConnControl>,
-    ) -> (ConnId, PresenceChange) {
+    ) -> (ConnId, bool) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let mut state = self.write();
-        let mut change = PresenceChange::default();
         for room in &rooms {
-            let sub = Subscriber {
-                conn: id,
-                user,
-                tx: tx.clone(),
-                control: control.clone(),
-            };
-            if state.subscribe(room, sub) {
-                change.rooms.push(room.clone());
-            }
+            state.subscribe(
+                room,
+                Subscriber {
+                    conn: id,
+                    user,
+                    tx: tx.clone(),
+                    control: control.clone(),
+                },
+            );
         }
         let conns = state.users.entry(user).or_default();
         conns.push(id);
-        change.user_changed = conns.len() == 1;
+        let first = conns.len() == 1;
         state.conns.insert(
             id,
             Conn {
@@ -261,37 +239,34 @@ impl Hub {
                 rooms,
             },
         );
-        (id, change)
+        (id, first)
     }
 
-    /// Removes a connection.
-    pub fn unregister(&self, id: ConnId) -> PresenceChange {
+    /// Removes a connection; returns the rooms it followed and whether it was
+    /// the user's last connection on this node.
+    pub fn unregister(&self, id: ConnId) -> (Vec<RoomId>, bool) {
         let mut state = self.write();
         let Some(conn) = state.conns.remove(&id) else {
-            return PresenceChange::default();
+            return (Vec::new(), false);
         };
-        let mut change = PresenceChange::default();
         for room in &conn.rooms {
-            if state.unsubscribe(room, id, conn.user) {
-                change.rooms.push(room.clone());
-            }
+            state.unsubscribe(room, id);
         }
+        let mut last = false;
         if let Some(conns) = state.users.get_mut(&conn.user) {
             conns.retain(|c| *c != id);
             if conns.is_empty() {
                 state.users.remove(&conn.user);
-                change.user_changed = true;
+                last = true;
             }
         }
-        change
+        (conn.rooms, last)
     }
 
-    /// The user now belongs to `room`: their `/ws/` connections follow it.
-    /// Returns whether the user became present in the room.
-    pub fn follow_room(&self, user: UserId, room: &RoomId) -> bool {
+    /// The user now belongs to `room`: their `/ws/` connections here follow it.
+    pub fn follow_room(&self, user: UserId, room: &RoomId) {
         let mut state = self.write();
         let ids: Vec<ConnId> = state.users.get(&user).cloned().unwrap_or_default();
-        let mut entered = false;
         for id in ids {
             let Some(conn) = state.conns.get_mut(&id) else {
                 continue;
@@ -306,18 +281,16 @@ impl Hub {
                 tx: conn.tx.clone(),
                 control: conn.control.clone(),
             };
-            entered |= state.subscribe(room, sub);
+            state.subscribe(room, sub);
         }
-        entered
     }
 
-    /// The user no longer belongs to `room`: their `/ws/` connections stop
+    /// The user no longer belongs to `room`: their `/ws/` connections here stop
     /// following it and, when `lost_access`, their connections to that room
-    /// close (1008). Returns whether the user left the room's presence.
-    pub fn unfollow_room(&self, user: UserId, room: &RoomId, lost_access: bool) -> bool {
+    /// close (1008).
+    pub fn unfollow_room(&self, user: UserId, room: &RoomId, lost_access: bool) {
         let mut state = self.write();
         let ids: Vec<ConnId> = state.users.get(&user).cloned().unwrap_or_default();
-        let mut left = false;
         for id in ids {
             let Some(conn) = state.conns.get_mut(&id) else {
                 continue;
@@ -334,9 +307,8 @@ impl Hub {
                 continue;
             }
             conn.rooms.retain(|r| r != room);
-            left |= state.unsubscribe(room, id, user);
+            state.unsubscribe(room, id);
         }
-        left
     }
 
     /// Sends a frame to every connection following `room`, except `skip_user`'s.
@@ -393,13 +365,9 @@ impl Hub {
         }
     }
 
-    /// Users with at least one local connection following `room`.
-    pub fn present_in_room(&self, room: &RoomId) -> Vec<UserId> {
-        self.read()
-            .rooms
-            .get(room)
-            .map(|e| e.present.keys().copied().collect())
-            .unwrap_or_default()
+    /// Users with a connection on this node.
+    pub fn local_users(&self) -> Vec<UserId> {
+        self.read().users.keys().copied().collect()
     }
 
     /// Whether the user has any local connection open.
@@ -430,10 +398,18 @@ impl Hub {
         }
     }
 
-    /// Closes every connection (shutdown) with `code`.
-    pub fn close_all(&self, code: u16, reason: &'static str) {
-        for conn in self.read().conns.values() {
-            conn.control.close(code, reason);
+    /// Asks every connection to re-check its rooms against the store (after
+    /// the bus was down and cross-node events may have been missed).
+    pub fn resync_all(&self) {
+        let state = self.read();
+        for (id, conn) in &state.conns {
+            let sub = Subscriber {
+                conn: *id,
+                user: conn.user,
+                tx: conn.tx.clone(),
+                control: conn.control.clone(),
+            };
+            offer(&sub, Outbound::Resync);
         }
     }
 }
@@ -467,49 +443,49 @@ mod tests {
         scope: Scope,
         rooms: &[&str],
         cap: usize,
-    ) -> (
-        ConnId,
-        PresenceChange,
-        mpsc::Receiver<Outbound>,
-        Arc<ConnControl>,
-    ) {
+    ) -> (ConnId, mpsc::Receiver<Outbound>, Arc<ConnControl>) {
         let (tx, rx) = mpsc::channel(cap);
         let control = ConnControl::new();
         let rooms = rooms.iter().map(|r| room(r)).collect();
-        let (id, change) = hub.register(user, scope, rooms, tx, control.clone());
-        (id, change, rx, control)
+        let (id, _first) = hub.register(user, scope, rooms, tx, control.clone());
+        (id, rx, control)
     }
 
     #[test]
-    fn several_tabs_are_one_presence() {
+    fn the_first_and_last_connection_of_a_user_are_reported() {
         let hub = Hub::new();
         let ann = UserId::new();
-        let (a, first, _ra, _) = conn(&hub, ann, Scope::AllRooms, &["r1", "r2"], 8);
-        assert!(first.user_changed);
-        assert_eq!(first.rooms, vec![room("r1"), room("r2")]);
-        let (b, second, _rb, _) = conn(&hub, ann, Scope::Room(room("r1")), &["r1"], 8);
-        assert!(!second.user_changed);
-        assert!(second.rooms.is_empty());
+        let (tx, _rx) = mpsc::channel(8);
+        let (a, first) = hub.register(
+            ann,
+            Scope::AllRooms,
+            vec![room("r1"), room("r2")],
+            tx.clone(),
+            ConnControl::new(),
+        );
+        assert!(first);
+        let (b, second) = hub.register(
+            ann,
+            Scope::Room(room("r1")),
+            vec![room("r1")],
+            tx,
+            ConnControl::new(),
+        );
+        assert!(!second);
         assert!(hub.is_online(ann));
-        assert_eq!(hub.present_in_room(&room("r1")), vec![ann]);
-
-        let gone_a = hub.unregister(a);
-        assert!(!gone_a.user_changed);
-        assert_eq!(gone_a.rooms, vec![room("r2")]);
-        let gone_b = hub.unregister(b);
-        assert!(gone_b.user_changed);
-        assert_eq!(gone_b.rooms, vec![room("r1")]);
+        assert_eq!(hub.local_users(), vec![ann]);
+        assert_eq!(hub.unregister(a), (vec![room("r1"), room("r2")], false));
+        assert_eq!(hub.unregister(b), (vec![room("r1")], true));
         assert!(!hub.is_online(ann));
-        assert!(hub.present_in_room(&room("r1")).is_empty());
     }
 
     #[test]
     fn chat_goes_to_followers_with_own_copy_for_sender() {
         let hub = Hub::new();
         let (ann, bob) = (UserId::new(), UserId::new());
-        let (_, _, mut ra, _) = conn(&hub, ann, Scope::AllRooms, &["r1"], 8);
-        let (_, _, mut rb, _) = conn(&hub, bob, Scope::Room(room("r1")), &["r1"], 8);
-        let (_, _, mut rc, _) = conn(&hub, UserId::new(), Scope::AllRooms, &["r2"], 8);
+        let (_, mut ra, _) = conn(&hub, ann, Scope::AllRooms, &["r1"], 8);
+        let (_, mut rb, _) = conn(&hub, bob, Scope::Room(room("r1")), &["r1"], 8);
+        let (_, mut rc, _) = conn(&hub, UserId::new(), Scope::AllRooms, &["r2"], 8);
         let frames: Arc<[ChatFrame]> = Arc::from(vec![ChatFrame {
             seq: 1,
             sender: Some(ann),
@@ -529,8 +505,8 @@ mod tests {
     #[test]
     fn a_full_queue_closes_only_the_slow_consumer() {
         let hub = Hub::new();
-        let (_, _, _slow_rx, slow) = conn(&hub, UserId::new(), Scope::AllRooms, &["r1"], 1);
-        let (_, _, mut fast_rx, fast) = conn(&hub, UserId::new(), Scope::AllRooms, &["r1"], 8);
+        let (_, _slow_rx, slow) = conn(&hub, UserId::new(), Scope::AllRooms, &["r1"], 1);
+        let (_, mut fast_rx, fast) = conn(&hub, UserId::new(), Scope::AllRooms, &["r1"], 8);
         for _ in 0..2 {
             hub.broadcast(&room("r1"), &Utf8Bytes::from("x"), None);
             let _ = fast_rx.try_recv();
@@ -546,12 +522,12 @@ mod tests {
     fn follow_and_unfollow_track_membership() {
         let hub = Hub::new();
         let ann = UserId::new();
-        let (_, _, mut all_rx, _) = conn(&hub, ann, Scope::AllRooms, &[], 8);
-        let (_, _, _single_rx, single) = conn(&hub, ann, Scope::Room(room("r9")), &["r9"], 8);
-        assert!(hub.follow_room(ann, &room("r1")));
+        let (_, mut all_rx, _) = conn(&hub, ann, Scope::AllRooms, &[], 8);
+        let (_, _single_rx, single) = conn(&hub, ann, Scope::Room(room("r9")), &["r9"], 8);
+        hub.follow_room(ann, &room("r1"));
         hub.broadcast(&room("r1"), &Utf8Bytes::from("hello"), None);
         assert!(matches!(all_rx.try_recv(), Ok(Outbound::Frame(f)) if f.as_str() == "hello"));
-        assert!(hub.unfollow_room(ann, &room("r1"), true));
+        hub.unfollow_room(ann, &room("r1"), true);
         hub.broadcast(&room("r1"), &Utf8Bytes::from("after"), None);
         assert!(all_rx.try_recv().is_err());
         // Losing access to r9 closes the single-room connection.
@@ -562,7 +538,7 @@ mod tests {
     #[test]
     fn heartbeat_closes_silent_peers() {
         let hub = Hub::new();
-        let (_, _, mut rx, control) = conn(&hub, UserId::new(), Scope::AllRooms, &[], 8);
+        let (_, mut rx, control) = conn(&hub, UserId::new(), Scope::AllRooms, &[], 8);
         hub.heartbeat(&Utf8Bytes::from("hb"), control.last_received_ms() - 1);
         assert!(matches!(rx.try_recv(), Ok(Outbound::Tick(_))));
         hub.heartbeat(&Utf8Bytes::from("hb"), control.last_received_ms() + 1);

@@ -1,14 +1,19 @@
 //! One WebSocket connection: a reader (this task) that decodes frames and calls
 //! the services, and a writer task that alone owns the socket's sending half.
+//! The writer delivers each room's messages exactly once and in seq order
+//! (see `delivery`); when a gap lasts, it asks the reader to fetch the missing
+//! messages from the database.
 
+use std::collections::HashSet;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::domain::ids::{RoomId, UserId};
@@ -16,11 +21,11 @@ use crate::domain::message::{InsertOutcome, Sender};
 use crate::domain::time::now_ms;
 use crate::domain::user::User;
 use crate::error::AppError;
-use crate::realtime::delivery::Delivery;
+use crate::realtime::delivery::{Delivery, Fill};
 use crate::realtime::hub::{ConnControl, Hub, Outbound, Scope, close};
 use crate::realtime::protocol::{ClientMsg, RoomPresence, ServerEvent, UserBrief};
 use crate::services::messages::{self, ReadUpTo};
-use crate::services::{profiles, rooms};
+use crate::services::{presence, profiles, rooms};
 use crate::state::AppState;
 use crate::store::Page;
 use crate::views::{MessageView, ProfileView};
@@ -30,8 +35,8 @@ use crate::views::{MessageView, ProfileView};
 const MAX_PENDING_SENDS: usize = 64;
 /// A write that takes longer than this means the peer is gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Stored messages replayed per query when resuming.
-const RESUME_PAGE: u32 = 200;
+/// Stored messages read per query when resuming or filling a gap.
+const PAGE: u32 = 200;
 
 /// Everything decided before the upgrade.
 pub struct SessionStart {
@@ -60,7 +65,7 @@ where
     St: Stream<Item = Result<Message, E>> + Unpin,
     E: Into<axum::Error>,
 {
-    let opened = std::time::Instant::now();
+    let opened = Instant::now();
     let SessionStart {
         user,
         scope,
@@ -69,35 +74,34 @@ where
     } = start;
     let user_id = user.id;
     let (tx, rx) = mpsc::channel(state.config.ws_outbound_queue);
+    let (fill_tx, fill_rx) = mpsc::channel(64);
     let control = ConnControl::new();
-
-    let mut session = match Session::open(&state, user, scope, tx.clone(), control.clone()).await {
-        Ok(session) => session,
-        Err(err) => {
-            tracing::warn!(error = %err, "could not open session");
-            let _ = tx.try_send(Outbound::Frame(error_frame(
-                err.code(),
-                &err.public_message(),
-                None,
-            )));
-            control.close(close::INTERNAL, "could not open session");
-            drop(tx);
-            write_loop(sink, user_id, rx, control, state.shutdown.clone()).await;
-            return;
-        }
+    let writer = Writer {
+        me: user_id,
+        rx,
+        fills: fill_tx,
+        control: control.clone(),
+        shutdown: state.shutdown.clone(),
     };
 
-    // Resume is queued before registering, so no live message can overtake the replay.
-    if let (Scope::Room(room), Some(since)) = (&session.scope, since_seq) {
-        let _ = tx.try_send(Outbound::ResumeStart {
-            room: room.clone(),
-            since,
-        });
-    }
+    let mut session =
+        match Session::open(&state, user, scope, since_seq, tx.clone(), control.clone()).await {
+            Ok(session) => session,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not open session");
+                let _ = tx.try_send(Outbound::Frame(error_frame(
+                    err.code(),
+                    &err.public_message(),
+                    None,
+                )));
+                control.close(close::INTERNAL, "could not open session");
+                drop(tx);
+                writer.run(sink).await;
+                return;
+            }
+        };
     session.register(&state).await;
-    let writer = state.tasks.spawn(
-        write_loop(sink, user_id, rx, control.clone(), state.shutdown.clone()).in_current_span(),
-    );
+    let writer = state.tasks.spawn(writer.run(sink).in_current_span());
     tracing::info!("websocket connected");
 
     if let (Scope::Room(room), Some(since)) = (session.scope.clone(), since_seq)
@@ -105,7 +109,7 @@ where
     {
         session.reply_error(&err, None);
     }
-    session.read_loop(&state, stream).await;
+    session.read_loop(&state, stream, fill_rx).await;
 
     let (code, reason) = control.close_reason().unwrap_or((close::NORMAL, "closed"));
     session.unregister(&state).await;
@@ -134,11 +138,13 @@ struct Session {
 }
 
 impl Session {
-    /// Loads what the session needs and queues `connection_established` first.
+    /// Loads what the session needs and queues, before anything else can reach
+    /// the connection, `connection_established` and where each room starts.
     async fn open(
         state: &AppState,
         user: User,
         scope: Scope,
+        since_seq: Option<i64>,
         tx: mpsc::Sender<Outbound>,
         control: Arc<ConnControl>,
     ) -> Result<Self, AppError> {
@@ -150,59 +156,101 @@ impl Session {
             username: &user.username,
             display_name: user.shown_name(),
         };
-        let mut rooms = Vec::new();
-        let frame = match &scope {
+
+        // (room, last seq) for every room this connection follows.
+        let positions: Vec<(RoomId, i64)> = match &scope {
             Scope::Room(room) => {
-                rooms.push(room.clone());
-                let last_seq = state.store.get_room(room).await?.map_or(0, |r| r.last_seq);
-                let mut online = state.hub.present_in_room(room);
-                if !online.contains(&user.id) {
-                    online.push(user.id);
-                }
-                ServerEvent::ConnectionEstablished {
-                    room_id: Some(room),
-                    user: brief,
-                    user_profile: &profile,
-                    heartbeat_interval,
-                    last_seq: Some(last_seq),
-                    online: Some(online),
-                    rooms: None,
-                }
-                .encode()
+                vec![(
+                    room.clone(),
+                    state.store.get_room(room).await?.map_or(0, |r| r.last_seq),
+                )]
             }
-            Scope::AllRooms => {
-                let summaries = state.store.list_rooms_for_user(user.id).await?;
-                rooms.extend(summaries.iter().map(|s| s.room.id.clone()));
-                let presence = summaries
-                    .iter()
-                    .map(|s| {
-                        let mut online = state.hub.present_in_room(&s.room.id);
-                        if !online.contains(&user.id) {
-                            online.push(user.id);
-                        }
-                        RoomPresence {
-                            room_id: &s.room.id,
-                            last_seq: s.room.last_seq,
-                            online,
-                        }
-                    })
-                    .collect();
-                ServerEvent::ConnectionEstablished {
-                    room_id: None,
-                    user: brief,
-                    user_profile: &profile,
-                    heartbeat_interval,
-                    last_seq: None,
-                    online: None,
-                    rooms: Some(presence),
-                }
-                .encode()
-            }
+            Scope::AllRooms => state
+                .store
+                .list_rooms_for_user(user.id)
+                .await?
+                .into_iter()
+                .map(|s| (s.room.id, s.room.last_seq))
+                .collect(),
         };
+        let mut online_by_room = Vec::with_capacity(positions.len());
+        let mut everyone = HashSet::new();
+        for (room, _) in &positions {
+            let members: Vec<UserId> = match state.rooms.get(&state.store, room).await? {
+                Some(access) => access.members.keys().copied().collect(),
+                None => Vec::new(),
+            };
+            everyone.extend(members.iter().copied());
+            online_by_room.push(members);
+        }
+        let everyone: Vec<UserId> = everyone.into_iter().collect();
+        let mut online = state.cluster.online(&everyone).await;
+        online.insert(user.id);
+        let online_in = |members: &[UserId]| {
+            let mut list: Vec<UserId> = members
+                .iter()
+                .copied()
+                .filter(|m| online.contains(m))
+                .collect();
+            if !list.contains(&user.id) {
+                list.push(user.id);
+            }
+            list
+        };
+
+        let frame = match &scope {
+            Scope::Room(room) => ServerEvent::ConnectionEstablished {
+                room_id: Some(room),
+                user: brief,
+                user_profile: &profile,
+                heartbeat_interval,
+                last_seq: Some(positions[0].1),
+                online: Some(online_in(&online_by_room[0])),
+                rooms: None,
+            }
+            .encode(),
+            Scope::AllRooms => ServerEvent::ConnectionEstablished {
+                room_id: None,
+                user: brief,
+                user_profile: &profile,
+                heartbeat_interval,
+                last_seq: None,
+                online: None,
+                rooms: Some(
+                    positions
+                        .iter()
+                        .zip(&online_by_room)
+                        .map(|((room_id, last_seq), members)| RoomPresence {
+                            room_id,
+                            last_seq: *last_seq,
+                            online: online_in(members),
+                        })
+                        .collect(),
+                ),
+            }
+            .encode(),
+        };
+        // The queue is not yet registered anywhere: these are the first items in it.
         let _ = tx.try_send(Outbound::Frame(frame));
+        for (room, last_seq) in &positions {
+            let item = match (&scope, since_seq) {
+                // A resume replays from the client's seq instead.
+                (Scope::Room(_), Some(since)) => Outbound::ResumeStart {
+                    room: room.clone(),
+                    since,
+                },
+                _ => Outbound::StartAfter {
+                    room: room.clone(),
+                    last_seq: *last_seq,
+                },
+            };
+            if tx.try_send(item).is_err() {
+                break;
+            }
+        }
         Ok(Self {
             hub: state.hub.clone(),
-            rooms,
+            rooms: positions.into_iter().map(|(room, _)| room).collect(),
             sender: rooms::sender_of(&user),
             user,
             profile,
@@ -213,10 +261,11 @@ impl Session {
         })
     }
 
-    /// Joins the hub and announces the user where they just became present.
+    /// Joins the hub; announces the user if this is their first connection anywhere.
     async fn register(&mut self, state: &AppState) {
         let rooms = std::mem::take(&mut self.rooms);
-        let (id, change) = state.hub.register(
+        let followed = rooms.clone();
+        let (id, first_here) = state.hub.register(
             self.user.id,
             self.scope.clone(),
             rooms,
@@ -224,18 +273,23 @@ impl Session {
             self.control.clone(),
         );
         self.conn_id = Some(id);
-        for room in &change.rooms {
-            self.announce_presence(state, room, true);
+        if first_here && state.cluster.came_online(self.user.id).await {
+            presence::announce(
+                state,
+                &followed,
+                self.user.id,
+                &self.user.username,
+                &self.profile,
+                true,
+            );
         }
         // A room joined between loading the list and registering would be
         // missed: look again now that joins reach this connection.
         if self.scope == Scope::AllRooms {
             match state.store.list_room_ids_for_user(self.user.id).await {
                 Ok(ids) => {
-                    for room in ids {
-                        if state.hub.follow_room(self.user.id, &room) {
-                            self.announce_presence(state, &room, true);
-                        }
+                    for room in ids.iter().filter(|r| !followed.contains(r)) {
+                        state.hub.follow_room(self.user.id, room);
                     }
                 }
                 Err(err) => tracing::warn!(error = %err, "could not recheck rooms"),
@@ -243,49 +297,30 @@ impl Session {
         }
     }
 
-    fn announce_presence(&self, state: &AppState, room: &RoomId, joined: bool) {
-        let (room_id, user_id, username, user_profile) = (
-            room,
-            self.user.id,
-            self.user.username.as_str(),
-            &self.profile,
-        );
-        let frame = if joined {
-            ServerEvent::UserJoined {
-                room_id,
-                user_id,
-                username,
-                user_profile,
-            }
-            .encode()
-        } else {
-            ServerEvent::UserLeft {
-                room_id,
-                user_id,
-                username,
-                user_profile,
-            }
-            .encode()
-        };
-        state.hub.broadcast(room, &frame, Some(self.user.id));
-    }
-
+    /// Leaves the hub; announces the user's departure if this was their last connection anywhere.
     async fn unregister(&mut self, state: &AppState) {
         let Some(id) = self.conn_id.take() else {
             return;
         };
-        let change = state.hub.unregister(id);
-        self.profile.is_online = !change.user_changed;
-        for room in &change.rooms {
+        let (rooms, last_here) = state.hub.unregister(id);
+        for room in &rooms {
             if state.typing.stop(room, self.user.id) {
                 messages::announce_typing(state, room, self.user.id, &self.user.username, false);
             }
-            self.announce_presence(state, room, false);
         }
-        if change.user_changed
-            && let Err(err) = state.store.update_last_seen(self.user.id, now_ms()).await
-        {
-            tracing::warn!(error = %err, "could not record last_seen");
+        if last_here && state.cluster.went_offline(self.user.id).await {
+            self.profile.is_online = false;
+            if let Err(err) = state.store.update_last_seen(self.user.id, now_ms()).await {
+                tracing::warn!(error = %err, "could not record last_seen");
+            }
+            presence::announce(
+                state,
+                &rooms,
+                self.user.id,
+                &self.user.username,
+                &self.profile,
+                false,
+            );
         }
     }
 
@@ -304,8 +339,12 @@ impl Session {
         )));
     }
 
-    async fn read_loop<St, E>(&mut self, state: &AppState, mut stream: St)
-    where
+    async fn read_loop<St, E>(
+        &mut self,
+        state: &AppState,
+        mut stream: St,
+        mut fills: mpsc::Receiver<Fill>,
+    ) where
         St: Stream<Item = Result<Message, E>> + Unpin,
         E: Into<axum::Error>,
     {
@@ -317,6 +356,11 @@ impl Session {
                 () = state.shutdown.cancelled() => break,
                 Some((client_id, result)) = pending.next(), if !pending.is_empty() => {
                     self.on_sent(client_id.as_deref(), result);
+                }
+                Some(fill) = fills.recv() => {
+                    if let Err(err) = self.fill(state, fill).await {
+                        tracing::debug!(error = %err, "could not fill a gap; will retry");
+                    }
                 }
                 frame = stream.next(), if pending.len() < MAX_PENDING_SENDS => {
                     let Some(frame) = frame else { break };
@@ -340,11 +384,9 @@ impl Session {
                                 pending.push(send);
                             }
                         }
-                        Message::Binary(_) => self.reply(Outbound::Frame(error_frame(
-                            "binary_not_supported",
-                            "frames must be JSON text",
-                            None,
-                        ))),
+                        Message::Binary(_) => {
+                            self.reply(Outbound::Frame(error_frame("binary_not_supported", "frames must be JSON text", None)))
+                        }
                         Message::Close(_) => break,
                         Message::Ping(_) | Message::Pong(_) => {}
                     }
@@ -459,13 +501,16 @@ impl Session {
                 Err(err) => Err(err),
             },
             ClientMsg::Resume { since_seq, room_id } => match self.target_room(room_id) {
-                Ok(room) => {
-                    self.reply(Outbound::ResumeStart {
-                        room: room.clone(),
-                        since: since_seq.max(0),
-                    });
-                    self.replay(state, &room, since_seq.max(0)).await
-                }
+                Ok(room) => match rooms::access(state, &room, self.user.id).await {
+                    Ok(_) => {
+                        self.reply(Outbound::ResumeStart {
+                            room: room.clone(),
+                            since: since_seq.max(0),
+                        });
+                        self.replay(state, &room, since_seq.max(0)).await
+                    }
+                    Err(err) => Err(err),
+                },
                 Err(err) => Err(err),
             },
             ClientMsg::Ping { .. } => {
@@ -485,22 +530,16 @@ impl Session {
         None
     }
 
-    /// Replays stored messages after `since` (the writer holds live ones meanwhile)
-    /// and ends with `resume_complete`. `ResumeStart` must already be queued.
-    async fn replay(&self, state: &AppState, room: &RoomId, since: i64) -> Result<(), AppError> {
-        let outcome = self.replay_pages(state, room, since).await;
-        // Always end the resume, or live messages of the room would stay held.
-        self.send(Outbound::ResumeEnd { room: room.clone() }).await;
-        outcome
-    }
-
-    async fn replay_pages(
+    /// Queues the stored messages of `room` after `after`, as this user sees
+    /// them, page by page, as resume chunks or gap fills.
+    async fn send_stored_after(
         &self,
         state: &AppState,
         room: &RoomId,
-        since: i64,
+        after: i64,
+        as_resume: bool,
     ) -> Result<(), AppError> {
-        let mut after = since;
+        let mut after = after;
         loop {
             let (page, mine, others) = messages::history(
                 state,
@@ -508,7 +547,7 @@ impl Session {
                 room,
                 Page::After {
                     seq: after,
-                    limit: RESUME_PAGE,
+                    limit: PAGE,
                 },
             )
             .await?;
@@ -516,7 +555,7 @@ impl Session {
                 return Ok(());
             };
             after = last.seq;
-            let frames = page
+            let messages = page
                 .messages
                 .iter()
                 .map(|m| {
@@ -531,9 +570,11 @@ impl Session {
                     )
                 })
                 .collect();
-            self.send(Outbound::ResumeChunk {
-                room: room.clone(),
-                messages: frames,
+            let room = room.clone();
+            self.send(if as_resume {
+                Outbound::ResumeChunk { room, messages }
+            } else {
+                Outbound::Fill { room, messages }
             })
             .await;
             if !page.has_more {
@@ -542,7 +583,28 @@ impl Session {
         }
     }
 
-    /// Queues with back-pressure (resume can be long); gives up if the session ends.
+    /// Replays stored messages after `since` and ends with `resume_complete`.
+    /// `ResumeStart` must already be queued.
+    async fn replay(&self, state: &AppState, room: &RoomId, since: i64) -> Result<(), AppError> {
+        let outcome = self.send_stored_after(state, room, since, true).await;
+        // Always end the resume, or the room's gaps would never be filled.
+        self.send(Outbound::ResumeEnd { room: room.clone() }).await;
+        outcome
+    }
+
+    /// Fetches what the writer is missing (a lasting gap, or a resync).
+    async fn fill(&self, state: &AppState, fill: Fill) -> Result<(), AppError> {
+        if rooms::access(state, &fill.room, self.user.id)
+            .await
+            .is_err()
+        {
+            return Ok(());
+        }
+        self.send_stored_after(state, &fill.room, fill.after, false)
+            .await
+    }
+
+    /// Queues with back-pressure (replays can be long); gives up if the session ends.
     async fn send(&self, item: Outbound) {
         tokio::select! {
             _ = self.tx.send(item) => {}
@@ -582,93 +644,111 @@ fn is_too_big(err: &axum::Error) -> bool {
 }
 
 /// The only task that writes to the socket.
-async fn write_loop<Si>(
-    mut sink: Si,
+struct Writer {
     me: UserId,
-    mut rx: mpsc::Receiver<Outbound>,
+    rx: mpsc::Receiver<Outbound>,
+    /// Gaps to fetch from the store, for the reader.
+    fills: mpsc::Sender<Fill>,
     control: Arc<ConnControl>,
-    shutdown: tokio_util::sync::CancellationToken,
-) where
-    Si: Sink<Message> + Unpin,
-{
-    let mut delivery = Delivery::default();
-    let mut out: Vec<Utf8Bytes> = Vec::with_capacity(16);
-    let (code, reason) = loop {
-        tokio::select! {
-            biased;
-            () = control.cancelled() => break control.close_reason().unwrap_or((close::NORMAL, "closed")),
-            () = shutdown.cancelled() => {
-                // Deliver what is already queued, then ask clients to reconnect elsewhere.
-                while let Ok(item) = rx.try_recv() {
-                    let _ping = apply(&mut delivery, me, item, &mut out);
-                }
-                if write_all(&mut sink, &mut out).await.is_err() {
-                    return;
-                }
-                break (close::RESTART, "server restarting");
-            }
-            item = rx.recv() => {
-                let Some(item) = item else { break (close::NORMAL, "closed") };
-                let mut ping = apply(&mut delivery, me, item, &mut out).is_some();
-                // Write whatever else is queued in the same flush.
-                while out.len() < 64 {
-                    match rx.try_recv() {
-                        Ok(item) => ping |= apply(&mut delivery, me, item, &mut out).is_some(),
-                        Err(_) => break,
-                    }
-                }
-                if ping && feed(&mut sink, Message::Ping(Default::default())).await.is_err() {
-                    control.close(close::GOING_AWAY, "write failed");
-                    return;
-                }
-                if write_all(&mut sink, &mut out).await.is_err() {
-                    control.close(close::GOING_AWAY, "write failed");
-                    return;
-                }
-            }
-        }
-    };
-    let frame = CloseFrame {
-        code,
-        reason: Utf8Bytes::from_static(reason),
-    };
-    let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
-    let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;
+    shutdown: CancellationToken,
 }
 
-/// Applies one queued item; `Some(())` if it asks for a WebSocket ping.
-fn apply(
-    delivery: &mut Delivery,
-    me: UserId,
-    item: Outbound,
-    out: &mut Vec<Utf8Bytes>,
-) -> Option<()> {
-    match item {
-        Outbound::Frame(frame) => out.push(frame),
-        Outbound::Chat { room, messages } => {
-            for message in messages.iter() {
-                delivery.live(&room, message.seq, message.for_user(me).clone(), out);
+impl Writer {
+    async fn run<Si: Sink<Message> + Unpin>(mut self, mut sink: Si) {
+        let mut delivery = Delivery::default();
+        let mut out: Vec<Utf8Bytes> = Vec::with_capacity(16);
+        let (code, reason) = loop {
+            let fill_at = delivery.next_fill_at().map(tokio::time::Instant::from_std);
+            tokio::select! {
+                biased;
+                () = self.control.cancelled() => break self.control.close_reason().unwrap_or((close::NORMAL, "closed")),
+                () = self.shutdown.cancelled() => {
+                    // Deliver what is already queued, then ask clients to reconnect elsewhere.
+                    while let Ok(item) = self.rx.try_recv() {
+                        let _ping = self.apply(&mut delivery, item, &mut out);
+                    }
+                    if write_all(&mut sink, &mut out).await.is_err() {
+                        return;
+                    }
+                    break (close::RESTART, "server restarting");
+                }
+                item = self.rx.recv() => {
+                    let Some(item) = item else { break (close::NORMAL, "closed") };
+                    let mut ping = self.apply(&mut delivery, item, &mut out);
+                    // Write whatever else is queued in the same flush.
+                    while out.len() < 64 {
+                        match self.rx.try_recv() {
+                            Ok(item) => ping |= self.apply(&mut delivery, item, &mut out),
+                            Err(_) => break,
+                        }
+                    }
+                    if ping && feed(&mut sink, Message::Ping(Default::default())).await.is_err() {
+                        self.control.close(close::GOING_AWAY, "write failed");
+                        return;
+                    }
+                    if write_all(&mut sink, &mut out).await.is_err() {
+                        self.control.close(close::GOING_AWAY, "write failed");
+                        return;
+                    }
+                }
+                () = sleep_until(fill_at), if fill_at.is_some() => {
+                    for fill in delivery.due_fills(Instant::now()) {
+                        let _ = self.fills.try_send(fill);
+                    }
+                }
+            }
+        };
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        };
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;
+    }
+
+    /// Applies one queued item; true if it asks for a WebSocket ping.
+    fn apply(&self, delivery: &mut Delivery, item: Outbound, out: &mut Vec<Utf8Bytes>) -> bool {
+        match item {
+            Outbound::Frame(frame) => out.push(frame),
+            Outbound::Chat { room, messages } => {
+                for message in messages.iter() {
+                    delivery.live(&room, message.seq, message.for_user(self.me).clone(), out);
+                }
+            }
+            Outbound::Tick(frame) => {
+                out.push(frame);
+                return true;
+            }
+            Outbound::StartAfter { room, last_seq } => delivery.start_after(&room, last_seq),
+            Outbound::ResumeStart { room, since } => delivery.resume_start(&room, since),
+            Outbound::ResumeChunk { room, messages } => delivery.resume_chunk(&room, messages, out),
+            Outbound::ResumeEnd { room } => {
+                let (last_seq, replayed) = delivery.resume_end(&room);
+                out.push(
+                    ServerEvent::ResumeComplete {
+                        room_id: &room,
+                        last_seq,
+                        replayed,
+                    }
+                    .encode(),
+                );
+            }
+            Outbound::Fill { room, messages } => delivery.fill(&room, messages, out),
+            Outbound::Resync => {
+                for fill in delivery.resync() {
+                    let _ = self.fills.try_send(fill);
+                }
             }
         }
-        Outbound::Tick(frame) => {
-            out.push(frame);
-            return Some(());
-        }
-        Outbound::ResumeStart { room, since } => delivery.resume_start(room, since),
-        Outbound::ResumeChunk { room, messages } => delivery.resume_chunk(&room, messages, out),
-        Outbound::ResumeEnd { room } => {
-            let (last_seq, replayed) = delivery.resume_end(&room, out);
-            out.push(
-                ServerEvent::ResumeComplete {
-                    room_id: &room,
-                    last_seq,
-                    replayed,
-                }
-                .encode(),
-            );
-        }
+        false
     }
-    None
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn feed<Si: Sink<Message> + Unpin>(sink: &mut Si, message: Message) -> Result<(), ()> {

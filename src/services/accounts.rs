@@ -1,7 +1,6 @@
 //! Accounts, passwords, login sessions and API tokens.
 
 use std::net::IpAddr;
-use std::time::Instant;
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
@@ -146,8 +145,8 @@ pub async fn login(
     password: String,
     client: &ClientInfo,
 ) -> Result<(User, NewSession)> {
-    let throttle = &state.limits.logins;
-    if let Err(wait) = throttle.check(username, client.ip, Instant::now()) {
+    let limits = &state.limits;
+    if let Err(wait) = limits.check_login(username, client.ip).await {
         return Err(AppError::RateLimited {
             code: "too_many_attempts",
             message: "too many failed logins; try again later".into(),
@@ -161,13 +160,13 @@ pub async fn login(
     };
     let valid = verify_password(password, hash).await? && known;
     let Some(user_id) = user_id.filter(|_| valid) else {
-        throttle.record_failure(username, client.ip, Instant::now());
+        limits.login_failed(username, client.ip).await;
         return Err(AppError::Unauthorized {
             code: "invalid_credentials",
             message: "wrong username or password".into(),
         });
     };
-    throttle.record_success(username);
+    limits.login_succeeded(username).await;
     let user = state
         .store
         .get_user(user_id)

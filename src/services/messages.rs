@@ -25,7 +25,7 @@ pub async fn post(
     content: &str,
     client_id: Option<&str>,
 ) -> Result<InsertOutcome> {
-    if let Err(wait) = state.limits.check_message(sender.id) {
+    if let Err(wait) = state.limits.check_message(sender.id).await {
         return Err(AppError::RateLimited {
             code: "rate_limited",
             message: "you are sending messages too fast".into(),
@@ -148,7 +148,7 @@ pub async fn mark_read(
             message_ids: ids.as_deref(),
         }
         .encode();
-        state.hub.broadcast(room, &frame, None);
+        state.cluster.to_room(room, frame, None);
     }
     Ok(())
 }
@@ -189,7 +189,7 @@ pub fn announce_typing(
         is_typing,
     }
     .encode();
-    state.hub.broadcast(room, &frame, Some(user));
+    state.cluster.to_room(room, frame, Some(user));
 }
 
 /// Ends typing states nobody refreshed within 6 s (run every second).

@@ -22,12 +22,13 @@ pub async fn views(
     let ids: Vec<UserId> = users.iter().map(|u| u.id).collect();
     // "The last 7 days" are today and the six before it (UTC).
     let active = state.store.count_active_days(&ids, day_of(now) - 6).await?;
+    let online = state.cluster.online(&ids).await;
     Ok(users
         .iter()
         .map(|u| {
             let show_email = viewer.is_some_and(|v| v.id == u.id || v.is_admin);
             let days = active.get(&u.id).copied().unwrap_or(0);
-            ProfileView::new(u, now, days, state.hub.is_online(u.id), show_email)
+            ProfileView::new(u, now, days, online.contains(&u.id), show_email)
         })
         .collect())
 }

@@ -11,8 +11,8 @@ use crate::domain::user::User;
 use crate::error::{AppError, Result};
 use crate::realtime::protocol::ServerEvent;
 use crate::services::accounts::random_token;
-use crate::services::profiles;
 use crate::services::room_cache::{MemberAccess, RoomAccess};
+use crate::services::{presence, profiles};
 use crate::state::AppState;
 use crate::store::{Invite, NewRoom, RoomChanges, RoomSummary, StoreError};
 use crate::views::{ParticipantView, RoomView};
@@ -167,67 +167,69 @@ async fn load_user(state: &AppState, id: UserId) -> Result<User> {
         .ok_or_else(AppError::user_not_found)
 }
 
-/// Live side of someone now belonging to a room: their `/ws/` connections learn
-/// of it and follow it, and the room sees them arrive if they are online.
+/// Live side of someone now belonging to a room: their `/ws/` connections (on
+/// every node) learn of it and follow it, and the room sees them arrive if online.
 async fn on_joined(state: &AppState, room: &Room, user: &User) -> Result<()> {
-    state.rooms.invalidate(&room.id);
+    state.cluster.room_changed(&room.id);
     let joined = ServerEvent::RoomJoined {
         room_id: &room.id,
         room: RoomView::new(room),
     }
     .encode();
-    state.hub.send_to_user(user.id, &joined, true);
-    if state.hub.follow_room(user.id, &room.id) {
+    state.cluster.to_user(user.id, joined, true);
+    state.cluster.follow(user.id, &room.id);
+    if state.cluster.is_online(user.id).await {
         let profile = profiles::view(state, user, None).await?;
-        let frame = ServerEvent::UserJoined {
-            room_id: &room.id,
-            user_id: user.id,
-            username: &user.username,
-            user_profile: &profile,
-        }
-        .encode();
-        state.hub.broadcast(&room.id, &frame, Some(user.id));
+        presence::announce(
+            state,
+            std::slice::from_ref(&room.id),
+            user.id,
+            &user.username,
+            &profile,
+            true,
+        );
     }
     Ok(())
 }
 
-/// Live side of someone no longer belonging to a room: they stop receiving it at once.
+/// Live side of someone no longer belonging to a room: they stop receiving it
+/// at once, on every node.
 async fn on_left(state: &AppState, room: &Room, user: &User, reason: &'static str) -> Result<()> {
-    state.rooms.invalidate(&room.id);
+    state.cluster.room_changed(&room.id);
     let lost_access = reason == "removed" || room.kind != RoomKind::Public;
-    let was_present = state.hub.unfollow_room(user.id, &room.id, lost_access);
+    state.cluster.unfollow(user.id, &room.id, lost_access);
     let frame = ServerEvent::RoomLeft {
         room_id: &room.id,
         reason,
     }
     .encode();
-    state.hub.send_to_user(user.id, &frame, true);
-    if was_present {
+    state.cluster.to_user(user.id, frame, true);
+    if state.cluster.is_online(user.id).await {
         let profile = profiles::view(state, user, None).await?;
-        let frame = ServerEvent::UserLeft {
-            room_id: &room.id,
-            user_id: user.id,
-            username: &user.username,
-            user_profile: &profile,
-        }
-        .encode();
-        state.hub.broadcast(&room.id, &frame, Some(user.id));
+        presence::announce(
+            state,
+            std::slice::from_ref(&room.id),
+            user.id,
+            &user.username,
+            &profile,
+            false,
+        );
     }
     Ok(())
 }
 
 fn room_updated(state: &AppState, room: &Room) {
-    state.rooms.invalidate(&room.id);
+    state.cluster.room_changed(&room.id);
     let frame = ServerEvent::RoomUpdated {
         room_id: &room.id,
         room: RoomView::new(room),
     }
     .encode();
-    state.hub.broadcast(&room.id, &frame, None);
+    state.cluster.to_room(&room.id, frame, None);
 }
 
 fn member_updated(state: &AppState, member: &Member) {
-    state.rooms.invalidate(&member.room_id);
+    state.cluster.room_changed(&member.room_id);
     let frame = ServerEvent::MemberUpdated {
         room_id: &member.room_id,
         user_id: member.user_id,
@@ -235,7 +237,7 @@ fn member_updated(state: &AppState, member: &Member) {
         muted_until: member.muted_until.filter(|&t| t > now_ms()).map(rfc3339),
     }
     .encode();
-    state.hub.broadcast(&member.room_id, &frame, None);
+    state.cluster.to_room(&member.room_id, frame, None);
 }
 
 /// Creates the default public room at startup if it is configured and missing.

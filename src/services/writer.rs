@@ -8,10 +8,11 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::Cluster;
 use crate::domain::ids::RoomId;
 use crate::domain::message::{InsertOutcome, Message, NewMessage};
 use crate::error::AppError;
-use crate::realtime::hub::{ChatFrame, Hub};
+use crate::realtime::hub::ChatFrame;
 use crate::realtime::protocol::ServerEvent;
 use crate::store::{DynStore, StoreError};
 use crate::views::MessageView;
@@ -35,11 +36,11 @@ impl MessageWriter {
     /// Starts the writer task. It stops once `stop` is cancelled and the queue is drained.
     pub fn start(
         store: DynStore,
-        hub: Hub,
+        cluster: Cluster,
         stop: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(run(store, hub, rx, stop));
+        let task = tokio::spawn(run(store, cluster, rx, stop));
         (Self { tx }, task)
     }
 
@@ -60,7 +61,12 @@ fn shutting_down() -> AppError {
     ))
 }
 
-async fn run(store: DynStore, hub: Hub, mut rx: mpsc::Receiver<Job>, stop: CancellationToken) {
+async fn run(
+    store: DynStore,
+    cluster: Cluster,
+    mut rx: mpsc::Receiver<Job>,
+    stop: CancellationToken,
+) {
     let mut messages = Vec::with_capacity(MAX_BATCH);
     let mut replies = Vec::with_capacity(MAX_BATCH);
     loop {
@@ -86,7 +92,7 @@ async fn run(store: DynStore, hub: Hub, mut rx: mpsc::Receiver<Job>, stop: Cance
         match store.insert_messages(&messages).await {
             Ok(outcomes) => {
                 fan_out(
-                    &hub,
+                    &cluster,
                     outcomes.iter().filter_map(|o| match o {
                         InsertOutcome::Inserted(message) => Some(message),
                         InsertOutcome::Duplicate(_) => None,
@@ -112,7 +118,7 @@ async fn run(store: DynStore, hub: Hub, mut rx: mpsc::Receiver<Job>, stop: Cance
 
 /// Serializes each committed message twice (the sender's copy says `is_own`)
 /// and hands every local follower of a room one shared batch per commit.
-pub fn fan_out<'a>(hub: &Hub, committed: impl Iterator<Item = &'a Message>) {
+pub fn fan_out<'a>(cluster: &Cluster, committed: impl Iterator<Item = &'a Message>) {
     let mut by_room: Vec<(&RoomId, Vec<ChatFrame>)> = Vec::new();
     for message in committed {
         let frame = ChatFrame {
@@ -138,6 +144,6 @@ pub fn fan_out<'a>(hub: &Hub, committed: impl Iterator<Item = &'a Message>) {
         }
     }
     for (room, frames) in by_room {
-        hub.broadcast_chat(room, &Arc::from(frames));
+        cluster.chat(room, frames);
     }
 }

@@ -1,0 +1,67 @@
+//! Telling rooms who arrived and left. A user is online while any node has a
+//! connection of theirs; several tabs (or nodes) are one presence.
+
+use crate::cluster::RedisLink;
+use crate::domain::ids::{RoomId, UserId};
+use crate::domain::time::now_ms;
+use crate::realtime::protocol::ServerEvent;
+use crate::services::profiles;
+use crate::state::AppState;
+use crate::views::ProfileView;
+
+/// Sends `user_joined` (or `user_left`) to each room, on every node.
+pub fn announce(
+    state: &AppState,
+    rooms: &[RoomId],
+    user_id: UserId,
+    username: &str,
+    profile: &ProfileView,
+    joined: bool,
+) {
+    for room in rooms {
+        let (room_id, user_profile) = (room, profile);
+        let frame = if joined {
+            ServerEvent::UserJoined {
+                room_id,
+                user_id,
+                username,
+                user_profile,
+            }
+            .encode()
+        } else {
+            ServerEvent::UserLeft {
+                room_id,
+                user_id,
+                username,
+                user_profile,
+            }
+            .encode()
+        };
+        state.cluster.to_room(room, frame, Some(user_id));
+    }
+}
+
+/// A node that stopped beating took its users' connections with it: announce
+/// those who are now offline everywhere as gone from their rooms.
+pub async fn reap_dead_nodes(state: &AppState, redis: &RedisLink) {
+    while let Some((node, users)) = redis.claim_dead_node().await {
+        tracing::warn!(%node, users = users.len(), "a node stopped without a word; its users are offline");
+        let still_online = state.cluster.online(&users).await;
+        for user_id in users.into_iter().filter(|u| !still_online.contains(u)) {
+            if let Err(err) = announce_gone(state, user_id).await {
+                tracing::warn!(error = %err, %user_id, "could not announce a departure");
+            }
+        }
+    }
+}
+
+async fn announce_gone(state: &AppState, user_id: UserId) -> crate::error::Result<()> {
+    state.store.update_last_seen(user_id, now_ms()).await?;
+    let Some(user) = state.store.get_user(user_id).await? else {
+        return Ok(());
+    };
+    let profile = profiles::view(state, &user, None).await?;
+    let rooms = state.store.list_room_ids_for_user(user_id).await?;
+    announce(state, &rooms, user.id, &user.username, &profile, false);
+    Ok(())
+}
