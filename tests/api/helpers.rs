@@ -88,21 +88,12 @@ impl TestApp {
 
     /// A client that is not logged in.
     pub fn anonymous(&self) -> Client {
-        Client::new(self)
+        Client::at(self.addr)
     }
 
     /// Registers `username` and returns its logged-in client.
     pub async fn user(&self, username: &str) -> Client {
-        let mut client = Client::new(self);
-        let (status, body) = client
-            .post(
-                "/tools/api/auth/register/",
-                json!({ "username": username, "password": PASSWORD }),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "register {username}: {body}");
-        client.profile = body["data"].clone();
-        client
+        Client::register(self.addr, username).await
     }
 }
 
@@ -117,7 +108,8 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(app: &TestApp) -> Self {
+    /// A client of the server at `addr`, not logged in.
+    pub fn at(addr: SocketAddr) -> Self {
         let jar = Arc::new(Jar::default());
         let http = reqwest::Client::builder()
             .cookie_provider(jar.clone())
@@ -128,11 +120,39 @@ impl Client {
         Self {
             http,
             jar,
-            base: app.url(""),
-            addr: app.addr,
+            base: format!("http://{addr}"),
+            addr,
             profile: Value::Null,
             bearer: None,
         }
+    }
+
+    /// Registers `username` on the server at `addr`; returns its logged-in client.
+    pub async fn register(addr: SocketAddr, username: &str) -> Self {
+        let mut client = Self::at(addr);
+        let (status, body) = client
+            .post(
+                "/tools/api/auth/register/",
+                json!({ "username": username, "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "register {username}: {body}");
+        client.profile = body["data"].clone();
+        client
+    }
+
+    /// The same login (cookies or token) against another node.
+    pub fn on(&self, addr: SocketAddr) -> Self {
+        let mut moved = Self::at(addr);
+        if let Some(cookies) = self.cookie_header() {
+            let url = reqwest::Url::parse(&moved.base).expect("base url");
+            for pair in cookies.split("; ") {
+                moved.jar.add_cookie_str(pair, &url);
+            }
+        }
+        moved.profile = self.profile.clone();
+        moved.bearer = self.bearer.clone();
+        moved
     }
 
     pub fn id(&self) -> String {

@@ -7,6 +7,7 @@ mod auth;
 mod helpers;
 mod lifecycle;
 mod messages;
+mod multinode;
 mod profiles;
 mod rooms;
 mod ws;

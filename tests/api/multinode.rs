@@ -1,0 +1,613 @@
+//! Several real Parley processes sharing PostgreSQL and Redis. Skipped (with a
+//! message) unless PARLEY_TEST_DATABASE_URL and PARLEY_TEST_REDIS_URL are set;
+//! `.ci/run` sets both.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::helpers::Client;
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The shared services, or `None` after saying why the test is skipped.
+fn services(test: &str) -> Option<(String, String)> {
+    match (
+        env("PARLEY_TEST_DATABASE_URL"),
+        env("PARLEY_TEST_REDIS_URL"),
+    ) {
+        (Some(db), Some(redis)) => Some((db, redis)),
+        _ => {
+            eprintln!(
+                "skipping {test}: set PARLEY_TEST_DATABASE_URL and PARLEY_TEST_REDIS_URL to run it"
+            );
+            None
+        }
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// A throwaway PostgreSQL schema for one test; dropped when the test ends.
+struct Schema {
+    base: String,
+    name: String,
+    url: String,
+}
+
+impl Schema {
+    async fn create(base: &str) -> Self {
+        let name = unique("mn");
+        let pool = sqlx::PgPool::connect(base)
+            .await
+            .expect("connect to PostgreSQL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("create schema {name}")))
+            .execute(&pool)
+            .await
+            .expect("create schema");
+        pool.close().await;
+        let separator = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{separator}options=-c%20search_path%3D{name}");
+        Self {
+            base: base.to_string(),
+            name,
+            url,
+        }
+    }
+
+    async fn drop(self) {
+        if let Ok(pool) = sqlx::PgPool::connect(&self.base).await {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "drop schema if exists {} cascade",
+                self.name
+            )))
+            .execute(&pool)
+            .await;
+            pool.close().await;
+        }
+    }
+}
+
+/// A `parley serve` process.
+struct Node {
+    child: Child,
+    addr: SocketAddr,
+    _data: tempfile::TempDir,
+}
+
+impl Node {
+    async fn start(database_url: &str, redis_url: &str, namespace: &str) -> Self {
+        let data = tempfile::tempdir().expect("temp dir");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
+            .args([
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--database-url",
+                database_url,
+            ])
+            .args(["--redis-url", redis_url, "--redis-namespace", namespace])
+            .args([
+                "--message-rate",
+                "1000",
+                "--message-burst",
+                "1000",
+                "--heartbeat-interval",
+                "2s",
+            ])
+            .arg("--data-dir")
+            .arg(data.path())
+            .env(
+                "RUST_LOG",
+                if env("TEST_LOG").is_some() {
+                    "info"
+                } else {
+                    "warn"
+                },
+            )
+            .stdout(Stdio::piped())
+            .stderr(if env("TEST_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the parley binary starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.expect("read stdout") {
+                if let Some(rest) = line.split("Open http://").nth(1) {
+                    let addr = rest.split('/').next().expect("address");
+                    return addr.parse::<SocketAddr>().expect("socket address");
+                }
+            }
+            panic!("the node exited before listening");
+        })
+        .await
+        .expect("the node starts listening");
+        // Keep draining stdout so the node never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self {
+            child,
+            addr,
+            _data: data,
+        }
+    }
+
+    /// SIGKILL: no goodbye, no cleanup.
+    async fn kill(&mut self) {
+        self.child.start_kill().expect("kill");
+        let _ = self.child.wait().await;
+    }
+}
+
+/// A private `redis-server`, so the test can stop it without touching the shared one.
+struct RedisServer {
+    child: Child,
+    port: u16,
+}
+
+impl RedisServer {
+    async fn start(port: u16) -> Option<Self> {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .ok()?;
+        let server = Self { child, port };
+        for _ in 0..50 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Some(server);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port()
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn stop(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+}
+
+/// Keeps a member connected to some live node, reconnecting with `?since_seq=`
+/// whenever its node goes away, and records every message seq it receives.
+fn watch_room(
+    client: Client,
+    nodes: Vec<SocketAddr>,
+    first: usize,
+    room: String,
+    done: watch::Receiver<i64>,
+) -> tokio::task::JoinHandle<Vec<i64>> {
+    tokio::spawn(async move {
+        let mut seen: Vec<i64> = Vec::new();
+        let mut node = first;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let target = *done.borrow();
+            if target > 0 && seen.last().copied().unwrap_or(0) >= target {
+                return seen;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "watcher timed out with {seen:?}"
+            );
+            let since = seen.last().copied().unwrap_or(0);
+            let path = format!("/ws/chat/{room}/?since_seq={since}");
+            let member = client.on(nodes[node % nodes.len()]);
+            let Ok(mut ws) = member.try_ws(&path, None).await else {
+                node += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            loop {
+                let target = *done.borrow();
+                if target > 0 && seen.last().copied().unwrap_or(0) >= target {
+                    return seen;
+                }
+                let frame = tokio::time::timeout(
+                    Duration::from_millis(500),
+                    futures_util::StreamExt::next(&mut ws.stream),
+                )
+                .await;
+                match frame {
+                    Err(_) => continue,
+                    Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text)))) => {
+                        let frame: Value = serde_json::from_str(&text).expect("json");
+                        if frame["type"] == "chat_message" {
+                            seen.push(frame["message"]["seq"].as_i64().expect("seq"));
+                        }
+                    }
+                    Ok(Some(Ok(_))) => {}
+                    Ok(Some(Err(_))) | Ok(None) => break,
+                }
+            }
+            node += 1;
+        }
+    })
+}
+
+/// Sends `count` messages through the REST API, retrying each with the same
+/// `client_id` on the next node until one acknowledges it; returns the acks.
+fn send_messages(
+    client: Client,
+    nodes: Vec<SocketAddr>,
+    first: usize,
+    room: String,
+    count: usize,
+    tag: &'static str,
+) -> tokio::task::JoinHandle<Vec<Value>> {
+    tokio::spawn(async move {
+        let mut acks = Vec::new();
+        let mut node = first;
+        for i in 0..count {
+            let client_id = format!("{tag}-{i}");
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                assert!(attempts < 200, "could not deliver {client_id}");
+                let sender = client.on(nodes[node % nodes.len()]);
+                let response = sender
+                    .request(
+                        reqwest::Method::POST,
+                        &format!("/tools/api/chat/{room}/send/"),
+                    )
+                    .json(&json!({"content": format!("{tag} {i}"), "client_id": client_id}))
+                    .timeout(Duration::from_secs(3))
+                    .send()
+                    .await;
+                match response {
+                    Ok(r) if r.status() == StatusCode::CREATED || r.status() == StatusCode::OK => {
+                        let body: Value = r.json().await.expect("json");
+                        acks.push(body["data"].clone());
+                        break;
+                    }
+                    _ => {
+                        node += 1;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        acks
+    })
+}
+
+/// Every acknowledged message reached every member exactly once, in seq order,
+/// and the room's seqs have no gaps.
+fn assert_exactly_once(seen: &[Vec<i64>], acks: &[Value]) {
+    let acked: BTreeSet<i64> = acks
+        .iter()
+        .map(|m| m["seq"].as_i64().expect("seq"))
+        .collect();
+    assert_eq!(acked.len(), acks.len(), "every client_id was stored once");
+    let last = *acked.iter().max().expect("some messages");
+    for (i, member) in seen.iter().enumerate() {
+        let expected: Vec<i64> = (1..=last).collect();
+        let received: Vec<i64> = member.iter().copied().filter(|s| *s <= last).collect();
+        assert_eq!(
+            received, expected,
+            "member {i} received every message once, in order"
+        );
+    }
+}
+
+#[tokio::test]
+async fn three_nodes_share_chat_presence_typing_and_receipts() {
+    let Some((db, redis)) = services("three_nodes_share_chat_presence_typing_and_receipts") else {
+        return;
+    };
+    let schema = Schema::create(&db).await;
+    let ns = unique("ns");
+    let nodes = [
+        Node::start(&schema.url, &redis, &ns).await,
+        Node::start(&schema.url, &redis, &ns).await,
+        Node::start(&schema.url, &redis, &ns).await,
+    ];
+    let (a, b, c) = (nodes[0].addr, nodes[1].addr, nodes[2].addr);
+    let ann = Client::register(a, "ann").await;
+    let bob = Client::register(b, "bob").await;
+    let cat = Client::register(c, "cat").await;
+    let room = ann.create_room("Across", "group", &[&bob, &cat]).await;
+
+    let mut ann_ws = ann.ws(&format!("/ws/chat/{room}/")).await;
+    ann_ws.next_of("connection_established").await;
+    let mut bob_ws = bob.ws(&format!("/ws/chat/{room}/")).await;
+    let hello = bob_ws.next_of("connection_established").await;
+    assert!(
+        hello["online"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(ann.id())),
+        "ann (node A) is online for node B"
+    );
+    assert_eq!(ann_ws.next_of("user_joined").await["user_id"], bob.id());
+    let mut cat_ws = cat.ws(&format!("/ws/chat/{room}/")).await;
+    cat_ws.next_of("connection_established").await;
+
+    // Chat both ways across nodes.
+    ann_ws
+        .send_json(json!({"type": "message", "content": "hello from A", "client_id": "a1"}))
+        .await;
+    assert_eq!(
+        bob_ws.next_of("chat_message").await["message"]["content"],
+        "hello from A"
+    );
+    assert_eq!(
+        cat_ws.next_of("chat_message").await["message"]["content"],
+        "hello from A"
+    );
+    bob_ws
+        .send_json(json!({"type": "message", "content": "hi from B"}))
+        .await;
+    let got = ann_ws.next_of("chat_message").await;
+    let got = if got["message"]["content"] == "hello from A" {
+        ann_ws.next_of("chat_message").await
+    } else {
+        got
+    };
+    assert_eq!(got["message"]["content"], "hi from B");
+
+    // Presence from node C's point of view.
+    let (_, people) = cat
+        .get(&format!("/tools/api/chat/{room}/participants/"))
+        .await;
+    let online: HashMap<String, bool> = people["data"]["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["username"].as_str().unwrap().to_string(),
+                p["is_online"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        online,
+        HashMap::from([
+            ("ann".into(), true),
+            ("bob".into(), true),
+            ("cat".into(), true)
+        ])
+    );
+
+    // Typing and read receipts cross nodes.
+    cat_ws
+        .send_json(json!({"type": "typing", "is_typing": true}))
+        .await;
+    let typing = ann_ws.next_of("user_typing").await;
+    assert_eq!(
+        (
+            typing["user_id"].as_str().unwrap(),
+            typing["is_typing"].as_bool().unwrap()
+        ),
+        (cat.id().as_str(), true)
+    );
+    bob_ws
+        .send_json(json!({"type": "read", "up_to_seq": 3}))
+        .await;
+    let receipt = ann_ws.next_of("read_status_update").await;
+    assert_eq!(receipt["user_id"], bob.id());
+
+    // A membership change on node A cuts off the member connected to node C.
+    let (status, _) = ann
+        .delete(&format!("/tools/api/chat/{room}/members/{}/", cat.id()))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let close = cat_ws.closed().await.expect("close frame");
+    assert_eq!(close.code, CloseCode::Policy);
+    let (status, _) = cat
+        .post(
+            &format!("/tools/api/chat/{room}/send/"),
+            json!({"content": "still here?"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "node C knows at once");
+
+    // Bob leaves node B: ann (node A) sees him go.
+    drop(bob_ws);
+    assert_eq!(ann_ws.next_of("user_left").await["user_id"], bob.id());
+    drop(nodes);
+    schema.drop().await;
+}
+
+#[tokio::test]
+async fn a_killed_node_loses_nothing() {
+    let Some((db, redis)) = services("a_killed_node_loses_nothing") else {
+        return;
+    };
+    let schema = Schema::create(&db).await;
+    let ns = unique("ns");
+    let mut nodes = vec![
+        Node::start(&schema.url, &redis, &ns).await,
+        Node::start(&schema.url, &redis, &ns).await,
+        Node::start(&schema.url, &redis, &ns).await,
+    ];
+    let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
+    let users = [
+        Client::register(addrs[0], "ann").await,
+        Client::register(addrs[1], "bob").await,
+        Client::register(addrs[2], "cat").await,
+    ];
+    let room = users[0]
+        .create_room("Survivors", "group", &[&users[1], &users[2]])
+        .await;
+
+    let (done_tx, done_rx) = watch::channel(0i64);
+    let watchers: Vec<_> = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            watch_room(
+                u.on(addrs[i]),
+                addrs.clone(),
+                i,
+                room.clone(),
+                done_rx.clone(),
+            )
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let tags = ["a", "b", "c"];
+    let senders: Vec<_> = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| send_messages(u.on(addrs[i]), addrs.clone(), i, room.clone(), 80, tags[i]))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    nodes[1].kill().await;
+
+    let mut acks = Vec::new();
+    for sender in senders {
+        acks.extend(sender.await.expect("sender"));
+    }
+    let last = acks
+        .iter()
+        .map(|m| m["seq"].as_i64().unwrap())
+        .max()
+        .unwrap();
+    done_tx.send(last).unwrap();
+    let mut seen = Vec::new();
+    for watcher in watchers {
+        seen.push(watcher.await.expect("watcher"));
+    }
+    assert_eq!(acks.len(), 240);
+    assert_exactly_once(&seen, &acks);
+    drop(nodes);
+    schema.drop().await;
+}
+
+#[tokio::test]
+async fn a_redis_restart_loses_nothing() {
+    let Some((db, _)) = services("a_redis_restart_loses_nothing") else {
+        return;
+    };
+    let port = RedisServer::free_port();
+    let Some(mut redis) = RedisServer::start(port).await else {
+        eprintln!("skipping a_redis_restart_loses_nothing: redis-server is not installed");
+        return;
+    };
+    let schema = Schema::create(&db).await;
+    let ns = unique("ns");
+    let nodes = [
+        Node::start(&schema.url, &redis.url(), &ns).await,
+        Node::start(&schema.url, &redis.url(), &ns).await,
+    ];
+    let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
+    let users = [
+        Client::register(addrs[0], "ann").await,
+        Client::register(addrs[1], "bob").await,
+    ];
+    let room = users[0].create_room("Weather", "group", &[&users[1]]).await;
+
+    let (done_tx, done_rx) = watch::channel(0i64);
+    let watchers: Vec<_> = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            watch_room(
+                u.on(addrs[i]),
+                vec![addrs[i]],
+                0,
+                room.clone(),
+                done_rx.clone(),
+            )
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let senders: Vec<_> = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            send_messages(
+                u.on(addrs[i]),
+                vec![addrs[i]],
+                0,
+                room.clone(),
+                120,
+                ["a", "b"][i],
+            )
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    redis.stop().await;
+    // While Redis is away each node keeps serving its own clients.
+    let (status, body) = users[0].on(addrs[0]).get("/readyz").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "degraded", "{body}");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let mut redis = RedisServer::start(port).await.expect("redis restarts");
+
+    let mut acks = Vec::new();
+    for sender in senders {
+        acks.extend(sender.await.expect("sender"));
+    }
+    let last = acks
+        .iter()
+        .map(|m| m["seq"].as_i64().unwrap())
+        .max()
+        .unwrap();
+    done_tx.send(last).unwrap();
+    let mut seen = Vec::new();
+    for watcher in watchers {
+        seen.push(watcher.await.expect("watcher"));
+    }
+    assert_exactly_once(&seen, &acks);
+    // The bus came back.
+    let client = users[0].on(addrs[0]);
+    let mut ready = Value::Null;
+    for _ in 0..50 {
+        ready = client.get("/readyz").await.1;
+        if ready["status"] == "ready" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ready["status"], "ready", "{ready}");
+    redis.stop().await;
+    drop(nodes);
+    schema.drop().await;
+}
