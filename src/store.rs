@@ -12,6 +12,7 @@ use crate::domain::message::{InsertOutcome, Message, NewMessage};
 use crate::domain::room::{Member, Role, Room, RoomKind};
 use crate::domain::user::{Language, Membership, ThemeMode, ThemeStyle, User};
 
+pub mod postgres;
 pub mod sqlite;
 
 #[cfg(test)]
@@ -292,15 +293,27 @@ pub trait Store: Send + Sync + 'static {
 
 pub type DynStore = Arc<dyn Store>;
 
-/// Opens the back end named by the URL scheme.
+/// Opens the back end named by the URL scheme: `sqlite:` or `postgres://`
+/// (also `postgresql://`).
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<DynStore> {
+    use anyhow::Context as _;
     if url.starts_with("sqlite:") {
         Ok(Arc::new(
             sqlite::SqliteStore::connect(url, max_connections).await?,
         ))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = postgres::PostgresStore::connect(url, max_connections)
+            .await
+            .with_context(|| {
+                format!(
+                    "could not connect to PostgreSQL at {}",
+                    crate::config::redact_url(url)
+                )
+            })?;
+        Ok(Arc::new(store))
     } else {
         anyhow::bail!(
-            "unsupported database URL {:?}: PostgreSQL support is not built yet",
+            "unsupported database URL {:?}: use sqlite: or postgres://",
             crate::config::redact_url(url)
         )
     }

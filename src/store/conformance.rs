@@ -2,7 +2,10 @@
 //! so each back end runs the same tests and must fail the same way.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+
+use futures_util::FutureExt as _;
 
 use super::*;
 use crate::domain::message::{MessageType, Sender};
@@ -863,7 +866,25 @@ pub async fn paging_matches_a_vec_model(store: &DynStore) {
     }
 }
 
-/// Runs each test of the suite against a fresh store made by `$make`.
+/// What a test's store leaves behind, to clean up once the store is closed.
+trait Leftovers {
+    async fn clean_up(self);
+}
+
+impl Leftovers for tempfile::TempDir {
+    async fn clean_up(self) {
+        drop(self);
+    }
+}
+
+impl Leftovers for super::postgres::TestSchema {
+    async fn clean_up(self) {
+        self.drop_schema().await.expect("drop the test schema");
+    }
+}
+
+/// Runs each test of the suite against a fresh store made by `$make`, and
+/// cleans up after it even when the test fails.
 macro_rules! conformance_suite {
     ($make:path) => {
         conformance_suite!(@tests $make;
@@ -886,8 +907,14 @@ macro_rules! conformance_suite {
         $(
             #[tokio::test]
             async fn $name() {
-                let Some((store, _guard)) = $make().await else { return };
-                super::$name(&store).await;
+                let Some((store, leftovers)) = $make().await else { return };
+                let outcome = AssertUnwindSafe(super::$name(&store)).catch_unwind().await;
+                // Closed first, so no connection still holds what cleaning up removes.
+                store.close().await;
+                Leftovers::clean_up(leftovers).await;
+                if let Err(panic) = outcome {
+                    std::panic::resume_unwind(panic);
+                }
             }
         )+
     };
@@ -897,7 +924,7 @@ mod sqlite {
     use super::*;
 
     /// A fresh SQLite file in a temporary directory.
-    async fn make() -> Option<(DynStore, tempfile::TempDir)> {
+    pub(super) async fn make() -> Option<(DynStore, tempfile::TempDir)> {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("test.db").display());
         let store = super::super::connect(&url, 4).await.expect("open sqlite");
@@ -906,4 +933,618 @@ mod sqlite {
     }
 
     conformance_suite!(make);
+}
+
+mod postgres {
+    use std::collections::HashSet;
+
+    use tokio::task::JoinSet;
+
+    use super::*;
+    use crate::store::postgres::{TestSchema, test_schema};
+
+    /// `PARLEY_TEST_DATABASE_URL`, or `None` after saying why `what` is skipped.
+    pub(super) fn test_database_url(what: &str) -> Option<String> {
+        match std::env::var("PARLEY_TEST_DATABASE_URL") {
+            Ok(url) if !url.is_empty() => Some(url),
+            _ => {
+                eprintln!("skipping PostgreSQL {what}: PARLEY_TEST_DATABASE_URL is not set");
+                None
+            }
+        }
+    }
+
+    /// A migrated store in a schema of its own.
+    async fn make() -> Option<(DynStore, TestSchema)> {
+        let base = test_database_url("conformance")?;
+        let schema = test_schema(&base).await.expect("create a test schema");
+        let store = super::super::connect(schema.url(), 4)
+            .await
+            .expect("connect to PostgreSQL");
+        store.migrate().await.expect("migrate");
+        Some((store, schema))
+    }
+
+    conformance_suite!(make);
+
+    #[tokio::test]
+    async fn test_schema_urls_select_the_schema_and_clean_up() {
+        let Some(base) = test_database_url("test schema helper") else {
+            return;
+        };
+        let schema = test_schema(&base).await.unwrap();
+        let name = schema.name().to_string();
+        assert!(schema.url().starts_with(&base), "{}", schema.url());
+        let pool = sqlx::PgPool::connect(schema.url()).await.unwrap();
+        let current: String = sqlx::query_scalar("select current_schema()::text")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(current, name, "the URL's options set search_path");
+        pool.close().await;
+        // A connection left open must not keep the schema alive.
+        let straggler = sqlx::PgPool::connect(schema.url()).await.unwrap();
+        sqlx::query("create table t (x int)")
+            .execute(&straggler)
+            .await
+            .unwrap();
+        schema.drop_schema().await.unwrap();
+        let admin = sqlx::PgPool::connect(&base).await.unwrap();
+        let left: i64 = sqlx::query_scalar("select count(*) from pg_namespace where nspname = $1")
+            .bind(&name)
+            .fetch_one(&admin)
+            .await
+            .unwrap();
+        assert_eq!(left, 0);
+        admin.close().await;
+    }
+
+    /// A TCP relay in front of PostgreSQL that can stall, to play an outage:
+    /// while stalled it drops the connections it carried and accepts new ones
+    /// without ever answering (the worst case for a client: no error, no reply).
+    struct Relay {
+        addr: std::net::SocketAddr,
+        stalled: Arc<std::sync::atomic::AtomicBool>,
+        epoch: Arc<std::sync::Mutex<tokio_util::sync::CancellationToken>>,
+        accept: tokio::task::JoinHandle<()>,
+    }
+
+    impl Relay {
+        async fn start(target: String) -> Relay {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let stalled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let epoch = Arc::new(std::sync::Mutex::new(
+                tokio_util::sync::CancellationToken::new(),
+            ));
+            let (flag, tokens) = (Arc::clone(&stalled), Arc::clone(&epoch));
+            let accept = tokio::spawn(async move {
+                let mut held = Vec::new();
+                while let Ok((mut client, _)) = listener.accept().await {
+                    if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                        held.push(client);
+                        continue;
+                    }
+                    held.clear();
+                    let cut = tokens.lock().unwrap().clone();
+                    let target = target.clone();
+                    tokio::spawn(async move {
+                        let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
+                            return;
+                        };
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                            _ = cut.cancelled() => {}
+                        }
+                    });
+                }
+            });
+            Relay {
+                addr,
+                stalled,
+                epoch,
+                accept,
+            }
+        }
+
+        fn stall(&self) {
+            self.stalled
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            let mut epoch = self.epoch.lock().unwrap();
+            epoch.cancel();
+            *epoch = tokio_util::sync::CancellationToken::new();
+        }
+
+        fn resume(&self) {
+            self.stalled
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    impl Drop for Relay {
+        fn drop(&mut self) {
+            self.accept.abort();
+            self.epoch.lock().unwrap().cancel();
+        }
+    }
+
+    /// While PostgreSQL does not answer, requests fail within the acquire timeout
+    /// with `Unavailable` instead of hanging; once it answers again the same pool
+    /// recovers, and a retried client_id is stored once.
+    #[tokio::test]
+    async fn an_outage_fails_fast_with_unavailable_and_the_pool_recovers() {
+        let Some(base) = test_database_url("outage test") else {
+            return;
+        };
+        let schema = test_schema(&base).await.unwrap();
+        let mut url = url::Url::parse(schema.url()).unwrap();
+        let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+        let relay = Relay::start(target).await;
+        url.set_host(Some("127.0.0.1")).unwrap();
+        url.set_port(Some(relay.addr.port())).unwrap();
+        let store = super::super::connect(url.as_str(), 2).await.unwrap();
+        store.migrate().await.unwrap();
+        let ann = user(&store, "ann").await;
+        let r = room(&store, "r", RoomKind::Group, &[(ann.id, Role::Owner)]).await;
+        store
+            .insert_messages(&[text(&r, &ann, "before", Some("k0"), NOW)])
+            .await
+            .unwrap();
+
+        relay.stall();
+        let started = std::time::Instant::now();
+        let failed = store
+            .insert_messages(&[text(&r, &ann, "during", Some("k1"), NOW)])
+            .await;
+        let waited = started.elapsed();
+        assert!(
+            matches!(failed, Err(StoreError::Unavailable(_))),
+            "{failed:?}"
+        );
+        assert!(
+            waited < std::time::Duration::from_secs(5),
+            "took {waited:?}"
+        );
+
+        relay.resume();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while store.ping().await.is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the pool did not recover"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let retried = store
+            .insert_messages(&[text(&r, &ann, "during", Some("k1"), NOW)])
+            .await
+            .unwrap();
+        assert!(matches!(&retried[0], InsertOutcome::Inserted(m) if m.seq == 2));
+        let again = store
+            .insert_messages(&[text(&r, &ann, "during", Some("k1"), NOW)])
+            .await
+            .unwrap();
+        assert!(matches!(&again[0], InsertOutcome::Duplicate(m) if m.seq == 2));
+        eprintln!("an unanswered request failed after {waited:?}");
+
+        store.close().await;
+        drop(relay);
+        schema.drop_schema().await.unwrap();
+    }
+
+    /// Several nodes (each its own pool) write to the same rooms at once, each
+    /// node sending every keyed message once (as clients retrying through
+    /// another node would): seqs must come out 1..=N per room with no gap or
+    /// repeat, each client_id stored once, and every node told the same story.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+    async fn nodes_writing_at_once_keep_seqs_gapless_and_client_ids_unique() {
+        const NODES: usize = 3;
+        const TASKS_PER_NODE: usize = 4;
+        const KEYS_PER_USER: usize = 60;
+        const UNKEYED_PER_TASK: usize = 5;
+
+        let Some((first, schema)) = make().await else {
+            return;
+        };
+        let started = std::time::Instant::now();
+        let mut nodes = vec![first];
+        for _ in 1..NODES {
+            nodes.push(
+                super::super::connect(schema.url(), 4)
+                    .await
+                    .expect("connect another node"),
+            );
+        }
+        let store = &nodes[0];
+        let people = [
+            user(store, "ann").await,
+            user(store, "bob").await,
+            user(store, "cat").await,
+        ];
+        let members: Vec<(UserId, Role)> = people.iter().map(|u| (u.id, Role::Member)).collect();
+        let hot = room(store, "hot", RoomKind::Group, &members).await;
+        let side = room(store, "side", RoomKind::Group, &members).await;
+
+        // Every (sender, client_id), with the room it goes to: a quarter to "side",
+        // so batches span two rooms and lock them both.
+        let keyed: Vec<(usize, String, &Room)> = (0..people.len())
+            .flat_map(|p| (0..KEYS_PER_USER).map(move |k| (p, k)))
+            .map(|(p, k)| (p, format!("c{k}"), if k % 4 == 0 { &side } else { &hot }))
+            .collect();
+
+        let mut tasks = JoinSet::new();
+        for (n, node) in nodes.iter().enumerate() {
+            // Each node walks the messages in its own order.
+            let stride = [7, 11, 13][n % 3];
+            let order: Vec<usize> = (0..keyed.len())
+                .map(|i| (i * stride + n) % keyed.len())
+                .collect();
+            for t in 0..TASKS_PER_NODE {
+                let mut mine: Vec<NewMessage> = order
+                    .iter()
+                    .skip(t)
+                    .step_by(TASKS_PER_NODE)
+                    .map(|&i| {
+                        let (p, key, room) = &keyed[i];
+                        text(room, &people[*p], &format!("{key} via {n}"), Some(key), NOW)
+                    })
+                    .collect();
+                for u in 0..UNKEYED_PER_TASK {
+                    mine.insert(u * 3, text(&hot, &people[t % 3], "no key", None, NOW));
+                }
+                let node = Arc::clone(node);
+                tasks.spawn(async move {
+                    let mut outcomes = Vec::new();
+                    for batch in mine.chunks(3) {
+                        outcomes.extend(node.insert_messages(batch).await.expect("insert batch"));
+                    }
+                    outcomes
+                });
+            }
+        }
+        let mut outcomes = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            outcomes.extend(done.expect("writer task"));
+        }
+        let elapsed = started.elapsed();
+
+        let keyed_in = |r: &Room| keyed.iter().filter(|(_, _, room)| room.id == r.id).count();
+        let unkeyed = NODES * TASKS_PER_NODE * UNKEYED_PER_TASK;
+        for (r, expected) in [(&hot, keyed_in(&hot) + unkeyed), (&side, keyed_in(&side))] {
+            let page = store
+                .list_messages(&r.id, Page::Latest { limit: 10_000 })
+                .await
+                .unwrap();
+            let seqs: Vec<i64> = page.messages.iter().map(|m| m.seq).collect();
+            let expected_seqs: Vec<i64> = (1..=expected as i64).collect();
+            assert_eq!(seqs, expected_seqs, "room {}: gapless seqs", r.id);
+            assert_eq!(
+                store.get_room(&r.id).await.unwrap().unwrap().last_seq,
+                expected as i64
+            );
+            let mut keys = HashSet::new();
+            for m in &page.messages {
+                if let Some(client_id) = &m.client_id {
+                    let sender = m.sender.as_ref().unwrap().id;
+                    assert!(
+                        keys.insert((sender, client_id.clone())),
+                        "{client_id} stored twice"
+                    );
+                }
+            }
+            assert_eq!(keys.len(), keyed_in(r));
+        }
+
+        // Every node's answer for a key names the one stored message.
+        let mut by_key: HashMap<(RoomId, UserId, String), Vec<&InsertOutcome>> = HashMap::new();
+        for o in &outcomes {
+            let m = o.message();
+            if let (Some(sender), Some(key)) = (&m.sender, &m.client_id) {
+                by_key
+                    .entry((m.room_id.clone(), sender.id, key.clone()))
+                    .or_default()
+                    .push(o);
+            }
+        }
+        assert_eq!(by_key.len(), keyed.len());
+        for (key, answers) in &by_key {
+            assert_eq!(answers.len(), NODES, "{key:?}");
+            let inserted = answers
+                .iter()
+                .filter(|o| matches!(o, InsertOutcome::Inserted(_)))
+                .count();
+            assert_eq!(inserted, 1, "{key:?} inserted once");
+            let first = answers[0].message();
+            assert!(
+                answers
+                    .iter()
+                    .all(|o| o.message().id == first.id && o.message().seq == first.seq),
+                "{key:?}: nodes disagree"
+            );
+        }
+        eprintln!(
+            "{} inserts from {} nodes x {} tasks in {elapsed:?}",
+            outcomes.len(),
+            NODES,
+            TASKS_PER_NODE
+        );
+
+        for node in &nodes {
+            node.close().await;
+        }
+        schema.drop_schema().await.expect("drop the test schema");
+    }
+}
+
+/// Both back ends' migrations build the same schema, and ship the same versions.
+mod parity {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::Path;
+
+    use sqlx::FromRow;
+
+    use super::postgres::test_database_url;
+    use crate::store::postgres::test_schema;
+
+    /// Everything the two schemas must agree on, by table.
+    #[derive(Debug, Default, PartialEq, Eq)]
+    struct Shape {
+        /// (table, column) -> (type, not null)
+        columns: BTreeMap<(String, String), (String, bool)>,
+        /// table -> primary key columns, in key order
+        primary_keys: BTreeMap<String, Vec<String>>,
+        /// (table, index name) -> (unique, columns); indexes created by name only
+        indexes: BTreeMap<(String, String), (bool, Vec<String>)>,
+        /// (table, column, referenced table, referenced column, on delete)
+        foreign_keys: BTreeSet<(String, String, String, String, String)>,
+    }
+
+    /// The type families both dialects spell differently.
+    fn normalise_type(ty: &str) -> String {
+        match ty.to_lowercase().as_str() {
+            "bytea" => "blob".to_string(),
+            other => other.to_string(),
+        }
+    }
+
+    fn migration_files(backend: &str) -> Vec<String> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend);
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn migration_versions_match() {
+        let sqlite = migration_files("sqlite");
+        assert!(!sqlite.is_empty());
+        assert_eq!(
+            sqlite,
+            migration_files("postgres"),
+            "same files, same names"
+        );
+        let versions = |m: sqlx::migrate::Migrator| -> Vec<(i64, String)> {
+            m.iter()
+                .map(|m| (m.version, m.description.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            versions(sqlx::migrate!("migrations/sqlite")),
+            versions(sqlx::migrate!("migrations/postgres"))
+        );
+    }
+
+    async fn sqlite_shape() -> Shape {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("shape.db").display()
+        );
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::migrate!("migrations/sqlite")
+            .run(&pool)
+            .await
+            .unwrap();
+        let mut shape = Shape::default();
+        let tables: Vec<String> = sqlx::query_scalar(
+            "select name from sqlite_master where type = 'table'              and name not like 'sqlite_%' and name <> '_sqlx_migrations'",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        for table in &tables {
+            #[derive(FromRow)]
+            struct Col {
+                name: String,
+                #[sqlx(rename = "type")]
+                ty: String,
+                notnull: bool,
+                pk: i64,
+            }
+            let cols: Vec<Col> = sqlx::query_as(
+                "select name, type, \"notnull\", pk from pragma_table_info(?) order by pk, cid",
+            )
+            .bind(table)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            for c in cols {
+                if c.pk > 0 {
+                    shape
+                        .primary_keys
+                        .entry(table.clone())
+                        .or_default()
+                        .push(c.name.clone());
+                }
+                shape
+                    .columns
+                    .insert((table.clone(), c.name), (normalise_type(&c.ty), c.notnull));
+            }
+            let fks: Vec<(String, String, String, String)> = sqlx::query_as(
+                "select \"from\", \"table\", \"to\", on_delete from pragma_foreign_key_list(?)",
+            )
+            .bind(table)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            for (from, to_table, to, on_delete) in fks {
+                shape.foreign_keys.insert((
+                    table.clone(),
+                    from,
+                    to_table,
+                    to,
+                    on_delete.to_uppercase(),
+                ));
+            }
+            // Indexes written in the migration; not the ones SQLite makes for keys.
+            let indexes: Vec<(String, bool)> = sqlx::query_as(
+                "select l.name, l.\"unique\" from pragma_index_list(?1) l \
+                 join sqlite_master s on s.type = 'index' and s.name = l.name where s.sql is not null",
+            )
+            .bind(table)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            for (name, unique) in indexes {
+                let columns: Vec<String> =
+                    sqlx::query_scalar("select name from pragma_index_info(?) order by seqno")
+                        .bind(&name)
+                        .fetch_all(&pool)
+                        .await
+                        .unwrap();
+                shape
+                    .indexes
+                    .insert((table.clone(), name), (unique, columns));
+            }
+        }
+        pool.close().await;
+        shape
+    }
+
+    async fn postgres_shape(pool: &sqlx::PgPool) -> Shape {
+        let mut shape = Shape::default();
+        let columns: Vec<(String, String, String, bool)> = sqlx::query_as(
+            "select table_name::text, column_name::text, data_type::text, is_nullable = 'NO' \
+             from information_schema.columns \
+             where table_schema = current_schema() and table_name <> '_sqlx_migrations'",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        for (table, column, ty, not_null) in columns {
+            shape
+                .columns
+                .insert((table, column), (normalise_type(&ty), not_null));
+        }
+        let indexes: Vec<(String, String, bool, bool, Vec<String>)> = sqlx::query_as(
+            "select t.relname::text, i.relname::text, x.indisunique, x.indisprimary, \
+                    array_agg(a.attname::text order by k.ord) \
+             from pg_index x \
+             join pg_class i on i.oid = x.indexrelid \
+             join pg_class t on t.oid = x.indrelid \
+             cross join lateral unnest(x.indkey::int2[]) with ordinality as k(attnum, ord) \
+             join pg_attribute a on a.attrelid = t.oid and a.attnum = k.attnum \
+             where t.relnamespace = current_schema()::regnamespace and t.relname <> '_sqlx_migrations' \
+             group by 1, 2, 3, 4",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        for (table, name, unique, primary, columns) in indexes {
+            if primary {
+                shape.primary_keys.insert(table, columns);
+            } else {
+                shape.indexes.insert((table, name), (unique, columns));
+            }
+        }
+        let fks: Vec<(String, String, String, String, String)> = sqlx::query_as(
+            "select t.relname::text, a.attname::text, rt.relname::text, ra.attname::text, \
+                    case c.confdeltype when 'c' then 'CASCADE' when 'n' then 'SET NULL' \
+                      when 'd' then 'SET DEFAULT' when 'r' then 'RESTRICT' else 'NO ACTION' end \
+             from pg_constraint c \
+             join pg_class t on t.oid = c.conrelid \
+             join pg_class rt on rt.oid = c.confrelid \
+             cross join lateral unnest(c.conkey, c.confkey) as k(attnum, ref_attnum) \
+             join pg_attribute a on a.attrelid = c.conrelid and a.attnum = k.attnum \
+             join pg_attribute ra on ra.attrelid = c.confrelid and ra.attnum = k.ref_attnum \
+             where c.contype = 'f' and c.connamespace = current_schema()::regnamespace",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        shape.foreign_keys.extend(fks);
+        shape
+    }
+
+    /// Notes each item found in only one of the two schemas.
+    fn differ<'a, T, I>(out: &mut Vec<String>, what: &str, sqlite: I, postgres: I)
+    where
+        T: std::fmt::Debug + Ord + 'a,
+        I: IntoIterator<Item = T>,
+    {
+        let sqlite: BTreeSet<T> = sqlite.into_iter().collect();
+        let postgres: BTreeSet<T> = postgres.into_iter().collect();
+        for item in sqlite.difference(&postgres) {
+            out.push(format!("  {what} only in SQLite: {item:?}"));
+        }
+        for item in postgres.difference(&sqlite) {
+            out.push(format!("  {what} only in PostgreSQL: {item:?}"));
+        }
+    }
+
+    #[tokio::test]
+    async fn schemas_match() {
+        let sqlite = sqlite_shape().await;
+        assert!(
+            sqlite
+                .columns
+                .contains_key(&("messages".into(), "seq".into())),
+            "introspection sees the SQLite schema"
+        );
+        let Some(base) = test_database_url("schema parity") else {
+            return;
+        };
+        let schema = test_schema(&base).await.unwrap();
+        let pool = sqlx::PgPool::connect(schema.url()).await.unwrap();
+        let migrated = sqlx::migrate!("migrations/postgres").run(&pool).await;
+        let postgres = postgres_shape(&pool).await;
+        pool.close().await;
+        schema.drop_schema().await.unwrap();
+        migrated.unwrap();
+        let mut differences = Vec::new();
+        differ(
+            &mut differences,
+            "column ((table, column), (type, not null))",
+            &sqlite.columns,
+            &postgres.columns,
+        );
+        differ(
+            &mut differences,
+            "primary key (table, columns)",
+            &sqlite.primary_keys,
+            &postgres.primary_keys,
+        );
+        differ(
+            &mut differences,
+            "index ((table, name), (unique, columns))",
+            &sqlite.indexes,
+            &postgres.indexes,
+        );
+        differ(
+            &mut differences,
+            "foreign key (table, column, to table, to column, on delete)",
+            &sqlite.foreign_keys,
+            &postgres.foreign_keys,
+        );
+        assert!(
+            differences.is_empty(),
+            "the schemas differ:\n{}",
+            differences.join("\n")
+        );
+    }
 }

@@ -1,0 +1,1777 @@
+//! PostgreSQL back end, for several Parley nodes sharing one database. It
+//! behaves exactly like `sqlite.rs` (the conformance suite holds both to it);
+//! what differs is how writers from different processes are kept apart: the
+//! message path locks the rooms it writes to, in a fixed order, so seqs stay
+//! gapless and `client_id`s stay idempotent across nodes.
+//!
+//! Text that Parley sorts or matches case-insensitively is compared with
+//! `collate "C"`: byte order and ASCII-only `lower()`, as SQLite does, whatever
+//! locale the database was created with.
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Connection, FromRow, PgConnection};
+use tracing::instrument;
+
+use super::{
+    ApiTokenRecord, Invite, MessagePage, NewRoom, NewUser, Page, ProfileChanges, RoomChanges,
+    RoomSummary, SessionRecord, Store, StoreError, StoreResult,
+};
+use crate::domain::ids::{MessageId, RoomId, TokenId, UserId};
+use crate::domain::message::{InsertOutcome, Message, MessageType, NewMessage, Sender};
+use crate::domain::room::{Member, Role, Room, RoomKind};
+use crate::domain::time::day_of;
+use crate::domain::user::{Language, Membership, ThemeMode, ThemeStyle, User};
+
+/// How long a request waits for a pooled connection. Short, so that while
+/// PostgreSQL is down requests fail fast with `Unavailable` (and clients retry)
+/// instead of piling up behind a pool that cannot connect.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Upper bound on any one statement, lock waits included: every query Parley
+/// runs is indexed and small, so anything slower is a stuck lock or an
+/// overloaded server, and failing it beats holding the request open.
+const STATEMENT_TIMEOUT: &str = "5s";
+/// A node that freezes mid-transaction (stopped, swapped out) would otherwise
+/// hold its rooms' locks and stall every other node's writes to them.
+const IDLE_IN_TRANSACTION_TIMEOUT: &str = "10s";
+
+pub struct PostgresStore {
+    pool: PgPool,
+    /// The pool's options without the statement timeout, for migrations.
+    migrate_options: PgConnectOptions,
+}
+
+impl PostgresStore {
+    /// Connects eagerly, so a wrong URL or an unreachable server fails at startup.
+    /// Settings given in the URL's `options` win over the timeouts set here.
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
+        let mut options = PgConnectOptions::from_str(url)?;
+        let given = options.get_options().unwrap_or_default().to_string();
+        for (key, value) in [
+            ("statement_timeout", STATEMENT_TIMEOUT),
+            (
+                "idle_in_transaction_session_timeout",
+                IDLE_IN_TRANSACTION_TIMEOUT,
+            ),
+        ] {
+            if !given.contains(key) {
+                options = options.options([(key, value)]);
+            }
+        }
+        // Later `-c` settings override earlier ones.
+        let migrate_options = options.clone().options([("statement_timeout", "0")]);
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await?;
+        Ok(Self {
+            pool,
+            migrate_options,
+        })
+    }
+}
+
+fn db_err(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        other => StoreError::Unavailable(Box::new(other)),
+    }
+}
+
+/// Maps a unique-constraint failure to `Conflict(code)`, anything else as usual.
+fn unique_as(code: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(code),
+        _ => db_err(e),
+    }
+}
+
+/// Adding a member: an unknown room or user is `NotFound`, a repeat `already_member`.
+fn member_insert_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::NotFound,
+        _ => unique_as("already_member")(e),
+    }
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Unavailable(format!("corrupt value in database: {what}").into())
+}
+
+fn user_id(text: &str) -> StoreResult<UserId> {
+    UserId::parse(text).map_err(|_| corrupt("user id"))
+}
+
+fn room_id(text: &str) -> StoreResult<RoomId> {
+    RoomId::parse(text).map_err(|_| corrupt("room id"))
+}
+
+fn id_strings(ids: &[UserId]) -> Vec<String> {
+    ids.iter().map(ToString::to_string).collect()
+}
+
+// ---- rows
+
+macro_rules! user_cols {
+    () => {
+        "u.id, u.username, u.display_name, u.first_name, u.last_name, u.bio, u.email, u.membership, \
+         u.membership_until, u.theme_mode, u.theme_style, u.language, u.is_admin, u.avatar_version, \
+         u.created_at, u.last_seen_at"
+    };
+}
+
+#[derive(FromRow)]
+struct UserRow {
+    id: String,
+    username: String,
+    display_name: String,
+    first_name: String,
+    last_name: String,
+    bio: String,
+    email: String,
+    membership: String,
+    membership_until: Option<i64>,
+    theme_mode: String,
+    theme_style: String,
+    language: String,
+    is_admin: bool,
+    avatar_version: i64,
+    created_at: i64,
+    last_seen_at: Option<i64>,
+}
+
+impl UserRow {
+    fn into_user(self) -> StoreResult<User> {
+        Ok(User {
+            id: user_id(&self.id)?,
+            username: self.username,
+            display_name: self.display_name,
+            first_name: self.first_name,
+            last_name: self.last_name,
+            bio: self.bio,
+            email: self.email,
+            membership: Membership::from_code(&self.membership)
+                .ok_or_else(|| corrupt("membership"))?,
+            membership_until: self.membership_until,
+            theme_mode: ThemeMode::from_code(&self.theme_mode)
+                .ok_or_else(|| corrupt("theme_mode"))?,
+            theme_style: ThemeStyle::from_code(&self.theme_style)
+                .ok_or_else(|| corrupt("theme_style"))?,
+            language: Language::from_code(&self.language).ok_or_else(|| corrupt("language"))?,
+            is_admin: self.is_admin,
+            avatar_version: self.avatar_version,
+            created_at: self.created_at,
+            last_seen_at: self.last_seen_at,
+        })
+    }
+}
+
+fn users(rows: Vec<UserRow>) -> StoreResult<Vec<User>> {
+    rows.into_iter().map(UserRow::into_user).collect()
+}
+
+macro_rules! room_cols {
+    () => {
+        "r.id, r.kind, r.name, r.description, r.owner_id, r.is_archived, r.last_seq, r.created_at, r.updated_at"
+    };
+}
+
+#[derive(FromRow)]
+struct RoomRow {
+    id: String,
+    kind: String,
+    name: String,
+    description: String,
+    owner_id: Option<String>,
+    is_archived: bool,
+    last_seq: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl RoomRow {
+    fn into_room(self) -> StoreResult<Room> {
+        Ok(Room {
+            id: room_id(&self.id)?,
+            kind: RoomKind::from_code(&self.kind).ok_or_else(|| corrupt("room kind"))?,
+            name: self.name,
+            description: self.description,
+            owner_id: self.owner_id.as_deref().map(user_id).transpose()?,
+            is_archived: self.is_archived,
+            last_seq: self.last_seq,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+macro_rules! member_cols {
+    () => {
+        "rm.room_id, rm.user_id, rm.role, rm.muted_until, rm.last_read_seq, rm.joined_at"
+    };
+}
+
+#[derive(FromRow)]
+struct MemberRow {
+    room_id: String,
+    user_id: String,
+    role: String,
+    muted_until: Option<i64>,
+    last_read_seq: i64,
+    joined_at: i64,
+}
+
+impl MemberRow {
+    fn into_member(self) -> StoreResult<Member> {
+        Ok(Member {
+            room_id: room_id(&self.room_id)?,
+            user_id: user_id(&self.user_id)?,
+            role: Role::from_code(&self.role).ok_or_else(|| corrupt("role"))?,
+            muted_until: self.muted_until,
+            last_read_seq: self.last_read_seq,
+            joined_at: self.joined_at,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct MemberUserRow {
+    #[sqlx(flatten)]
+    member: MemberRow,
+    #[sqlx(flatten)]
+    user: UserRow,
+}
+
+macro_rules! message_cols {
+    () => {
+        "m.id, m.room_id, m.seq, m.sender_id, m.message_type, m.content, m.client_id, m.event, m.created_at, \
+         u.username as sender_username, u.display_name as sender_display_name, \
+         u.avatar_version as sender_avatar_version"
+    };
+}
+
+#[derive(FromRow)]
+struct MessageRow {
+    id: String,
+    room_id: String,
+    seq: i64,
+    sender_id: Option<String>,
+    message_type: String,
+    content: String,
+    client_id: Option<String>,
+    event: Option<String>,
+    created_at: i64,
+    sender_username: Option<String>,
+    sender_display_name: Option<String>,
+    sender_avatar_version: Option<i64>,
+}
+
+impl MessageRow {
+    fn into_message(self) -> StoreResult<Message> {
+        let sender = match (self.sender_id, self.sender_username) {
+            (Some(id), Some(username)) => Some(Arc::new(Sender {
+                id: user_id(&id)?,
+                username,
+                display_name: self.sender_display_name.unwrap_or_default(),
+                avatar_version: self.sender_avatar_version.unwrap_or_default(),
+            })),
+            _ => None,
+        };
+        Ok(Message {
+            id: MessageId::parse(&self.id).map_err(|_| corrupt("message id"))?,
+            room_id: room_id(&self.room_id)?,
+            seq: self.seq,
+            sender,
+            message_type: MessageType::from_code(&self.message_type)
+                .ok_or_else(|| corrupt("message type"))?,
+            content: self.content,
+            client_id: self.client_id,
+            event: self.event,
+            created_at: self.created_at,
+        })
+    }
+}
+
+fn messages(rows: Vec<MessageRow>) -> StoreResult<Vec<Message>> {
+    rows.into_iter().map(MessageRow::into_message).collect()
+}
+
+#[derive(FromRow)]
+struct SessionRow {
+    token_hash: String,
+    user_id: String,
+    csrf_token: String,
+    created_at: i64,
+    expires_at: i64,
+    last_used_at: i64,
+    user_agent: String,
+    ip: String,
+}
+
+impl SessionRow {
+    fn into_session(self) -> StoreResult<SessionRecord> {
+        Ok(SessionRecord {
+            token_hash: self.token_hash,
+            user_id: user_id(&self.user_id)?,
+            csrf_token: self.csrf_token,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            last_used_at: self.last_used_at,
+            user_agent: self.user_agent,
+            ip: self.ip,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct ApiTokenRow {
+    id: String,
+    user_id: String,
+    name: String,
+    token_hash: String,
+    created_at: i64,
+    last_used_at: Option<i64>,
+}
+
+#[derive(FromRow)]
+struct InviteRow {
+    code: String,
+    room_id: String,
+    created_by: String,
+    created_at: i64,
+    expires_at: Option<i64>,
+    max_uses: Option<i64>,
+    uses: i64,
+    revoked: bool,
+}
+
+impl InviteRow {
+    fn into_invite(self) -> StoreResult<Invite> {
+        Ok(Invite {
+            code: self.code,
+            room_id: room_id(&self.room_id)?,
+            created_by: user_id(&self.created_by)?,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            max_uses: self.max_uses,
+            uses: self.uses,
+            revoked: self.revoked,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct SummaryRow {
+    #[sqlx(flatten)]
+    room: RoomRow,
+    role: String,
+    last_read_seq: i64,
+    member_count: i64,
+    unread: i64,
+}
+
+/// Escapes `%`, `_` and `\` so user text matches literally inside `like`.
+fn like_pattern(query: &str) -> String {
+    let mut pattern = String::with_capacity(query.len() + 2);
+    pattern.push('%');
+    for c in query.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// Idempotency key of a stored or incoming message: (room, sender, client_id).
+type ClientKey = (String, String, String);
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn migrate(&self) -> StoreResult<()> {
+        // A pool of its own: a migration may take longer than the statement
+        // timeout, and a setting changed on a shared connection would outlive it.
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(self.migrate_options.clone())
+            .await
+            .map_err(db_err)?;
+        let result = sqlx::migrate!("migrations/postgres").run(&pool).await;
+        pool.close().await;
+        result.map_err(|e| StoreError::Unavailable(Box::new(e)))
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("select 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ---- users
+
+    #[instrument(skip_all, fields(username = %user.username))]
+    async fn insert_user(&self, user: &NewUser) -> StoreResult<User> {
+        sqlx::query(
+            "insert into users (id, username, username_key, password_hash, display_name, is_admin, created_at) \
+             values ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(user.id.to_string())
+        .bind(&user.username)
+        .bind(crate::domain::user::username_key(&user.username))
+        .bind(&user.password_hash)
+        .bind(&user.display_name)
+        .bind(user.is_admin)
+        .bind(user.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(unique_as("username_taken"))?;
+        self.get_user(user.id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn get_user(&self, id: UserId) -> StoreResult<Option<User>> {
+        sqlx::query_as::<_, UserRow>(concat!(
+            "select ",
+            user_cols!(),
+            " from users u where u.id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .map(UserRow::into_user)
+        .transpose()
+    }
+
+    async fn get_user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        sqlx::query_as::<_, UserRow>(concat!(
+            "select ",
+            user_cols!(),
+            " from users u where u.username_key = $1"
+        ))
+        .bind(crate::domain::user::username_key(username))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .map(UserRow::into_user)
+        .transpose()
+    }
+
+    async fn get_credentials(&self, username: &str) -> StoreResult<Option<(UserId, String)>> {
+        let row: Option<(String, String)> =
+            sqlx::query_as("select id, password_hash from users where username_key = $1")
+                .bind(crate::domain::user::username_key(username))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_err)?;
+        row.map(|(id, hash)| Ok((user_id(&id)?, hash))).transpose()
+    }
+
+    async fn get_password_hash(&self, id: UserId) -> StoreResult<Option<String>> {
+        sqlx::query_scalar("select password_hash from users where id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)
+    }
+
+    async fn list_users(&self, ids: &[UserId]) -> StoreResult<Vec<User>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        users(
+            sqlx::query_as::<_, UserRow>(concat!(
+                "select ",
+                user_cols!(),
+                " from users u where u.id = any($1)"
+            ))
+            .bind(id_strings(ids))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?,
+        )
+    }
+
+    async fn search_users(&self, query: &str, limit: u32) -> StoreResult<Vec<User>> {
+        users(
+            sqlx::query_as::<_, UserRow>(concat!(
+                "select ",
+                user_cols!(),
+                " from users u where u.username_key like $1 escape '\\' \
+                 or lower(u.display_name collate \"C\") like $1 escape '\\' \
+                 order by u.username_key collate \"C\" limit $2"
+            ))
+            .bind(like_pattern(query))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?,
+        )
+    }
+
+    #[instrument(skip_all, fields(user_id = %id))]
+    async fn update_profile(&self, id: UserId, changes: &ProfileChanges) -> StoreResult<User> {
+        let done = sqlx::query(
+            "update users set \
+               display_name = coalesce($1, display_name), first_name = coalesce($2, first_name), \
+               last_name = coalesce($3, last_name), bio = coalesce($4, bio), email = coalesce($5, email), \
+               theme_mode = coalesce($6, theme_mode), theme_style = coalesce($7, theme_style), \
+               language = coalesce($8, language) \
+             where id = $9",
+        )
+        .bind(changes.display_name.as_deref())
+        .bind(changes.first_name.as_deref())
+        .bind(changes.last_name.as_deref())
+        .bind(changes.bio.as_deref())
+        .bind(changes.email.as_deref())
+        .bind(changes.theme_mode.map(ThemeMode::code))
+        .bind(changes.theme_style.map(ThemeStyle::code))
+        .bind(changes.language.map(Language::code))
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.get_user(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn update_password(&self, id: UserId, password_hash: &str) -> StoreResult<()> {
+        let done = sqlx::query("update users set password_hash = $1 where id = $2")
+            .bind(password_hash)
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn update_membership(
+        &self,
+        id: UserId,
+        membership: Membership,
+        until: Option<i64>,
+    ) -> StoreResult<User> {
+        let done =
+            sqlx::query("update users set membership = $1, membership_until = $2 where id = $3")
+                .bind(membership.code())
+                .bind(until)
+                .bind(id.to_string())
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.get_user(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn update_admin(&self, id: UserId, is_admin: bool) -> StoreResult<User> {
+        let done = sqlx::query("update users set is_admin = $1 where id = $2")
+            .bind(is_admin)
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.get_user(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn update_last_seen(&self, id: UserId, at: i64) -> StoreResult<()> {
+        sqlx::query("update users set last_seen_at = $1 where id = $2")
+            .bind(at)
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn put_avatar(&self, id: UserId, png: &[u8], at: i64) -> StoreResult<User> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let done =
+            sqlx::query("update users set avatar_version = avatar_version + 1 where id = $1")
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query(
+            "insert into avatars (user_id, image, updated_at) values ($1, $2, $3) \
+             on conflict (user_id) do update set image = excluded.image, updated_at = excluded.updated_at",
+        )
+        .bind(id.to_string())
+        .bind(png)
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        self.get_user(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn get_avatar(&self, id: UserId) -> StoreResult<Option<Vec<u8>>> {
+        sqlx::query_scalar("select image from avatars where user_id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)
+    }
+
+    async fn count_active_days(
+        &self,
+        ids: &[UserId],
+        since_day: i64,
+    ) -> StoreResult<HashMap<UserId, u32>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "select user_id, count(*) from user_activity_days \
+             where day >= $1 and user_id = any($2) group by user_id",
+        )
+        .bind(since_day)
+        .bind(id_strings(ids))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.into_iter()
+            .map(|(id, n)| Ok((user_id(&id)?, u32::try_from(n).unwrap_or(u32::MAX))))
+            .collect()
+    }
+
+    // ---- sessions
+
+    async fn insert_session(&self, s: &SessionRecord) -> StoreResult<()> {
+        sqlx::query(
+            "insert into sessions (token_hash, user_id, csrf_token, created_at, expires_at, last_used_at, user_agent, ip) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&s.token_hash)
+        .bind(s.user_id.to_string())
+        .bind(&s.csrf_token)
+        .bind(s.created_at)
+        .bind(s.expires_at)
+        .bind(s.last_used_at)
+        .bind(&s.user_agent)
+        .bind(&s.ip)
+        .execute(&self.pool)
+        .await
+        .map_err(unique_as("session_exists"))?;
+        Ok(())
+    }
+
+    async fn get_session(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<(SessionRecord, User)>> {
+        #[derive(FromRow)]
+        struct Row {
+            token_hash: String,
+            csrf_token: String,
+            s_created_at: i64,
+            expires_at: i64,
+            last_used_at: i64,
+            user_agent: String,
+            ip: String,
+            #[sqlx(flatten)]
+            user: UserRow,
+        }
+        let row = sqlx::query_as::<_, Row>(concat!(
+            "select s.token_hash, s.csrf_token, s.created_at as s_created_at, s.expires_at, s.last_used_at, \
+             s.user_agent, s.ip, ",
+            user_cols!(),
+            " from sessions s join users u on u.id = s.user_id where s.token_hash = $1 and s.expires_at > $2"
+        ))
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let user = row.user.into_user()?;
+        let session = SessionRecord {
+            token_hash: row.token_hash,
+            user_id: user.id,
+            csrf_token: row.csrf_token,
+            created_at: row.s_created_at,
+            expires_at: row.expires_at,
+            last_used_at: row.last_used_at,
+            user_agent: row.user_agent,
+            ip: row.ip,
+        };
+        Ok(Some((session, user)))
+    }
+
+    async fn touch_session(
+        &self,
+        token_hash: &str,
+        last_used_at: i64,
+        expires_at: i64,
+    ) -> StoreResult<()> {
+        sqlx::query("update sessions set last_used_at = $1, expires_at = $2 where token_hash = $3")
+            .bind(last_used_at)
+            .bind(expires_at)
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn list_sessions(&self, user: UserId, now: i64) -> StoreResult<Vec<SessionRecord>> {
+        sqlx::query_as::<_, SessionRow>(
+            "select token_hash, user_id, csrf_token, created_at, expires_at, last_used_at, user_agent, ip \
+             from sessions where user_id = $1 and expires_at > $2 order by last_used_at desc",
+        )
+        .bind(user.to_string())
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .into_iter()
+        .map(SessionRow::into_session)
+        .collect()
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
+        sqlx::query("delete from sessions where token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn delete_other_sessions(&self, user: UserId, keep: Option<&str>) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "delete from sessions where user_id = $1 and token_hash <> coalesce($2, '')",
+        )
+        .bind(user.to_string())
+        .bind(keep)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
+    // ---- API tokens
+
+    async fn insert_api_token(&self, t: &ApiTokenRecord) -> StoreResult<()> {
+        sqlx::query(
+            "insert into api_tokens (id, user_id, name, token_hash, created_at, last_used_at) \
+             values ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(t.id.to_string())
+        .bind(t.user_id.to_string())
+        .bind(&t.name)
+        .bind(&t.token_hash)
+        .bind(t.created_at)
+        .bind(t.last_used_at)
+        .execute(&self.pool)
+        .await
+        .map_err(unique_as("token_exists"))?;
+        Ok(())
+    }
+
+    async fn list_api_tokens(&self, user: UserId) -> StoreResult<Vec<ApiTokenRecord>> {
+        sqlx::query_as::<_, ApiTokenRow>(
+            "select id, user_id, name, token_hash, created_at, last_used_at from api_tokens \
+             where user_id = $1 order by created_at",
+        )
+        .bind(user.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .into_iter()
+        .map(|r| {
+            Ok(ApiTokenRecord {
+                id: TokenId::parse(&r.id).map_err(|_| corrupt("token id"))?,
+                user_id: user_id(&r.user_id)?,
+                name: r.name,
+                token_hash: r.token_hash,
+                created_at: r.created_at,
+                last_used_at: r.last_used_at,
+            })
+        })
+        .collect()
+    }
+
+    async fn get_api_token_user(&self, token_hash: &str, now: i64) -> StoreResult<Option<User>> {
+        let user = sqlx::query_as::<_, UserRow>(concat!(
+            "select ",
+            user_cols!(),
+            " from api_tokens t join users u on u.id = t.user_id where t.token_hash = $1"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .map(UserRow::into_user)
+        .transpose()?;
+        if user.is_some() {
+            // Minute resolution is plenty for "last used", and spares a write per request.
+            sqlx::query(
+                "update api_tokens set last_used_at = $1 \
+                 where token_hash = $2 and coalesce(last_used_at, 0) < $3",
+            )
+            .bind(now)
+            .bind(token_hash)
+            .bind(now - 60_000)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        }
+        Ok(user)
+    }
+
+    async fn delete_api_token(&self, user: UserId, id: TokenId) -> StoreResult<()> {
+        let done = sqlx::query("delete from api_tokens where id = $1 and user_id = $2")
+            .bind(id.to_string())
+            .bind(user.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    // ---- rooms
+
+    #[instrument(skip_all, fields(room_id = %room.id))]
+    async fn insert_room(&self, room: &NewRoom) -> StoreResult<Room> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        sqlx::query(
+            "insert into rooms (id, kind, name, description, owner_id, direct_key, created_at, updated_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $7)",
+        )
+        .bind(room.id.as_str())
+        .bind(room.kind.code())
+        .bind(&room.name)
+        .bind(&room.description)
+        .bind(room.owner_id.map(|id| id.to_string()))
+        .bind(room.direct_key.as_deref())
+        .bind(room.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(unique_as("room_exists"))?;
+        if !room.members.is_empty() {
+            let (ids, roles): (Vec<String>, Vec<&str>) = room
+                .members
+                .iter()
+                .map(|(user, role)| (user.to_string(), role.code()))
+                .unzip();
+            sqlx::query(
+                "insert into room_members (room_id, user_id, role, joined_at) \
+                 select $1, m.user_id, m.role, $2 from unnest($3::text[], $4::text[]) as m(user_id, role)",
+            )
+            .bind(room.id.as_str())
+            .bind(room.created_at)
+            .bind(ids)
+            .bind(roles)
+            .execute(&mut *tx)
+            .await
+            .map_err(member_insert_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        self.get_room(&room.id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn get_room(&self, id: &RoomId) -> StoreResult<Option<Room>> {
+        sqlx::query_as::<_, RoomRow>(concat!(
+            "select ",
+            room_cols!(),
+            " from rooms r where r.id = $1"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .map(RoomRow::into_room)
+        .transpose()
+    }
+
+    async fn get_direct_room(&self, direct_key: &str) -> StoreResult<Option<Room>> {
+        sqlx::query_as::<_, RoomRow>(concat!(
+            "select ",
+            room_cols!(),
+            " from rooms r where r.direct_key = $1"
+        ))
+        .bind(direct_key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .map(RoomRow::into_room)
+        .transpose()
+    }
+
+    async fn update_room(&self, id: &RoomId, changes: &RoomChanges, at: i64) -> StoreResult<Room> {
+        let done = sqlx::query(
+            "update rooms set name = coalesce($1, name), description = coalesce($2, description), \
+             is_archived = coalesce($3, is_archived), updated_at = $4 where id = $5",
+        )
+        .bind(changes.name.as_deref())
+        .bind(changes.description.as_deref())
+        .bind(changes.is_archived)
+        .bind(at)
+        .bind(id.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.get_room(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn transfer_ownership(
+        &self,
+        id: &RoomId,
+        from: UserId,
+        to: UserId,
+        at: i64,
+    ) -> StoreResult<Room> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let promoted = sqlx::query(
+            "update room_members set role = 'owner' where room_id = $1 and user_id = $2",
+        )
+        .bind(id.as_str())
+        .bind(to.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if promoted.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("update room_members set role = 'admin' where room_id = $1 and user_id = $2")
+            .bind(id.as_str())
+            .bind(from.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query("update rooms set owner_id = $1, updated_at = $2 where id = $3")
+            .bind(to.to_string())
+            .bind(at)
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        self.get_room(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn list_rooms_for_user(&self, user: UserId) -> StoreResult<Vec<RoomSummary>> {
+        let uid = user.to_string();
+        // Unread counts stop at 1000: a badge shows "999+" and the count stays cheap.
+        let rows = sqlx::query_as::<_, SummaryRow>(concat!(
+            "select ",
+            room_cols!(),
+            ", rm.role, rm.last_read_seq, \
+             (select count(*) from room_members c where c.room_id = r.id) as member_count, \
+             (select count(*) from (select 1 from messages x where x.room_id = r.id and x.seq > rm.last_read_seq \
+                and x.message_type = 'text' and x.sender_id <> rm.user_id limit 1000) as unread_rows) as unread \
+             from room_members rm join rooms r on r.id = rm.room_id where rm.user_id = $1 \
+             order by coalesce(r.last_message_at, r.created_at) desc, r.id collate \"C\""
+        ))
+        .bind(&uid)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+
+        let last_messages = messages(
+            sqlx::query_as::<_, MessageRow>(concat!(
+                "select ",
+                message_cols!(),
+                " from room_members rm join rooms r on r.id = rm.room_id \
+                 join messages m on m.room_id = r.id and m.seq = r.last_seq \
+                 left join users u on u.id = m.sender_id where rm.user_id = $1"
+            ))
+            .bind(&uid)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?,
+        )?;
+        let mut last_by_room: HashMap<RoomId, Message> = last_messages
+            .into_iter()
+            .map(|m| (m.room_id.clone(), m))
+            .collect();
+
+        #[derive(FromRow)]
+        struct PeerRow {
+            peer_room_id: String,
+            #[sqlx(flatten)]
+            user: UserRow,
+        }
+        let peers = sqlx::query_as::<_, PeerRow>(concat!(
+            "select rm.room_id as peer_room_id, ",
+            user_cols!(),
+            " from room_members rm join rooms r on r.id = rm.room_id and r.kind = 'direct' \
+             join room_members other on other.room_id = rm.room_id and other.user_id <> rm.user_id \
+             join users u on u.id = other.user_id where rm.user_id = $1"
+        ))
+        .bind(&uid)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let mut peer_by_room = HashMap::new();
+        for row in peers {
+            peer_by_room.insert(room_id(&row.peer_room_id)?, row.user.into_user()?);
+        }
+
+        rows.into_iter()
+            .map(|row| {
+                let room = row.room.into_room()?;
+                Ok(RoomSummary {
+                    role: Role::from_code(&row.role).ok_or_else(|| corrupt("role"))?,
+                    member_count: row.member_count,
+                    unread: row.unread,
+                    last_read_seq: row.last_read_seq,
+                    last_message: last_by_room.remove(&room.id),
+                    peer: peer_by_room.remove(&room.id),
+                    room,
+                })
+            })
+            .collect()
+    }
+
+    async fn list_room_ids_for_user(&self, user: UserId) -> StoreResult<Vec<RoomId>> {
+        let ids: Vec<String> =
+            sqlx::query_scalar("select room_id from room_members where user_id = $1")
+                .bind(user.to_string())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_err)?;
+        ids.iter().map(|id| room_id(id)).collect()
+    }
+
+    async fn list_public_rooms(&self, query: &str, limit: u32) -> StoreResult<Vec<(Room, i64)>> {
+        #[derive(FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            room: RoomRow,
+            member_count: i64,
+        }
+        // lower() on the id too: SQLite's like ignores ASCII case on both sides.
+        let rows = sqlx::query_as::<_, Row>(concat!(
+            "select ",
+            room_cols!(),
+            ", (select count(*) from room_members c where c.room_id = r.id) as member_count \
+             from rooms r where r.kind = 'public' and r.is_archived = false \
+             and (lower(r.name collate \"C\") like $1 escape '\\' or lower(r.id collate \"C\") like $1 escape '\\') \
+             order by member_count desc, r.name collate \"C\" limit $2"
+        ))
+        .bind(like_pattern(query))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.into_iter()
+            .map(|r| Ok((r.room.into_room()?, r.member_count)))
+            .collect()
+    }
+
+    // ---- members
+
+    async fn insert_member(
+        &self,
+        room: &RoomId,
+        user: UserId,
+        role: Role,
+        at: i64,
+    ) -> StoreResult<Member> {
+        sqlx::query(
+            "insert into room_members (room_id, user_id, role, joined_at) values ($1, $2, $3, $4)",
+        )
+        .bind(room.as_str())
+        .bind(user.to_string())
+        .bind(role.code())
+        .bind(at)
+        .execute(&self.pool)
+        .await
+        .map_err(member_insert_err)?;
+        self.get_member(room, user)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn get_member(&self, room: &RoomId, user: UserId) -> StoreResult<Option<Member>> {
+        sqlx::query_as::<_, MemberRow>(concat!(
+            "select ",
+            member_cols!(),
+            " from room_members rm where rm.room_id = $1 and rm.user_id = $2"
+        ))
+        .bind(room.as_str())
+        .bind(user.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .map(MemberRow::into_member)
+        .transpose()
+    }
+
+    async fn list_members(&self, room: &RoomId) -> StoreResult<Vec<(Member, User)>> {
+        sqlx::query_as::<_, MemberUserRow>(concat!(
+            "select ",
+            member_cols!(),
+            ", ",
+            user_cols!(),
+            " from room_members rm join users u on u.id = rm.user_id where rm.room_id = $1 \
+             order by rm.joined_at, u.username_key collate \"C\""
+        ))
+        .bind(room.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .into_iter()
+        .map(|row| Ok((row.member.into_member()?, row.user.into_user()?)))
+        .collect()
+    }
+
+    async fn update_member_role(
+        &self,
+        room: &RoomId,
+        user: UserId,
+        role: Role,
+    ) -> StoreResult<Member> {
+        let done =
+            sqlx::query("update room_members set role = $1 where room_id = $2 and user_id = $3")
+                .bind(role.code())
+                .bind(room.as_str())
+                .bind(user.to_string())
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.get_member(room, user)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn update_member_muted(
+        &self,
+        room: &RoomId,
+        user: UserId,
+        until: Option<i64>,
+    ) -> StoreResult<Member> {
+        let done = sqlx::query(
+            "update room_members set muted_until = $1 where room_id = $2 and user_id = $3",
+        )
+        .bind(until)
+        .bind(room.as_str())
+        .bind(user.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.get_member(room, user)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn delete_member(&self, room: &RoomId, user: UserId) -> StoreResult<()> {
+        let done = sqlx::query("delete from room_members where room_id = $1 and user_id = $2")
+            .bind(room.as_str())
+            .bind(user.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn update_last_read(
+        &self,
+        room: &RoomId,
+        user: UserId,
+        seq: i64,
+    ) -> StoreResult<Option<i64>> {
+        sqlx::query_scalar(
+            "update room_members set last_read_seq = least($1, (select last_seq from rooms where id = $2)) \
+             where room_id = $2 and user_id = $3 \
+             and last_read_seq < least($1, (select last_seq from rooms where id = $2)) \
+             returning last_read_seq",
+        )
+        .bind(seq)
+        .bind(room.as_str())
+        .bind(user.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)
+    }
+
+    async fn read_positions(&self, room: &RoomId, user: UserId) -> StoreResult<(i64, i64)> {
+        sqlx::query_as(
+            "select coalesce(max(case when user_id = $2 then last_read_seq end), 0), \
+                    coalesce(max(case when user_id <> $2 then last_read_seq end), 0) \
+             from room_members where room_id = $1",
+        )
+        .bind(room.as_str())
+        .bind(user.to_string())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)
+    }
+
+    // ---- invites
+
+    async fn insert_invite(&self, invite: &Invite) -> StoreResult<()> {
+        sqlx::query(
+            "insert into room_invites (code, room_id, created_by, created_at, expires_at, max_uses, uses, revoked) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&invite.code)
+        .bind(invite.room_id.as_str())
+        .bind(invite.created_by.to_string())
+        .bind(invite.created_at)
+        .bind(invite.expires_at)
+        .bind(invite.max_uses)
+        .bind(invite.uses)
+        .bind(invite.revoked)
+        .execute(&self.pool)
+        .await
+        .map_err(unique_as("invite_exists"))?;
+        Ok(())
+    }
+
+    async fn get_invite(&self, code: &str) -> StoreResult<Option<Invite>> {
+        sqlx::query_as::<_, InviteRow>(
+            "select code, room_id, created_by, created_at, expires_at, max_uses, uses, revoked \
+             from room_invites where code = $1",
+        )
+        .bind(code)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .map(InviteRow::into_invite)
+        .transpose()
+    }
+
+    async fn list_invites(&self, room: &RoomId) -> StoreResult<Vec<Invite>> {
+        sqlx::query_as::<_, InviteRow>(
+            "select code, room_id, created_by, created_at, expires_at, max_uses, uses, revoked \
+             from room_invites where room_id = $1 order by created_at desc",
+        )
+        .bind(room.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .into_iter()
+        .map(InviteRow::into_invite)
+        .collect()
+    }
+
+    async fn revoke_invite(&self, room: &RoomId, code: &str) -> StoreResult<()> {
+        let done =
+            sqlx::query("update room_invites set revoked = true where room_id = $1 and code = $2")
+                .bind(room.as_str())
+                .bind(code)
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn redeem_invite(&self, code: &str, user: UserId, at: i64) -> StoreResult<Member> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        // The update locks the invite row, so concurrent redemptions on other
+        // nodes queue behind it and re-check `uses < max_uses` once it commits.
+        let room: Option<String> = sqlx::query_scalar(
+            "update room_invites set uses = uses + 1 where code = $1 and revoked = false \
+             and (expires_at is null or expires_at > $2) and (max_uses is null or uses < max_uses) \
+             returning room_id",
+        )
+        .bind(code)
+        .bind(at)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let Some(room) = room else {
+            return Err(StoreError::Conflict("invite_invalid"));
+        };
+        sqlx::query(
+            "insert into room_members (room_id, user_id, role, joined_at) values ($1, $2, 'member', $3)",
+        )
+        .bind(&room)
+        .bind(user.to_string())
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .map_err(unique_as("already_member"))?;
+        tx.commit().await.map_err(db_err)?;
+        self.get_member(&room_id(&room)?, user)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    // ---- messages
+
+    #[instrument(skip_all, fields(batch = batch.len()))]
+    async fn insert_messages(&self, batch: &[NewMessage]) -> StoreResult<Vec<InsertOutcome>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Read committed, whatever the server's default: each statement below must
+        // see what the previous holder of a room lock committed.
+        let mut tx = self
+            .pool
+            .begin_with("begin isolation level read committed")
+            .await
+            .map_err(db_err)?;
+
+        // (a) Lock the batch's rooms, in id order so that two nodes locking
+        // overlapping sets cannot deadlock. `no key update` is the lock the
+        // last_seq update below takes anyway: it queues writers to the room but
+        // lets foreign-key checks (someone joining the room) through.
+        let mut room_ids: Vec<&str> = batch.iter().map(|m| m.room_id.as_str()).collect();
+        room_ids.sort_unstable();
+        room_ids.dedup();
+        let locked: Vec<(String, i64)> = sqlx::query_as(
+            "select id, last_seq from rooms where id = any($1) order by id for no key update",
+        )
+        .bind(&room_ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if locked.len() != room_ids.len() {
+            return Err(StoreError::NotFound);
+        }
+        // The seq last handed out per room, and the time of that room's newest message.
+        let mut last_seq: HashMap<String, (i64, Option<i64>)> = locked
+            .into_iter()
+            .map(|(id, seq)| (id, (seq, None)))
+            .collect();
+
+        // (b) Only now, holding the locks, look for client_ids already stored: a
+        // node that wrote the same message before us has committed by the time
+        // we got its room's lock, and under read committed this statement sees it.
+        let key_of = |msg: &NewMessage| -> Option<ClientKey> {
+            match (&msg.sender, &msg.client_id) {
+                (Some(sender), Some(client_id)) => Some((
+                    msg.room_id.as_str().to_string(),
+                    sender.id.to_string(),
+                    client_id.clone(),
+                )),
+                _ => None,
+            }
+        };
+        let keys: HashSet<ClientKey> = batch.iter().filter_map(key_of).collect();
+        let mut stored: HashMap<ClientKey, Message> = HashMap::new();
+        if !keys.is_empty() {
+            let mut rooms = Vec::with_capacity(keys.len());
+            let mut senders = Vec::with_capacity(keys.len());
+            let mut client_ids = Vec::with_capacity(keys.len());
+            for (room, sender, client_id) in &keys {
+                rooms.push(room.as_str());
+                senders.push(sender.as_str());
+                client_ids.push(client_id.as_str());
+            }
+            let rows = sqlx::query_as::<_, MessageRow>(concat!(
+                "select ",
+                message_cols!(),
+                " from unnest($1::text[], $2::text[], $3::text[]) as k(room_id, sender_id, client_id) \
+                 join messages m on m.room_id = k.room_id and m.sender_id = k.sender_id \
+                   and m.client_id = k.client_id \
+                 left join users u on u.id = m.sender_id"
+            ))
+            .bind(&rooms)
+            .bind(&senders)
+            .bind(&client_ids)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            for row in rows {
+                let key = (
+                    row.room_id.clone(),
+                    row.sender_id.clone().unwrap_or_default(),
+                    row.client_id.clone().unwrap_or_default(),
+                );
+                stored.insert(key, row.into_message()?);
+            }
+        }
+
+        // (c) Seqs per room in batch order; repeats of a client_id, stored or
+        // earlier in this batch, get the original back as SQLite does.
+        let mut outcomes: Vec<InsertOutcome> = Vec::with_capacity(batch.len());
+        let mut seen: HashMap<ClientKey, usize> = HashMap::new();
+        let mut new = NewRows::default();
+        let mut active: Vec<(String, i64)> = Vec::new();
+        for msg in batch {
+            let key = key_of(msg);
+            if let Some(key) = &key {
+                if let Some(&i) = seen.get(key) {
+                    let original = outcomes[i].message().clone();
+                    outcomes.push(InsertOutcome::Duplicate(original));
+                    continue;
+                }
+                if let Some(original) = stored.get(key) {
+                    outcomes.push(InsertOutcome::Duplicate(original.clone()));
+                    continue;
+                }
+            }
+            let (seq, at) = last_seq
+                .get_mut(msg.room_id.as_str())
+                .ok_or(StoreError::NotFound)?;
+            *seq += 1;
+            *at = Some(msg.created_at);
+            let seq = *seq;
+            new.push(msg, seq);
+            if let (Some(sender), MessageType::Text) = (&msg.sender, msg.message_type) {
+                active.push((sender.id.to_string(), day_of(msg.created_at)));
+            }
+            if let Some(key) = key {
+                seen.insert(key, outcomes.len());
+            }
+            outcomes.push(InsertOutcome::Inserted(msg.clone().into_message(seq)));
+        }
+
+        if !new.ids.is_empty() {
+            // One statement for the whole batch, whatever its size: arrays, not
+            // one bind per value (PostgreSQL caps a statement at 65535 binds).
+            sqlx::query(
+                "insert into messages (id, room_id, seq, sender_id, message_type, content, client_id, event, created_at) \
+                 select * from unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], \
+                                      $6::text[], $7::text[], $8::text[], $9::int8[])",
+            )
+            .bind(&new.ids)
+            .bind(&new.rooms)
+            .bind(&new.seqs)
+            .bind(&new.senders)
+            .bind(&new.types)
+            .bind(&new.contents)
+            .bind(&new.client_ids)
+            .bind(&new.events)
+            .bind(&new.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+
+            // (d) Rooms that got messages move on to their new last seq.
+            let mut rooms = Vec::new();
+            let mut seqs = Vec::new();
+            let mut times = Vec::new();
+            for (room, (seq, at)) in &last_seq {
+                if let Some(at) = at {
+                    rooms.push(room.as_str());
+                    seqs.push(*seq);
+                    times.push(*at);
+                }
+            }
+            sqlx::query(
+                "update rooms r set last_seq = v.last_seq, last_message_at = v.at \
+                 from unnest($1::text[], $2::int8[], $3::int8[]) as v(id, last_seq, at) where r.id = v.id",
+            )
+            .bind(&rooms)
+            .bind(&seqs)
+            .bind(&times)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+
+        // (e) Sorted, so that two nodes recording the same users' days wait on
+        // each other in one order and never deadlock.
+        active.sort_unstable();
+        active.dedup();
+        if !active.is_empty() {
+            let (users, days): (Vec<String>, Vec<i64>) = active.into_iter().unzip();
+            sqlx::query(
+                "insert into user_activity_days (user_id, day) \
+                 select * from unnest($1::text[], $2::int8[]) on conflict do nothing",
+            )
+            .bind(&users)
+            .bind(&days)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+
+        // (f)
+        tx.commit().await.map_err(db_err)?;
+        Ok(outcomes)
+    }
+
+    async fn list_messages(&self, room: &RoomId, page: Page) -> StoreResult<MessagePage> {
+        let (sql, bound, limit, newest_first) = match page {
+            Page::Latest { limit } => (
+                concat!(
+                    "select ",
+                    message_cols!(),
+                    " from messages m left join users u on u.id = m.sender_id \
+                     where m.room_id = $1 and m.seq < $2 order by m.seq desc limit $3"
+                ),
+                i64::MAX,
+                limit,
+                true,
+            ),
+            Page::Before { seq, limit } => (
+                concat!(
+                    "select ",
+                    message_cols!(),
+                    " from messages m left join users u on u.id = m.sender_id \
+                     where m.room_id = $1 and m.seq < $2 order by m.seq desc limit $3"
+                ),
+                seq,
+                limit,
+                true,
+            ),
+            Page::After { seq, limit } => (
+                concat!(
+                    "select ",
+                    message_cols!(),
+                    " from messages m left join users u on u.id = m.sender_id \
+                     where m.room_id = $1 and m.seq > $2 order by m.seq asc limit $3"
+                ),
+                seq,
+                limit,
+                false,
+            ),
+        };
+        // One extra row tells whether more lies beyond the page.
+        let mut rows = sqlx::query_as::<_, MessageRow>(sql)
+            .bind(room.as_str())
+            .bind(bound)
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        let has_more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        if newest_first {
+            rows.reverse();
+        }
+        Ok(MessagePage {
+            messages: messages(rows)?,
+            has_more,
+        })
+    }
+
+    async fn max_seq_of(&self, room: &RoomId, ids: &[MessageId]) -> StoreResult<Option<i64>> {
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        sqlx::query_scalar("select max(seq) from messages where room_id = $1 and id = any($2)")
+            .bind(room.as_str())
+            .bind(ids)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)
+    }
+}
+
+/// The new messages of a batch, column by column, for one `unnest` insert.
+#[derive(Default)]
+struct NewRows<'a> {
+    ids: Vec<String>,
+    rooms: Vec<&'a str>,
+    seqs: Vec<i64>,
+    senders: Vec<Option<String>>,
+    types: Vec<&'static str>,
+    contents: Vec<&'a str>,
+    client_ids: Vec<Option<&'a str>>,
+    events: Vec<Option<&'a str>>,
+    created_at: Vec<i64>,
+}
+
+impl<'a> NewRows<'a> {
+    fn push(&mut self, msg: &'a NewMessage, seq: i64) {
+        self.ids.push(msg.id.to_string());
+        self.rooms.push(msg.room_id.as_str());
+        self.seqs.push(seq);
+        self.senders
+            .push(msg.sender.as_ref().map(|s| s.id.to_string()));
+        self.types.push(msg.message_type.code());
+        self.contents.push(&msg.content);
+        self.client_ids.push(msg.client_id.as_deref());
+        self.events.push(msg.event.as_deref());
+        self.created_at.push(msg.created_at);
+    }
+}
+
+// ---- test support
+
+/// A throwaway schema in a shared PostgreSQL database, for tests: each test gets
+/// its own tables (and its own `_sqlx_migrations`), so tests run in parallel
+/// against one server and leave nothing behind.
+///
+/// [`TestSchema::url`] is the base URL plus `options=-c search_path=<schema>`
+/// (and `application_name=<schema>`), so anything that takes a database URL,
+/// such as `parley serve --database-url`, works inside the schema without knowing
+/// about it. Drop the schema with [`TestSchema::drop_schema`] once everything
+/// using it has stopped; if the handle is dropped without that (a test panicked),
+/// `Drop` drops the schema anyway, blocking briefly.
+pub struct TestSchema {
+    name: String,
+    url: String,
+    admin: PgConnectOptions,
+    dropped: bool,
+}
+
+/// Creates an empty schema `t_<random hex>` in the database at `base_url` (e.g.
+/// `postgres://postgres@127.0.0.1:5432/test`, as in `PARLEY_TEST_DATABASE_URL`).
+/// Tables appear once something runs the migrations through [`TestSchema::url`].
+pub async fn test_schema(base_url: &str) -> anyhow::Result<TestSchema> {
+    let admin = PgConnectOptions::from_str(base_url)?;
+    let name = format!("t_{:016x}", rand::random::<u64>());
+    let mut url = url::Url::parse(base_url)?;
+    url.query_pairs_mut()
+        .append_pair("options", &format!("-c search_path={name}"))
+        .append_pair("application_name", &name);
+    let mut conn = PgConnection::connect_with(&admin).await?;
+    // The name is ours, made of [t_0-9a-f]: nothing to inject.
+    let created = sqlx::query(AssertSqlSafe(format!("create schema {name}")))
+        .execute(&mut conn)
+        .await;
+    let _ = conn.close().await;
+    created?;
+    Ok(TestSchema {
+        name,
+        url: url.to_string(),
+        admin,
+        dropped: false,
+    })
+}
+
+impl TestSchema {
+    /// The database URL whose connections work inside this schema.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The schema's name, `t_<16 hex digits>`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Ends any connection still working in the schema, then drops it and all it holds.
+    pub async fn drop_schema(mut self) -> anyhow::Result<()> {
+        self.dropped = true;
+        drop_schema(&self.admin, &self.name).await
+    }
+}
+
+async fn drop_schema(admin: &PgConnectOptions, name: &str) -> anyhow::Result<()> {
+    let mut conn = PgConnection::connect_with(admin).await?;
+    // A connection left open (a server killed mid-test, a pool not yet closed)
+    // could hold locks that make the drop wait; our URL tags such connections
+    // with the schema's name.
+    let result = async {
+        sqlx::query(
+            "select pg_terminate_backend(pid) from pg_stat_activity \
+             where application_name = $1 and pid <> pg_backend_pid()",
+        )
+        .bind(name)
+        .execute(&mut conn)
+        .await?;
+        sqlx::query("set lock_timeout = '10s'")
+            .execute(&mut conn)
+            .await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "drop schema if exists {name} cascade"
+        )))
+        .execute(&mut conn)
+        .await?;
+        anyhow::Ok(())
+    }
+    .await;
+    let _ = conn.close().await;
+    result
+}
+
+impl Drop for TestSchema {
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
+        }
+        let admin = self.admin.clone();
+        let name = self.name.clone();
+        // `Drop` cannot await, and may run inside a runtime (which forbids
+        // block_on there): a short-lived thread with its own runtime can do both.
+        let outcome = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(drop_schema(&admin, &name)))
+        })
+        .join();
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("could not drop test schema {}: {e:#}", self.name),
+            Err(_) => eprintln!("could not drop test schema {}: cleanup panicked", self.name),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The timeouts reach the server, and a URL's own settings win over them.
+    #[tokio::test]
+    async fn connections_carry_the_timeouts_unless_the_url_sets_them() {
+        let Ok(base) = std::env::var("PARLEY_TEST_DATABASE_URL") else {
+            eprintln!("skipping PostgreSQL settings test: PARLEY_TEST_DATABASE_URL is not set");
+            return;
+        };
+        let schema = test_schema(&base).await.unwrap();
+        let show = |store: &PostgresStore, setting: &'static str| {
+            let pool = store.pool.clone();
+            async move {
+                let value: String = sqlx::query_scalar(AssertSqlSafe(format!("show {setting}")))
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                value
+            }
+        };
+        let store = PostgresStore::connect(schema.url(), 2).await.unwrap();
+        assert_eq!(show(&store, "statement_timeout").await, "5s");
+        assert_eq!(
+            show(&store, "idle_in_transaction_session_timeout").await,
+            "10s"
+        );
+        assert_eq!(show(&store, "search_path").await, schema.name());
+        store.close().await;
+
+        let url = format!("{}&options[statement_timeout]=1min", schema.url());
+        let store = PostgresStore::connect(&url, 2).await.unwrap();
+        assert_eq!(show(&store, "statement_timeout").await, "1min");
+        assert_eq!(show(&store, "search_path").await, schema.name());
+        store.close().await;
+        schema.drop_schema().await.unwrap();
+    }
+}
