@@ -96,7 +96,7 @@ impl Application {
             shutdown,
             tasks,
         };
-        rooms::ensure_default_room(&state).await?;
+        rooms::ensure_default_room(&state.store, &state.config).await?;
         spawn_background(&state);
         spawn_cluster_upkeep(&state);
         Ok(Self {
@@ -144,6 +144,9 @@ impl Application {
             .is_err()
         {
             tracing::warn!("some sessions did not finish within {deadline:?}");
+        }
+        if let Some(redis) = state.cluster.redis() {
+            redis.leave().await;
         }
         writer_stop.cancel();
         if tokio::time::timeout(Duration::from_secs(10), writer_task)

@@ -78,6 +78,9 @@ async fn user_command(
                 Err(StoreError::Conflict(_)) => bail!("the username {:?} is taken", new.username),
                 other => other?,
             };
+            crate::services::rooms::ensure_default_room(store, config)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             if let Ok(room) = RoomId::parse(&config.default_room)
                 && store.get_room(&room).await?.is_some()
             {

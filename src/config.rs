@@ -265,6 +265,9 @@ impl Config {
         if !self.default_room.is_empty() {
             crate::domain::room::RoomId::parse(&self.default_room)
                 .map_err(|e| anyhow::anyhow!("--default-room: {e}"))?;
+            if crate::domain::room::RESERVED_ROOM_IDS.contains(&self.default_room.as_str()) {
+                bail!("--default-room: {:?} is reserved", self.default_room);
+            }
         }
         self.database_url()?;
         if let Some(url) = &self.redis_url

@@ -30,6 +30,8 @@ pub enum AppError {
         message: String,
         retry_after: Duration,
     },
+    #[error("this path does not accept that method")]
+    MethodNotAllowed,
     /// Temporarily unable to serve (too many connections, shutting down).
     #[error("{message}")]
     Unavailable { code: &'static str, message: String },
@@ -94,6 +96,7 @@ impl AppError {
             AppError::NotFound { .. } => StatusCode::NOT_FOUND,
             AppError::Conflict { .. } => StatusCode::CONFLICT,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Store(StoreError::NotFound) => StatusCode::NOT_FOUND,
@@ -114,6 +117,7 @@ impl AppError {
             | AppError::RateLimited { code, .. }
             | AppError::Unavailable { code, .. } => code,
             AppError::PayloadTooLarge { .. } => "payload_too_large",
+            AppError::MethodNotAllowed => "method_not_allowed",
             AppError::Store(StoreError::NotFound) => "not_found",
             AppError::Store(StoreError::Conflict(code)) => code,
             AppError::Store(StoreError::Unavailable(_)) => "unavailable",

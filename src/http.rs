@@ -110,6 +110,7 @@ pub fn router(state: AppState) -> NormalizePath<Router> {
         .route("/readyz", get(health::readyz))
         .route("/", get(|| async { Redirect::to("/static/websocket_test.html") }))
         .fallback(|| async { crate::error::AppError::not_found("not_found", "no such page") })
+        .method_not_allowed_fallback(|| async { crate::error::AppError::MethodNotAllowed })
         .with_state(state)
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,

@@ -27,6 +27,8 @@ use crate::services::room_cache::RoomCache;
 
 /// A node whose heartbeat is older than this is dead: its users count as offline.
 pub const NODE_TTL_MS: i64 = 30_000;
+/// Presence keys outlive a dead node's heartbeat long enough to be reaped, then expire.
+const KEY_TTL_MS: i64 = NODE_TTL_MS * 4;
 /// How often a node refreshes its heartbeat and presence.
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
 /// Events waiting to be published; beyond this they are dropped (and recovered
@@ -300,7 +302,11 @@ impl RedisLink {
     pub async fn mark_online(&self, user: UserId) -> bool {
         if let Some(mut conn) = self.connection().await {
             let key = self.node_key(self.node);
-            let _: redis::RedisResult<()> = conn.hset(&key, user.to_string(), 1).await;
+            // Every key expires on its own, so a node that dies leaves nothing behind for long.
+            let mut pipe = redis::pipe();
+            pipe.hset(&key, user.to_string(), 1)
+                .pexpire(&key, KEY_TTL_MS);
+            let _: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
         }
         self.online_elsewhere(&[user]).await.is_empty()
     }
@@ -326,8 +332,9 @@ impl RedisLink {
             let pairs: Vec<(String, i32)> = chunk.iter().map(|u| (u.to_string(), 1)).collect();
             pipe.hset_multiple(&key, &pairs);
         }
-        pipe.pexpire(&key, NODE_TTL_MS * 4);
+        pipe.pexpire(&key, KEY_TTL_MS);
         pipe.zadd(self.key("nodes"), self.node.to_string(), now_ms());
+        pipe.pexpire(self.key("nodes"), KEY_TTL_MS);
         if let Err(err) = pipe.query_async::<()>(&mut conn).await {
             tracing::warn!(error = %err, "could not write presence to redis");
         }
@@ -340,9 +347,23 @@ impl RedisLink {
         };
         let mut pipe = redis::pipe();
         pipe.zadd(self.key("nodes"), self.node.to_string(), now_ms());
-        pipe.pexpire(self.node_key(self.node), NODE_TTL_MS * 4);
+        pipe.pexpire(self.key("nodes"), KEY_TTL_MS);
+        pipe.pexpire(self.node_key(self.node), KEY_TTL_MS);
         if let Err(err) = pipe.query_async::<()>(&mut conn).await {
             tracing::debug!(error = %err, "redis heartbeat failed");
+        }
+    }
+
+    /// A clean shutdown: this node's presence goes at once instead of expiring.
+    pub async fn leave(&self) {
+        let Some(mut conn) = self.connection().await else {
+            return;
+        };
+        let mut pipe = redis::pipe();
+        pipe.del(self.node_key(self.node))
+            .zrem(self.key("nodes"), self.node.to_string());
+        if let Err(err) = pipe.query_async::<()>(&mut conn).await {
+            tracing::debug!(error = %err, "could not remove this node from redis");
         }
     }
 

@@ -35,6 +35,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 "invalid_content_type",
                 "send JSON with Content-Type: application/json",
             )),
+            Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(AppError::PayloadTooLarge {
+                    message: "the request body is too large".into(),
+                })
+            }
             Err(rejection) => Err(AppError::bad_request("invalid_json", rejection.body_text())),
         }
     }

@@ -104,14 +104,23 @@ where
     let writer = state.tasks.spawn(writer.run(sink).in_current_span());
     tracing::info!("websocket connected");
 
-    if let (Scope::Room(room), Some(since)) = (session.scope.clone(), since_seq)
-        && let Err(err) = session.replay(&state, &room, since).await
-    {
-        session.reply_error(&err, None);
+    match (session.scope.clone(), since_seq) {
+        (Scope::Room(room), Some(since)) => {
+            if let Err(err) = session.replay(&state, &room, since).await {
+                session.reply_error(&err, None);
+            }
+        }
+        // A message committed after the room positions were read but before
+        // the hub knew this connection would otherwise wait for the next one.
+        _ => session.reply(Outbound::Resync),
     }
     session.read_loop(&state, stream, fill_rx).await;
 
-    let (code, reason) = control.close_reason().unwrap_or((close::NORMAL, "closed"));
+    let (code, reason) = match control.close_reason() {
+        Some(reason) => reason,
+        None if state.shutdown.is_cancelled() => (close::RESTART, "server restarting"),
+        None => (close::NORMAL, "closed"),
+    };
     session.unregister(&state).await;
     drop(session);
     drop(tx);
@@ -232,12 +241,14 @@ impl Session {
         };
         // The queue is not yet registered anywhere: these are the first items in it.
         let _ = tx.try_send(Outbound::Frame(frame));
+        profile.email = None;
         for (room, last_seq) in &positions {
             let item = match (&scope, since_seq) {
-                // A resume replays from the client's seq instead.
+                // A resume replays from the client's seq instead (never past the
+                // room's end: a stale client must not skip future messages).
                 (Scope::Room(_), Some(since)) => Outbound::ResumeStart {
                     room: room.clone(),
-                    since,
+                    since: since.min(*last_seq),
                 },
                 _ => Outbound::StartAfter {
                     room: room.clone(),
@@ -274,9 +285,10 @@ impl Session {
         );
         self.conn_id = Some(id);
         if first_here && state.cluster.came_online(self.user.id).await {
+            let rooms = self.presence_rooms(state, &followed).await;
             presence::announce(
                 state,
-                &followed,
+                &rooms,
                 self.user.id,
                 &self.user.username,
                 &self.profile,
@@ -313,6 +325,7 @@ impl Session {
             if let Err(err) = state.store.update_last_seen(self.user.id, now_ms()).await {
                 tracing::warn!(error = %err, "could not record last_seen");
             }
+            let rooms = self.presence_rooms(state, &rooms).await;
             presence::announce(
                 state,
                 &rooms,
@@ -324,11 +337,36 @@ impl Session {
         }
     }
 
+    /// Where the user's arrival and departure are announced: every room they
+    /// belong to, plus any public room this connection was watching, so the
+    /// same rooms hear both.
+    async fn presence_rooms(&self, state: &AppState, followed: &[RoomId]) -> Vec<RoomId> {
+        let mut rooms = match state.store.list_room_ids_for_user(self.user.id).await {
+            Ok(rooms) => rooms,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not list rooms for presence");
+                Vec::new()
+            }
+        };
+        for room in followed {
+            if !rooms.contains(room) {
+                rooms.push(room.clone());
+            }
+        }
+        rooms
+    }
+
     /// Queues a frame for this connection; a full queue means the client is not reading.
     fn reply(&self, item: Outbound) {
         if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(item) {
             self.control.close(close::TRY_AGAIN_LATER, "slow consumer");
         }
+    }
+
+    /// Reports an error for a frame that started nothing.
+    fn fail(&self, err: AppError) -> Option<PendingSend> {
+        self.reply_error(&err, None);
+        None
     }
 
     fn reply_error(&self, err: &AppError, client_id: Option<&str>) {
@@ -503,11 +541,17 @@ impl Session {
             ClientMsg::Resume { since_seq, room_id } => match self.target_room(room_id) {
                 Ok(room) => match rooms::access(state, &room, self.user.id).await {
                     Ok(_) => {
+                        // Never past the room's end: a stale client must not skip future messages.
+                        let last = match state.store.get_room(&room).await {
+                            Ok(found) => found.map_or(0, |r| r.last_seq),
+                            Err(err) => return self.fail(err.into()),
+                        };
+                        let since = since_seq.clamp(0, last);
                         self.reply(Outbound::ResumeStart {
                             room: room.clone(),
-                            since: since_seq.max(0),
+                            since,
                         });
-                        self.replay(state, &room, since_seq.max(0)).await
+                        self.replay(state, &room, since).await
                     }
                     Err(err) => Err(err),
                 },

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::config::Config;
 use crate::domain::ids::{RoomId, UserId};
 use crate::domain::message::{MessageType, NewMessage, Sender, SystemEvent};
 use crate::domain::room::{self, Member, Role, Room, RoomKind};
@@ -14,7 +15,7 @@ use crate::services::accounts::random_token;
 use crate::services::room_cache::{MemberAccess, RoomAccess};
 use crate::services::{presence, profiles};
 use crate::state::AppState;
-use crate::store::{Invite, NewRoom, RoomChanges, RoomSummary, StoreError};
+use crate::store::{DynStore, Invite, NewRoom, RoomChanges, RoomSummary, StoreError};
 use crate::views::{ParticipantView, RoomView};
 
 /// What a user may do in a room.
@@ -240,27 +241,27 @@ fn member_updated(state: &AppState, member: &Member) {
     state.cluster.to_room(&member.room_id, frame, None);
 }
 
-/// Creates the default public room at startup if it is configured and missing.
-pub async fn ensure_default_room(state: &AppState) -> Result<()> {
-    if state.config.default_room.is_empty() {
+/// Creates the default public room if it is configured and missing (at
+/// startup, and from the command line before the first start).
+pub async fn ensure_default_room(store: &DynStore, config: &Config) -> Result<()> {
+    if config.default_room.is_empty() {
         return Ok(());
     }
-    let id = RoomId::parse(&state.config.default_room)?;
-    if state.store.get_room(&id).await?.is_some() {
+    let id = RoomId::parse(&config.default_room)?;
+    if store.get_room(&id).await?.is_some() {
         return Ok(());
     }
-    let name = state.config.default_room.clone();
     let new = NewRoom {
         id,
         kind: RoomKind::Public,
-        name,
+        name: config.default_room.clone(),
         description: String::new(),
         owner_id: None,
         direct_key: None,
         created_at: now_ms(),
         members: Vec::new(),
     };
-    match state.store.insert_room(&new).await {
+    match store.insert_room(&new).await {
         Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
         Err(e) => Err(e.into()),
     }
@@ -321,7 +322,7 @@ pub async fn create(state: &AppState, owner: &User, input: CreateRoom) -> Result
     let mut roster = vec![(owner.id, Role::Owner)];
     roster.extend(member_ids.iter().map(|id| (*id, Role::Member)));
 
-    let slug = RoomId::slug_of(&name);
+    let slug = RoomId::slug_of(&name).filter(|id| !room::RESERVED_ROOM_IDS.contains(&id.as_str()));
     let mut candidates: Vec<RoomId> = Vec::new();
     if let Some(slug) = &slug {
         candidates.push(slug.clone());

@@ -14,6 +14,8 @@ use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+use parley::store::postgres::test_schema;
+
 use crate::helpers::Client;
 
 fn env(name: &str) -> Option<String> {
@@ -38,46 +40,6 @@ fn services(test: &str) -> Option<(String, String)> {
 
 fn unique(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
-}
-
-/// A throwaway PostgreSQL schema for one test; dropped when the test ends.
-struct Schema {
-    base: String,
-    name: String,
-    url: String,
-}
-
-impl Schema {
-    async fn create(base: &str) -> Self {
-        let name = unique("mn");
-        let pool = sqlx::PgPool::connect(base)
-            .await
-            .expect("connect to PostgreSQL");
-        sqlx::query(sqlx::AssertSqlSafe(format!("create schema {name}")))
-            .execute(&pool)
-            .await
-            .expect("create schema");
-        pool.close().await;
-        let separator = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{separator}options=-c%20search_path%3D{name}");
-        Self {
-            base: base.to_string(),
-            name,
-            url,
-        }
-    }
-
-    async fn drop(self) {
-        if let Ok(pool) = sqlx::PgPool::connect(&self.base).await {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "drop schema if exists {} cascade",
-                self.name
-            )))
-            .execute(&pool)
-            .await;
-            pool.close().await;
-        }
-    }
 }
 
 /// A `parley serve` process.
@@ -146,6 +108,17 @@ impl Node {
             addr,
             _data: data,
         }
+    }
+
+    /// SIGTERM, as a rolling restart would; the node leaves Redis cleanly.
+    async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await;
     }
 
     /// SIGKILL: no goodbye, no cleanup.
@@ -222,7 +195,7 @@ fn watch_room(
     tokio::spawn(async move {
         let mut seen: Vec<i64> = Vec::new();
         let mut node = first;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             let target = *done.borrow();
             if target > 0 && seen.last().copied().unwrap_or(0) >= target {
@@ -245,6 +218,10 @@ fn watch_room(
                 if target > 0 && seen.last().copied().unwrap_or(0) >= target {
                     return seen;
                 }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "watcher timed out with {seen:?}"
+                );
                 let frame = tokio::time::timeout(
                     Duration::from_millis(500),
                     futures_util::StreamExt::next(&mut ws.stream),
@@ -276,6 +253,7 @@ fn send_messages(
     room: String,
     count: usize,
     tag: &'static str,
+    pause: Duration,
 ) -> tokio::task::JoinHandle<Vec<Value>> {
     tokio::spawn(async move {
         let mut acks = Vec::new();
@@ -308,7 +286,7 @@ fn send_messages(
                     }
                 }
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::sleep(pause).await;
         }
         acks
     })
@@ -338,12 +316,12 @@ async fn three_nodes_share_chat_presence_typing_and_receipts() {
     let Some((db, redis)) = services("three_nodes_share_chat_presence_typing_and_receipts") else {
         return;
     };
-    let schema = Schema::create(&db).await;
+    let schema = test_schema(&db).await.expect("a fresh PostgreSQL schema");
     let ns = unique("ns");
     let nodes = [
-        Node::start(&schema.url, &redis, &ns).await,
-        Node::start(&schema.url, &redis, &ns).await,
-        Node::start(&schema.url, &redis, &ns).await,
+        Node::start(schema.url(), &redis, &ns).await,
+        Node::start(schema.url(), &redis, &ns).await,
+        Node::start(schema.url(), &redis, &ns).await,
     ];
     let (a, b, c) = (nodes[0].addr, nodes[1].addr, nodes[2].addr);
     let ann = Client::register(a, "ann").await;
@@ -446,11 +424,14 @@ async fn three_nodes_share_chat_presence_typing_and_receipts() {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "node C knows at once");
 
-    // Bob leaves node B: ann (node A) sees him go.
+    // Cat was removed while online, so the room saw her go; now bob leaves node B.
+    assert_eq!(ann_ws.next_of("user_left").await["user_id"], cat.id());
     drop(bob_ws);
     assert_eq!(ann_ws.next_of("user_left").await["user_id"], bob.id());
-    drop(nodes);
-    schema.drop().await;
+    for node in nodes {
+        node.stop().await;
+    }
+    schema.drop_schema().await.expect("drop the schema");
 }
 
 #[tokio::test]
@@ -458,12 +439,12 @@ async fn a_killed_node_loses_nothing() {
     let Some((db, redis)) = services("a_killed_node_loses_nothing") else {
         return;
     };
-    let schema = Schema::create(&db).await;
+    let schema = test_schema(&db).await.expect("a fresh PostgreSQL schema");
     let ns = unique("ns");
     let mut nodes = vec![
-        Node::start(&schema.url, &redis, &ns).await,
-        Node::start(&schema.url, &redis, &ns).await,
-        Node::start(&schema.url, &redis, &ns).await,
+        Node::start(schema.url(), &redis, &ns).await,
+        Node::start(schema.url(), &redis, &ns).await,
+        Node::start(schema.url(), &redis, &ns).await,
     ];
     let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
     let users = [
@@ -494,9 +475,20 @@ async fn a_killed_node_loses_nothing() {
     let senders: Vec<_> = users
         .iter()
         .enumerate()
-        .map(|(i, u)| send_messages(u.on(addrs[i]), addrs.clone(), i, room.clone(), 80, tags[i]))
+        .map(|(i, u)| {
+            send_messages(
+                u.on(addrs[i]),
+                addrs.clone(),
+                i,
+                room.clone(),
+                150,
+                tags[i],
+                Duration::from_millis(12),
+            )
+        })
         .collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Kill a node mid-traffic: its clients and senders move to the others.
+    tokio::time::sleep(Duration::from_millis(700)).await;
     nodes[1].kill().await;
 
     let mut acks = Vec::new();
@@ -513,10 +505,12 @@ async fn a_killed_node_loses_nothing() {
     for watcher in watchers {
         seen.push(watcher.await.expect("watcher"));
     }
-    assert_eq!(acks.len(), 240);
+    assert_eq!(acks.len(), 450);
     assert_exactly_once(&seen, &acks);
-    drop(nodes);
-    schema.drop().await;
+    for node in nodes {
+        node.stop().await;
+    }
+    schema.drop_schema().await.expect("drop the schema");
 }
 
 #[tokio::test]
@@ -529,11 +523,11 @@ async fn a_redis_restart_loses_nothing() {
         eprintln!("skipping a_redis_restart_loses_nothing: redis-server is not installed");
         return;
     };
-    let schema = Schema::create(&db).await;
+    let schema = test_schema(&db).await.expect("a fresh PostgreSQL schema");
     let ns = unique("ns");
     let nodes = [
-        Node::start(&schema.url, &redis.url(), &ns).await,
-        Node::start(&schema.url, &redis.url(), &ns).await,
+        Node::start(schema.url(), &redis.url(), &ns).await,
+        Node::start(schema.url(), &redis.url(), &ns).await,
     ];
     let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
     let users = [
@@ -566,13 +560,14 @@ async fn a_redis_restart_loses_nothing() {
                 vec![addrs[i]],
                 0,
                 room.clone(),
-                120,
+                200,
                 ["a", "b"][i],
+                Duration::from_millis(8),
             )
         })
         .collect();
 
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     redis.stop().await;
     // While Redis is away each node keeps serving its own clients.
     let (status, body) = users[0].on(addrs[0]).get("/readyz").await;
@@ -608,6 +603,8 @@ async fn a_redis_restart_loses_nothing() {
     }
     assert_eq!(ready["status"], "ready", "{ready}");
     redis.stop().await;
-    drop(nodes);
-    schema.drop().await;
+    for node in nodes {
+        node.stop().await;
+    }
+    schema.drop_schema().await.expect("drop the schema");
 }

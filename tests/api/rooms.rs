@@ -35,6 +35,11 @@ async fn create_rooms_with_slug_ids() {
     assert!(second.starts_with("rust-fans-"), "{second}");
     let odd = ann.create_room("!!!", "group", &[]).await;
     assert_eq!(odd.len(), 12);
+    // Names that would shadow API paths get another id.
+    let shadow = ann.create_room("Rooms", "group", &[]).await;
+    assert_ne!(shadow, "rooms");
+    let (_, mine) = ann.get("/tools/api/chat/rooms/").await;
+    assert!(mine["data"].is_array(), "the room list still answers");
 
     for (body, code) in [
         (
@@ -355,6 +360,26 @@ async fn roles_govern_moderation() {
         .await;
     assert_eq!(status, StatusCode::OK);
     member.say(&room, "free again").await;
+    let (status, body) = admin
+        .post(
+            &format!("{base}/members/{}/mute/", member.id()),
+            json!({"muted": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body["data"]["muted_until"]
+            .as_str()
+            .unwrap()
+            .starts_with("9999-"),
+        "{body}"
+    );
+    admin
+        .post(
+            &format!("{base}/members/{}/mute/", member.id()),
+            json!({"muted": false}),
+        )
+        .await;
     let (status, _) = admin
         .post(
             &format!("{base}/members/{}/mute/", member.id()),

@@ -55,6 +55,10 @@ async fn connection_established_describes_the_session() {
     assert_eq!(joined["username"], "ann");
     assert_eq!(joined["room_id"], room.as_str());
     assert_eq!(joined["user_profile"]["username"], "ann");
+    assert!(
+        joined["user_profile"].get("email").is_none(),
+        "presence frames do not leak e-mail"
+    );
 }
 
 #[tokio::test]
@@ -693,4 +697,17 @@ async fn silent_peers_are_closed_within_two_heartbeats() {
         "the reading peer is still served"
     );
     let _ = dead.closed().await;
+}
+
+#[tokio::test]
+async fn a_resume_past_the_end_skips_nothing_to_come() {
+    let app = spawn_app().await;
+    let ann = app.user("ann").await;
+    let room = ann.create_room("Short", "group", &[]).await;
+    let mut ws = ann.ws(&format!("/ws/chat/{room}/?since_seq=100")).await;
+    ws.next_of("connection_established").await;
+    let done = ws.next_of("resume_complete").await;
+    assert_eq!(done["last_seq"], 1, "clamped to the room's end");
+    ann.say(&room, "next").await;
+    assert_eq!(ws.next_of("chat_message").await["message"]["seq"], 2);
 }

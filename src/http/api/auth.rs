@@ -41,7 +41,9 @@ struct SessionView {
 /// Sets `sessionid` (HttpOnly) and `csrftoken` (readable by the page's script).
 pub fn session_cookies(state: &AppState, jar: CookieJar, session: &NewSession) -> CookieJar {
     let secure = state.config.secure_cookies();
-    let max_age = time_duration(state.config.session_ttl);
+    // The server slides the session's expiry on use; the cookie itself may
+    // live as long as browsers allow, an expired session is refused anyway.
+    let max_age = cookie::time::Duration::days(400);
     let session_cookie = Cookie::build((SESSION_COOKIE, session.token.clone()))
         .path("/")
         .http_only(true)
@@ -56,10 +58,6 @@ pub fn session_cookies(state: &AppState, jar: CookieJar, session: &NewSession) -
         .max_age(max_age)
         .build();
     jar.add(session_cookie).add(csrf_cookie)
-}
-
-fn time_duration(d: std::time::Duration) -> cookie::time::Duration {
-    cookie::time::Duration::seconds(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 pub fn clear_session_cookies(jar: CookieJar) -> CookieJar {

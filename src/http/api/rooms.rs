@@ -257,7 +257,7 @@ pub async fn mute_member(
     let until = match (body.muted, body.minutes) {
         (Some(false), _) => None,
         (_, Some(minutes)) if (1..=525_600).contains(&minutes) => Some(now_ms() + minutes * 60_000),
-        (Some(true), None) => Some(i64::MAX / 2),
+        (Some(true), None) => Some(crate::domain::room::MUTED_FOREVER),
         _ => {
             return Err(AppError::bad_request(
                 "invalid_field",
@@ -399,8 +399,11 @@ pub async fn create_invite(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    body: std::result::Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response> {
+    let body = body.map_err(|_| AppError::PayloadTooLarge {
+        message: "the request body is too large".into(),
+    })?;
     // The body is optional: an empty one means no expiry and unlimited uses.
     let body: InviteRequest = if body.iter().all(u8::is_ascii_whitespace) {
         InviteRequest::default()

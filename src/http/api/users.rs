@@ -52,8 +52,9 @@ pub async fn update_profile(
 pub async fn upload_avatar(
     State(state): State<AppState>,
     auth: AuthUser,
-    mut form: Multipart,
+    form: std::result::Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Response> {
+    let mut form = form.map_err(|e| AppError::bad_request("invalid_upload", e.body_text()))?;
     let mut bytes: Option<Bytes> = None;
     loop {
         let field = form
