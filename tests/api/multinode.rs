@@ -608,3 +608,81 @@ async fn a_redis_restart_loses_nothing() {
     }
     schema.drop_schema().await.expect("drop the schema");
 }
+
+#[tokio::test]
+async fn a_dead_nodes_users_go_offline_and_limits_are_shared() {
+    let Some((db, redis)) = services("a_dead_nodes_users_go_offline_and_limits_are_shared") else {
+        return;
+    };
+    let schema = test_schema(&db).await.expect("a fresh PostgreSQL schema");
+    let ns = unique("ns");
+    let mut nodes = vec![
+        Node::start(schema.url(), &redis, &ns).await,
+        Node::start(schema.url(), &redis, &ns).await,
+        Node::start(schema.url(), &redis, &ns).await,
+    ];
+    let (a, b, c) = (nodes[0].addr, nodes[1].addr, nodes[2].addr);
+
+    // Failed logins count across nodes: 5 per username by default.
+    Client::register(a, "victim").await;
+    for node in [a, b, c, a, b] {
+        let (status, _) = Client::at(node)
+            .post(
+                "/tools/api/auth/login/",
+                json!({"username": "victim", "password": "wrong-password"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, body) = Client::at(c)
+        .post(
+            "/tools/api/auth/login/",
+            json!({"username": "victim", "password": crate::helpers::PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+
+    // Bob is connected only to node B, which then dies without a word.
+    let ann = Client::register(a, "ann").await;
+    let bob = Client::register(b, "bob").await;
+    let room = ann.create_room("Vigil", "group", &[&bob]).await;
+    let mut ann_ws = ann.ws(&format!("/ws/chat/{room}/")).await;
+    ann_ws.next_of("connection_established").await;
+    let mut bob_ws = bob.ws(&format!("/ws/chat/{room}/")).await;
+    bob_ws.next_of("connection_established").await;
+    assert_eq!(ann_ws.next_of("user_joined").await["user_id"], bob.id());
+    nodes[1].kill().await;
+
+    let started = tokio::time::Instant::now();
+    let left = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "bob is shown offline within 60 s"
+        );
+        if let Some(frame) = ann_ws.try_next_json(Duration::from_secs(1)).await
+            && frame["type"] == "user_left"
+        {
+            break frame;
+        }
+    };
+    assert_eq!(left["user_id"], bob.id());
+    let (_, people) = ann
+        .on(c)
+        .get(&format!("/tools/api/chat/{room}/participants/"))
+        .await;
+    let bob_row = people["data"]["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["username"] == "bob")
+        .cloned();
+    assert_eq!(bob_row.unwrap()["is_online"], false);
+    eprintln!(
+        "dead node's user shown offline after {:?}",
+        started.elapsed()
+    );
+    for node in nodes {
+        node.stop().await;
+    }
+    schema.drop_schema().await.expect("drop the schema");
+}
