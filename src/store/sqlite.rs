@@ -345,6 +345,41 @@ struct SummaryRow {
     unread: i64,
 }
 
+/// A message row as a JSON array for `json_each`, in `insert` column order.
+#[derive(serde::Serialize)]
+struct NewRow<'a>(
+    String,
+    &'a str,
+    i64,
+    Option<String>,
+    &'static str,
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    i64,
+);
+
+impl<'a> NewRow<'a> {
+    fn of(msg: &'a NewMessage, seq: i64) -> Self {
+        Self(
+            msg.id.to_string(),
+            msg.room_id.as_str(),
+            seq,
+            msg.sender.as_ref().map(|s| s.id.to_string()),
+            msg.message_type.code(),
+            &msg.content,
+            msg.client_id.as_deref(),
+            msg.event.as_deref(),
+            msg.created_at,
+        )
+    }
+}
+
+/// Batch data as one JSON text bind.
+fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Unavailable(Box::new(e)))
+}
+
 /// Escapes `%`, `_` and `\` so user text matches literally inside `like`.
 fn like_pattern(query: &str) -> String {
     let mut pattern = String::with_capacity(query.len() + 2);
@@ -1311,115 +1346,148 @@ impl Store for SqliteStore {
 
     // ---- messages
 
+    /// Set-based: a constant handful of statements per batch, whatever its size
+    /// (each statement costs a round trip to the driver's worker thread). Batch
+    /// data goes in as JSON arrays read with `json_each`, so every statement's
+    /// text is fixed and stays prepared.
     #[instrument(skip_all, fields(batch = batch.len()))]
     async fn insert_messages(&self, batch: &[NewMessage]) -> StoreResult<Vec<InsertOutcome>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut tx = self
             .writer
             .begin_with("begin immediate")
             .await
             .map_err(db_err)?;
-        let mut outcomes: Vec<InsertOutcome> = Vec::with_capacity(batch.len());
-        // The seq last handed out per room in this batch, read from the room once.
-        let mut last_seq: HashMap<&RoomId, (i64, i64)> = HashMap::new();
-        // (room, sender, client_id) -> index in `outcomes`, for repeats within the batch.
-        let mut seen: HashMap<(&RoomId, UserId, &str), usize> = HashMap::new();
-        let mut active: Vec<(UserId, i64)> = Vec::new();
 
-        for msg in batch {
-            let idempotency = match (&msg.sender, &msg.client_id) {
-                (Some(sender), Some(client_id)) => {
-                    Some((&msg.room_id, sender.id, client_id.as_str()))
-                }
+        let mut room_ids: Vec<&str> = batch.iter().map(|m| m.room_id.as_str()).collect();
+        room_ids.sort_unstable();
+        room_ids.dedup();
+        let rooms: Vec<(String, i64)> = sqlx::query_as(
+            "select id, last_seq from rooms where id in (select value from json_each(?))",
+        )
+        .bind(json_text(&room_ids)?)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if rooms.len() != room_ids.len() {
+            return Err(StoreError::NotFound);
+        }
+        // The seq last handed out per room, and the time of its newest message.
+        let mut last_seq: HashMap<String, (i64, Option<i64>)> = rooms
+            .into_iter()
+            .map(|(id, seq)| (id, (seq, None)))
+            .collect();
+
+        // Client ids this batch repeats from earlier batches, in one lookup.
+        type Key = (String, String, String);
+        let key_of = |msg: &NewMessage| -> Option<Key> {
+            match (&msg.sender, &msg.client_id) {
+                (Some(sender), Some(client_id)) => Some((
+                    msg.room_id.as_str().to_string(),
+                    sender.id.to_string(),
+                    client_id.clone(),
+                )),
                 _ => None,
-            };
-            if let Some(key) = idempotency {
-                if let Some(&i) = seen.get(&key) {
+            }
+        };
+        let keys: Vec<Key> = batch.iter().filter_map(key_of).collect();
+        let mut stored: HashMap<Key, Message> = HashMap::new();
+        if !keys.is_empty() {
+            let rows = sqlx::query_as::<_, MessageRow>(concat!(
+                "select ",
+                message_cols!(),
+                " from json_each(?) k join messages m on m.room_id = json_extract(k.value, '$[0]') \
+                   and m.sender_id = json_extract(k.value, '$[1]') and m.client_id = json_extract(k.value, '$[2]') \
+                 left join users u on u.id = m.sender_id"
+            ))
+            .bind(json_text(&keys)?)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            for row in rows {
+                let key = (
+                    row.room_id.clone(),
+                    row.sender_id.clone().unwrap_or_default(),
+                    row.client_id.clone().unwrap_or_default(),
+                );
+                stored.insert(key, row.into_message()?);
+            }
+        }
+
+        let mut outcomes: Vec<InsertOutcome> = Vec::with_capacity(batch.len());
+        let mut seen: HashMap<Key, usize> = HashMap::new();
+        let mut rows: Vec<NewRow> = Vec::with_capacity(batch.len());
+        let mut active: Vec<(String, i64)> = Vec::new();
+        for msg in batch {
+            let key = key_of(msg);
+            if let Some(key) = &key {
+                if let Some(&i) = seen.get(key) {
                     let original = outcomes[i].message().clone();
                     outcomes.push(InsertOutcome::Duplicate(original));
                     continue;
                 }
-                let existing = sqlx::query_as::<_, MessageRow>(concat!(
-                    "select ",
-                    message_cols!(),
-                    " from messages m left join users u on u.id = m.sender_id \
-                     where m.room_id = ? and m.sender_id = ? and m.client_id = ?"
-                ))
-                .bind(key.0.as_str())
-                .bind(key.1.to_string())
-                .bind(key.2)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?;
-                if let Some(row) = existing {
-                    outcomes.push(InsertOutcome::Duplicate(row.into_message()?));
+                if let Some(original) = stored.get(key) {
+                    outcomes.push(InsertOutcome::Duplicate(original.clone()));
                     continue;
                 }
             }
-
-            let seq = match last_seq.get_mut(&msg.room_id) {
-                Some((seq, at)) => {
-                    *seq += 1;
-                    *at = msg.created_at;
-                    *seq
-                }
-                None => {
-                    let current: i64 =
-                        sqlx::query_scalar("select last_seq from rooms where id = ?")
-                            .bind(msg.room_id.as_str())
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .map_err(db_err)?
-                            .ok_or(StoreError::NotFound)?;
-                    last_seq.insert(&msg.room_id, (current + 1, msg.created_at));
-                    current + 1
-                }
-            };
-
-            sqlx::query(
-                "insert into messages (id, room_id, seq, sender_id, message_type, content, client_id, event, created_at) \
-                 values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(msg.id.to_string())
-            .bind(msg.room_id.as_str())
-            .bind(seq)
-            .bind(msg.sender.as_ref().map(|s| s.id.to_string()))
-            .bind(msg.message_type.code())
-            .bind(&msg.content)
-            .bind(msg.client_id.as_deref())
-            .bind(msg.event.as_deref())
-            .bind(msg.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-
+            let (seq, at) = last_seq
+                .get_mut(msg.room_id.as_str())
+                .ok_or(StoreError::NotFound)?;
+            *seq += 1;
+            *at = Some(msg.created_at);
+            let seq = *seq;
+            rows.push(NewRow::of(msg, seq));
             if let (Some(sender), MessageType::Text) = (&msg.sender, msg.message_type) {
-                let day = day_of(msg.created_at);
-                if !active.contains(&(sender.id, day)) {
-                    active.push((sender.id, day));
+                let day = (sender.id.to_string(), day_of(msg.created_at));
+                if !active.contains(&day) {
+                    active.push(day);
                 }
             }
-            if let Some(key) = idempotency {
+            if let Some(key) = key {
                 seen.insert(key, outcomes.len());
             }
             outcomes.push(InsertOutcome::Inserted(msg.clone().into_message(seq)));
         }
 
-        for (room, (seq, at)) in &last_seq {
-            sqlx::query("update rooms set last_seq = ?, last_message_at = ? where id = ?")
-                .bind(*seq)
-                .bind(*at)
-                .bind(room.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+        if !rows.is_empty() {
+            sqlx::query(
+                "insert into messages (id, room_id, seq, sender_id, message_type, content, client_id, event, created_at) \
+                 select json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
+                        json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
+                        json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]') \
+                 from json_each(?)",
+            )
+            .bind(json_text(&rows)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            let moved: Vec<(&str, i64, i64)> = last_seq
+                .iter()
+                .filter_map(|(room, (seq, at))| at.map(|at| (room.as_str(), *seq, at)))
+                .collect();
+            sqlx::query(
+                "update rooms set last_seq = json_extract(k.value, '$[1]'), last_message_at = json_extract(k.value, '$[2]') \
+                 from json_each(?) k where rooms.id = json_extract(k.value, '$[0]')",
+            )
+            .bind(json_text(&moved)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         }
-        for (user, day) in active {
-            sqlx::query("insert into user_activity_days (user_id, day) values (?, ?) on conflict do nothing")
-                .bind(user.to_string())
-                .bind(day)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+        if !active.is_empty() {
+            // `where true` lets SQLite tell the upsert clause from a join constraint.
+            sqlx::query(
+                "insert into user_activity_days (user_id, day) \
+                 select json_extract(value, '$[0]'), json_extract(value, '$[1]') from json_each(?) where true \
+                 on conflict do nothing",
+            )
+            .bind(json_text(&active)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         }
         tx.commit().await.map_err(db_err)?;
         Ok(outcomes)
