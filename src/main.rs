@@ -1,6 +1,12 @@
 use clap::Parser;
 use parley::config::Cli;
 
+// glibc's malloc keeps an arena per thread and holds on to memory freed on
+// another thread; with tens of thousands of sockets that cost several KiB per
+// idle connection (measured in docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let _ = dotenvy::dotenv();

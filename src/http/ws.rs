@@ -97,7 +97,7 @@ fn upgrade_to(
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
         // Small buffers: memory per idle connection is what limits how many we hold.
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_write_buffer_size(1024 * 1024)
         .on_upgrade(move |socket| tasks.track_future(session::run(socket, state, start))))

@@ -53,7 +53,8 @@ type PendingSend = Pin<
 
 /// Runs a connection until either side ends it.
 pub async fn run(socket: WebSocket, state: AppState, start: SessionStart) {
-    let span = tracing::info_span!("ws.session", user_id = %start.user.id, scope = ?start.scope);
+    // A debug span: an info span would cost every idle connection a few hundred bytes.
+    let span = tracing::debug_span!("ws.session", user_id = %start.user.id, scope = ?start.scope);
     let (sink, stream) = socket.split();
     serve(sink, stream, state, start).instrument(span).await;
 }
@@ -74,39 +75,48 @@ where
     } = start;
     let user_id = user.id;
     let (tx, rx) = mpsc::channel(state.config.ws_outbound_queue);
-    let (fill_tx, fill_rx) = mpsc::channel(64);
+    let fills = Arc::new(FillRequests::default());
     let control = ConnControl::new();
     let writer = Writer {
         me: user_id,
         rx,
-        fills: fill_tx,
+        fills: fills.clone(),
         control: control.clone(),
         shutdown: state.shutdown.clone(),
     };
 
-    let mut session =
-        match Session::open(&state, user, scope, since_seq, tx.clone(), control.clone()).await {
-            Ok(session) => session,
-            Err(err) => {
-                tracing::warn!(error = %err, "could not open session");
-                let _ = tx.try_send(Outbound::Frame(error_frame(
-                    err.code(),
-                    &err.public_message(),
-                    None,
-                )));
-                control.close(close::INTERNAL, "could not open session");
-                drop(tx);
-                writer.run(sink).await;
-                return;
-            }
-        };
-    session.register(&state).await;
+    // Futures that run once are boxed: their state would otherwise stay in
+    // this long-lived future, making every idle connection bigger.
+    let opening = Box::pin(Session::open(
+        &state,
+        user,
+        scope,
+        since_seq,
+        tx.clone(),
+        control.clone(),
+    ));
+    let mut session = match opening.await {
+        Ok(session) => session,
+        Err(err) => {
+            tracing::warn!(error = %err, "could not open session");
+            let _ = tx.try_send(Outbound::Frame(error_frame(
+                err.code(),
+                &err.public_message(),
+                None,
+            )));
+            control.close(close::INTERNAL, "could not open session");
+            drop(tx);
+            writer.run(sink).await;
+            return;
+        }
+    };
+    Box::pin(session.register(&state)).await;
     let writer = state.tasks.spawn(writer.run(sink).in_current_span());
-    tracing::info!("websocket connected");
+    tracing::info!(%user_id, "websocket connected");
 
     match (session.scope.clone(), since_seq) {
         (Scope::Room(room), Some(since)) => {
-            if let Err(err) = session.replay(&state, &room, since).await {
+            if let Err(err) = Box::pin(session.replay(&state, &room, since)).await {
                 session.reply_error(&err, None);
             }
         }
@@ -114,20 +124,21 @@ where
         // the hub knew this connection would otherwise wait for the next one.
         _ => session.reply(Outbound::Resync),
     }
-    session.read_loop(&state, stream, fill_rx).await;
+    session.read_loop(&state, stream, &fills).await;
 
     let (code, reason) = match control.close_reason() {
         Some(reason) => reason,
         None if state.shutdown.is_cancelled() => (close::RESTART, "server restarting"),
         None => (close::NORMAL, "closed"),
     };
-    session.unregister(&state).await;
+    Box::pin(session.unregister(&state)).await;
     drop(session);
     drop(tx);
     let _ = writer.await;
     tracing::info!(
         code,
         reason,
+        %user_id,
         duration_ms = opened.elapsed().as_millis() as u64,
         "websocket closed"
     );
@@ -137,9 +148,11 @@ struct Session {
     hub: Hub,
     /// Rooms followed at registration (`/ws/`: every room the user belongs to).
     rooms: Vec<RoomId>,
-    user: User,
+    me: UserId,
     sender: Arc<Sender>,
-    profile: ProfileView,
+    /// How others see this user (no e-mail), to announce the arrival; dropped
+    /// once announced (memory per connection matters), rebuilt for a departure.
+    profile: Option<Box<ProfileView>>,
     scope: Scope,
     tx: mpsc::Sender<Outbound>,
     control: Arc<ConnControl>,
@@ -262,9 +275,9 @@ impl Session {
         Ok(Self {
             hub: state.hub.clone(),
             rooms: positions.into_iter().map(|(room, _)| room).collect(),
+            me: user.id,
             sender: rooms::sender_of(&user),
-            user,
-            profile,
+            profile: Some(Box::new(profile)),
             scope,
             tx,
             control,
@@ -277,31 +290,34 @@ impl Session {
         let rooms = std::mem::take(&mut self.rooms);
         let followed = rooms.clone();
         let (id, first_here) = state.hub.register(
-            self.user.id,
+            self.me,
             self.scope.clone(),
             rooms,
             self.tx.clone(),
             self.control.clone(),
         );
         self.conn_id = Some(id);
-        if first_here && state.cluster.came_online(self.user.id).await {
+        let profile = self.profile.take();
+        if let Some(profile) = profile.filter(|_| first_here)
+            && state.cluster.came_online(self.me).await
+        {
             let rooms = self.presence_rooms(state, &followed).await;
             presence::announce(
                 state,
                 &rooms,
-                self.user.id,
-                &self.user.username,
-                &self.profile,
+                self.me,
+                &self.sender.username,
+                &profile,
                 true,
             );
         }
         // A room joined between loading the list and registering would be
         // missed: look again now that joins reach this connection.
         if self.scope == Scope::AllRooms {
-            match state.store.list_room_ids_for_user(self.user.id).await {
+            match state.store.list_room_ids_for_user(self.me).await {
                 Ok(ids) => {
                     for room in ids.iter().filter(|r| !followed.contains(r)) {
-                        state.hub.follow_room(self.user.id, room);
+                        state.hub.follow_room(self.me, room);
                     }
                 }
                 Err(err) => tracing::warn!(error = %err, "could not recheck rooms"),
@@ -316,22 +332,29 @@ impl Session {
         };
         let (rooms, last_here) = state.hub.unregister(id);
         for room in &rooms {
-            if state.typing.stop(room, self.user.id) {
-                messages::announce_typing(state, room, self.user.id, &self.user.username, false);
+            if state.typing.stop(room, self.me) {
+                messages::announce_typing(state, room, self.me, &self.sender.username, false);
             }
         }
-        if last_here && state.cluster.went_offline(self.user.id).await {
-            self.profile.is_online = false;
-            if let Err(err) = state.store.update_last_seen(self.user.id, now_ms()).await {
+        if last_here && state.cluster.went_offline(self.me).await {
+            if let Err(err) = state.store.update_last_seen(self.me, now_ms()).await {
                 tracing::warn!(error = %err, "could not record last_seen");
             }
+            let profile = match state.store.get_user(self.me).await {
+                Ok(Some(user)) => profiles::view(state, &user, None).await.ok(),
+                _ => None,
+            };
+            let Some(profile) = profile else {
+                tracing::warn!("could not load the profile to announce a departure");
+                return;
+            };
             let rooms = self.presence_rooms(state, &rooms).await;
             presence::announce(
                 state,
                 &rooms,
-                self.user.id,
-                &self.user.username,
-                &self.profile,
+                self.me,
+                &self.sender.username,
+                &profile,
                 false,
             );
         }
@@ -341,7 +364,7 @@ impl Session {
     /// belong to, plus any public room this connection was watching, so the
     /// same rooms hear both.
     async fn presence_rooms(&self, state: &AppState, followed: &[RoomId]) -> Vec<RoomId> {
-        let mut rooms = match state.store.list_room_ids_for_user(self.user.id).await {
+        let mut rooms = match state.store.list_room_ids_for_user(self.me).await {
             Ok(rooms) => rooms,
             Err(err) => {
                 tracing::warn!(error = %err, "could not list rooms for presence");
@@ -377,12 +400,8 @@ impl Session {
         )));
     }
 
-    async fn read_loop<St, E>(
-        &mut self,
-        state: &AppState,
-        mut stream: St,
-        mut fills: mpsc::Receiver<Fill>,
-    ) where
+    async fn read_loop<St, E>(&mut self, state: &AppState, mut stream: St, fills: &FillRequests)
+    where
         St: Stream<Item = Result<Message, E>> + Unpin,
         E: Into<axum::Error>,
     {
@@ -395,9 +414,11 @@ impl Session {
                 Some((client_id, result)) = pending.next(), if !pending.is_empty() => {
                     self.on_sent(client_id.as_deref(), result);
                 }
-                Some(fill) = fills.recv() => {
-                    if let Err(err) = self.fill(state, fill).await {
-                        tracing::debug!(error = %err, "could not fill a gap; will retry");
+                () = fills.ready.notified() => {
+                    for fill in fills.take() {
+                        if let Err(err) = Box::pin(self.fill(state, fill)).await {
+                            tracing::debug!(error = %err, "could not fill a gap; will retry");
+                        }
                     }
                 }
                 frame = stream.next(), if pending.len() < MAX_PENDING_SENDS => {
@@ -418,7 +439,7 @@ impl Session {
                     self.control.mark_received();
                     match frame {
                         Message::Text(text) => {
-                            if let Some(send) = self.on_text(state, &text).await {
+                            if let Some(send) = Box::pin(self.on_text(state, &text)).await {
                                 pending.push(send);
                             }
                         }
@@ -517,14 +538,13 @@ impl Session {
             }
             ClientMsg::Typing { is_typing, room_id } => match self.target_room(room_id) {
                 Ok(room) => {
-                    messages::typing(state, self.user.id, &self.user.username, &room, is_typing)
-                        .await
+                    messages::typing(state, self.me, &self.sender.username, &room, is_typing).await
                 }
                 Err(err) => Err(err),
             },
             ClientMsg::Read { up_to_seq, room_id } => match self.target_room(room_id) {
                 Ok(room) => {
-                    messages::mark_read(state, self.user.id, &room, ReadUpTo::Seq(up_to_seq)).await
+                    messages::mark_read(state, self.me, &room, ReadUpTo::Seq(up_to_seq)).await
                 }
                 Err(err) => Err(err),
             },
@@ -533,13 +553,13 @@ impl Session {
                 room_id,
             } => match self.target_room(room_id) {
                 Ok(room) => {
-                    messages::mark_read(state, self.user.id, &room, ReadUpTo::Messages(message_ids))
+                    messages::mark_read(state, self.me, &room, ReadUpTo::Messages(message_ids))
                         .await
                 }
                 Err(err) => Err(err),
             },
             ClientMsg::Resume { since_seq, room_id } => match self.target_room(room_id) {
-                Ok(room) => match rooms::access(state, &room, self.user.id).await {
+                Ok(room) => match rooms::access(state, &room, self.me).await {
                     Ok(_) => {
                         // Never past the room's end: a stale client must not skip future messages.
                         let last = match state.store.get_room(&room).await {
@@ -587,7 +607,7 @@ impl Session {
         loop {
             let (page, mine, others) = messages::history(
                 state,
-                self.user.id,
+                self.me,
                 room,
                 Page::After {
                     seq: after,
@@ -603,7 +623,7 @@ impl Session {
                 .messages
                 .iter()
                 .map(|m| {
-                    let view = MessageView::for_viewer(m, self.user.id, mine, others);
+                    let view = MessageView::for_viewer(m, self.me, mine, others);
                     (
                         m.seq,
                         ServerEvent::ChatMessage {
@@ -638,10 +658,7 @@ impl Session {
 
     /// Fetches what the writer is missing (a lasting gap, or a resync).
     async fn fill(&self, state: &AppState, fill: Fill) -> Result<(), AppError> {
-        if rooms::access(state, &fill.room, self.user.id)
-            .await
-            .is_err()
-        {
+        if rooms::access(state, &fill.room, self.me).await.is_err() {
             return Ok(());
         }
         self.send_stored_after(state, &fill.room, fill.after, false)
@@ -687,12 +704,37 @@ fn is_too_big(err: &axum::Error) -> bool {
     false
 }
 
+/// Gaps the writer wants fetched from the store, for the reader. A list and a
+/// wake-up rather than a channel: it is almost always empty, and a channel
+/// would allocate its buffer for every connection.
+#[derive(Default)]
+struct FillRequests {
+    pending: std::sync::Mutex<Vec<Fill>>,
+    ready: tokio::sync::Notify,
+}
+
+impl FillRequests {
+    fn push(&self, fill: Fill) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        match pending.iter_mut().find(|f| f.room == fill.room) {
+            Some(existing) => existing.after = existing.after.min(fill.after),
+            None => pending.push(fill),
+        }
+        drop(pending);
+        self.ready.notify_one();
+    }
+
+    fn take(&self) -> Vec<Fill> {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
 /// The only task that writes to the socket.
 struct Writer {
     me: UserId,
     rx: mpsc::Receiver<Outbound>,
     /// Gaps to fetch from the store, for the reader.
-    fills: mpsc::Sender<Fill>,
+    fills: Arc<FillRequests>,
     control: Arc<ConnControl>,
     shutdown: CancellationToken,
 }
@@ -737,7 +779,7 @@ impl Writer {
                 }
                 () = sleep_until(fill_at), if fill_at.is_some() => {
                     for fill in delivery.due_fills(Instant::now()) {
-                        let _ = self.fills.try_send(fill);
+                        self.fills.push(fill);
                     }
                 }
             }
@@ -780,7 +822,7 @@ impl Writer {
             Outbound::Fill { room, messages } => delivery.fill(&room, messages, out),
             Outbound::Resync => {
                 for fill in delivery.resync() {
-                    let _ = self.fills.try_send(fill);
+                    self.fills.push(fill);
                 }
             }
         }
