@@ -93,6 +93,8 @@ impl Application {
             writer,
             typing: Arc::new(Typing::default()),
             dummy_password_hash: Arc::from(dummy_password_hash),
+            i18n: Arc::new(crate::i18n::Catalogs::load()?),
+            assets: Arc::new(crate::http::assets::AssetBundle::load()),
             shutdown,
             tasks,
         };

@@ -4,10 +4,10 @@
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Request, header};
-use axum::response::Redirect;
 use axum::routing::{get, post};
 use tower::Layer;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
 use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
@@ -20,6 +20,7 @@ pub mod api;
 pub mod assets;
 pub mod extract;
 pub mod health;
+pub mod pages;
 pub mod ws;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -100,16 +101,43 @@ pub fn router(state: AppState) -> NormalizePath<Router> {
         .route("/chat/{room_id}/send", post(messages::send_message))
         .route("/chat/{room_id}/read", post(messages::mark_read));
 
+    // Pages and assets are text worth compressing; the API's small JSON and
+    // the WebSocket upgrade are left alone.
+    let web = Router::new()
+        .route("/", get(pages::app_page))
+        .route("/login", get(pages::login_page).post(pages::login_submit))
+        .route(
+            "/register",
+            get(pages::register_page).post(pages::register_submit),
+        )
+        .route(
+            "/logout",
+            get(pages::logout_page).post(pages::logout_submit),
+        )
+        .route("/settings", get(pages::settings_page))
+        .route("/u/{username}", get(pages::profile_page))
+        .route("/u/{username}/message", post(pages::direct_submit))
+        .route(
+            "/invite/{code}",
+            get(pages::invite_page).post(pages::invite_submit),
+        )
+        .route(
+            "/tools/chat/enhanced/{room_id}",
+            get(pages::enhanced_chat_page),
+        )
+        .route("/assets/{version}/{*path}", get(assets::asset_file))
+        .route("/static/{*path}", get(assets::static_file))
+        .layer(CompressionLayer::new());
+
     let app = Router::new()
         .nest("/tools/api", api)
+        .merge(web)
         .route("/ws", get(ws::user_socket))
         .route("/ws/chat/{room_id}", get(ws::room_socket))
         .route("/avatars/{user_id}", get(users::get_avatar))
-        .route("/static/{*path}", get(assets::static_file))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/", get(|| async { Redirect::to("/static/websocket_test.html") }))
-        .fallback(|| async { crate::error::AppError::not_found("not_found", "no such page") })
+        .fallback(pages::not_found)
         .method_not_allowed_fallback(|| async { crate::error::AppError::MethodNotAllowed })
         .with_state(state)
         .layer(SetResponseHeaderLayer::if_not_present(

@@ -12,6 +12,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod i18n;
 pub mod limits;
 pub mod realtime;
 pub mod services;

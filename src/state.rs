@@ -8,6 +8,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::cluster::Cluster;
 use crate::config::Config;
+use crate::http::assets::AssetBundle;
+use crate::i18n::Catalogs;
 use crate::limits::Limits;
 use crate::realtime::hub::Hub;
 use crate::realtime::typing::Typing;
@@ -32,6 +34,10 @@ pub struct AppState {
     /// A password hash to verify against when the username does not exist,
     /// so a failed login takes as long whether or not the user exists.
     pub dummy_password_hash: Arc<str>,
+    /// The web app's UI strings, per language.
+    pub i18n: Arc<Catalogs>,
+    /// The web app's scripts and styles.
+    pub assets: Arc<AssetBundle>,
     /// Cancelled when the server begins shutting down.
     pub shutdown: CancellationToken,
     /// Background tasks and WebSocket sessions, awaited at shutdown.

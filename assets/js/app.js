@@ -1,0 +1,632 @@
+// The chat app: wires the room list, the open room's timeline, the
+// participants, the composer and one WebSocket (/ws/) that follows every room
+// the user belongs to. The server is the source of truth: messages are shown
+// by seq, each once; after a reconnect the open room resumes from the last
+// seq shown and everything else (room list, participants) is reloaded.
+import { $, bootData, debounce, toast } from './dom.js';
+import { initI18n, t, errorText } from './i18n.js';
+import { ApiError, get, post } from './api.js';
+import { Connection, newClientId } from './connection.js';
+import { RoomList } from './rooms.js';
+import { Timeline } from './timeline.js';
+import { Participants } from './participants.js';
+import { TypingIndicator } from './typing.js';
+import { Composer } from './composer.js';
+import { EmojiPicker } from './emoji.js';
+import { Notifier, enableNotifications, notificationsSupported, settings } from './notify.js';
+import { newDirectDialog, newGroupDialog, profileDialog, publicRoomsDialog, roomInfoDialog } from './dialogs.js';
+import { roomTitle, senderName, shownName } from './format.js';
+
+const boot = bootData();
+initI18n(boot.catalog, boot.lang);
+const me = boot.me;
+const LAST_ROOM_KEY = 'parley.lastRoom';
+const MEMBERSHIP_EVENTS = new Set(['member_joined', 'member_left', 'member_added', 'member_removed', 'ownership_transferred']);
+const ACK_TIMEOUT_MS = 15000;
+
+const els = {
+  app: $('#app'),
+  title: $('#room-title'),
+  subtitle: $('#room-subtitle'),
+  pill: $('#conn-pill'),
+  pillText: $('#conn-text'),
+  retry: $('#retry-now'),
+  empty: $('#empty-state'),
+  composer: $('#composer'),
+  joinBar: $('#join-bar'),
+  readonly: $('#readonly-bar'),
+  roomInfo: $('#room-info'),
+  notifyToggle: $('#notify-toggle'),
+  scrim: $('#scrim'),
+};
+
+/** What is known about each room: who is online in it and its newest seq. */
+const onlineByRoom = new Map();
+/** Messages sent and not yet acknowledged, in every room: client_id → {room, content, failed, sentAt}. */
+const outbox = new Map();
+const drafts = new Map();
+const notifier = new Notifier(document.title);
+
+let current = null; // { id, room, member, loading, buffer: [] }
+let preview = null; // a /ws/chat/<room>/ connection while reading a public room one is not in
+let connectedOnce = false;
+const lastReadSent = new Map();
+
+// ------------------------------------------------------------ components
+
+const roomList = new RoomList({
+  list: $('#room-list'),
+  empty: $('#room-list-empty'),
+  search: $('#room-search'),
+  onOpen: (id) => openRoom(id),
+  isOnline: (userId) => [...onlineByRoom.values()].some((set) => set.has(userId)),
+});
+
+const timeline = new Timeline({
+  scroller: $('#messages'),
+  rows: $('#message-rows'),
+  pending: $('#pending-rows'),
+  status: $('#history-status'),
+  jump: $('#jump-latest'),
+  jumpCount: $('#jump-count'),
+  onReadable: () => scheduleRead(),
+  onLoadOlder: (beforeSeq) => get(`/chat/${current.id}/messages/?before=${beforeSeq}&limit=50`),
+  onProfile: (userId) => userId && profileDialog(dialogContext, userId),
+  onRetry: (clientId) => retrySend(clientId),
+});
+
+const participants = new Participants({
+  list: $('#participants'),
+  count: $('#participant-count'),
+  onProfile: (userId) => profileDialog(dialogContext, userId),
+});
+
+const typing = new TypingIndicator($('#typing'));
+
+const composer = new Composer({
+  form: els.composer,
+  input: $('#composer-input'),
+  counter: $('#char-counter'),
+  send: $('#send-button'),
+  max: boot.max_message_chars || 5000,
+  onSend: (text) => send(text),
+  onTyping: (isTyping) => current?.member && conn.send({ type: 'typing', room_id: current.id, is_typing: isTyping }),
+});
+
+new EmojiPicker({ button: $('#emoji-button'), panel: $('#emoji-picker'), onPick: (emoji) => composer.insert(emoji) });
+
+const dialogContext = {
+  me,
+  openRoom: (id, room) => {
+    if (room && !roomList.get(id) && room.my_role) roomList.upsert(room);
+    openRoom(id);
+  },
+  isMember: (id) => Boolean(roomList.get(id)),
+  joinRoom: (id) => joinRoom(id),
+};
+
+// ------------------------------------------------------------ the connection
+
+const conn = new Connection(() => '/ws/', {
+  onFrame: (frame) => onFrame(frame, false),
+  onState: (state, seconds) => showConnection(state, seconds),
+  onRefused: () => checkSession(),
+});
+
+function showConnection(state, seconds) {
+  els.pill.dataset.state = state;
+  const text = {
+    connected: t('conn.connected'),
+    connecting: t('conn.connecting'),
+    reconnecting: t('conn.reconnecting', { s: seconds }),
+    offline: t('conn.offline'),
+    closed: t('conn.offline'),
+  }[state];
+  if (els.pillText.textContent !== text) els.pillText.textContent = text;
+  els.retry.hidden = state !== 'reconnecting' && state !== 'offline';
+}
+
+/** A refused upgrade: if the session ended, go to the login page. */
+async function checkSession() {
+  try {
+    await get('/auth/me/');
+  } catch {
+    /* api() redirects on 401; other failures: keep retrying */
+  }
+}
+
+function onFrame(frame, fromPreview) {
+  switch (frame.type) {
+    case 'connection_established':
+      return fromPreview ? onPreviewEstablished(frame) : onEstablished(frame);
+    case 'chat_message':
+      return onChatMessage(frame.room_id, frame.message);
+    case 'user_joined':
+    case 'user_left':
+      return onPresence(frame.room_id, frame.user_id, frame.type === 'user_joined', frame.user_profile);
+    case 'user_typing':
+      if (frame.room_id === current?.id && frame.user_id !== me.id) {
+        const person = participants.get(frame.user_id);
+        typing.set(frame.user_id, person ? shownName(person) : frame.username, frame.is_typing);
+      }
+      return;
+    case 'read_status_update':
+      return onRead(frame);
+    case 'room_joined':
+      return onRoomJoined(frame.room);
+    case 'room_left':
+      return onRoomLeft(frame.room_id, frame.reason);
+    case 'room_updated':
+      return onRoomUpdated(frame.room);
+    case 'member_updated':
+      return onMemberUpdated(frame);
+    case 'error':
+      return onError(frame);
+    default:
+      return undefined;
+  }
+}
+
+function onEstablished(frame) {
+  for (const room of frame.rooms ?? []) {
+    onlineByRoom.set(room.room_id, new Set(room.online));
+    const known = roomList.get(room.room_id);
+    if (known && room.last_seq > (known.last_seq ?? 0)) known.newest_seq = room.last_seq;
+    if (room.room_id === current?.id) current.serverSeq = room.last_seq;
+  }
+  if (connectedOnce) {
+    // Presence, typing and room changes are not replayed: reload them.
+    reloadRooms();
+    if (current) loadParticipants(current.id);
+  }
+  connectedOnce = true;
+  typing.clear();
+  if (current) refreshPresence();
+  catchUp();
+  resendPending();
+  scheduleRead();
+}
+
+/** Asks the server for what the open room has that the timeline lacks. */
+function catchUp() {
+  if (!current?.member || current.loading || !conn.isOpen) return;
+  const newest = Math.max(current.serverSeq ?? 0, roomList.get(current.id)?.last_seq ?? 0);
+  if (newest > timeline.lastSeq) conn.send({ type: 'resume', room_id: current.id, since_seq: timeline.lastSeq });
+}
+
+function onChatMessage(roomId, message) {
+  if (message.client_id && message.is_own) outbox.delete(message.client_id);
+  const isCurrent = roomId === current?.id;
+  if (isCurrent) {
+    if (current.loading) current.buffer.push(message);
+    else {
+      const before = timeline.lastSeq;
+      timeline.add(message);
+      if (before && message.seq > before + 1) catchUp();
+    }
+    if (message.message_type === 'system' && MEMBERSHIP_EVENTS.has(message.event?.event)) reloadParticipants();
+  }
+  const seen = isCurrent && !notifier.hidden && timeline.seesLatest;
+  const countable = !message.is_own && message.message_type === 'text';
+  roomList.onMessage(roomId, message, countable && !seen);
+  if (countable && !seen) {
+    const room = roomList.get(roomId);
+    notifier.message({
+      title: t('notify.title', { name: senderName(message), room: room ? roomTitle(room) : roomId }),
+      body: message.content,
+      icon: message.sender_avatar,
+      tag: roomId,
+      onClick: () => openRoom(roomId),
+    });
+  }
+  if (isCurrent) scheduleRead();
+  updateTitle();
+}
+
+function onPresence(roomId, userId, online, profile) {
+  const set = onlineByRoom.get(roomId) ?? new Set();
+  if (online) set.add(userId);
+  else set.delete(userId);
+  onlineByRoom.set(roomId, set);
+  if (roomId === current?.id) {
+    participants.setOnline(userId, online, profile);
+    if (!online) typing.set(userId, '', false);
+    updateSubtitle();
+  }
+  roomList.schedule();
+}
+
+function refreshPresence() {
+  const set = onlineByRoom.get(current.id);
+  if (!set) return;
+  for (const person of participants.people.values()) participants.setOnline(person.id, set.has(person.id));
+  updateSubtitle();
+}
+
+function onRead(frame) {
+  if (frame.user_id === me.id) {
+    roomList.markRead(frame.room_id, frame.up_to_seq);
+    updateTitle();
+  } else if (frame.room_id === current?.id && current.room?.room_type === 'direct') {
+    timeline.markPeerRead(frame.up_to_seq);
+  }
+}
+
+function onRoomJoined(room) {
+  roomList.upsert(room);
+  reloadRooms();
+  if (room.room_id === current?.id && !current.member) openRoom(room.room_id, { keepUrl: true });
+}
+
+function onRoomLeft(roomId, reason) {
+  roomList.remove(roomId);
+  onlineByRoom.delete(roomId);
+  if (roomId !== current?.id) return;
+  toast(reason === 'removed' ? t('room.removed') : t('room.left'));
+  if (current.room?.room_type === 'public') openRoom(roomId, { keepUrl: true });
+  else closeRoom();
+}
+
+function onRoomUpdated(room) {
+  if (roomList.get(room.room_id)) roomList.upsert(room);
+  if (room.room_id === current?.id) {
+    current.room = { ...current.room, ...room };
+    renderHeader();
+    updateComposerState();
+  }
+}
+
+function onMemberUpdated(frame) {
+  if (frame.room_id !== current?.id) return;
+  participants.update(frame.user_id, { role: frame.role, muted_until: frame.muted_until });
+  if (frame.user_id === me.id) {
+    current.me = { ...(current.me ?? {}), role: frame.role, muted_until: frame.muted_until };
+    const listed = roomList.get(frame.room_id);
+    if (listed) listed.my_role = frame.role;
+    updateComposerState();
+  }
+}
+
+function onError(frame) {
+  const entry = frame.client_id && outbox.get(frame.client_id);
+  const text = errorText(frame.code, frame.message);
+  if (entry) {
+    entry.failed = true;
+    if (entry.room === current?.id) timeline.failPending(frame.client_id, text);
+  } else {
+    toast(text);
+  }
+}
+
+// ------------------------------------------------------------ sending
+
+function send(content) {
+  if (!current?.member) return;
+  const clientId = newClientId();
+  outbox.set(clientId, { room: current.id, content, failed: false, sentAt: Date.now() });
+  timeline.addPending(clientId, content);
+  conn.send({ type: 'message', room_id: current.id, content, client_id: clientId });
+  drafts.delete(current.id);
+}
+
+function retrySend(clientId) {
+  const entry = outbox.get(clientId);
+  if (!entry) return;
+  entry.failed = false;
+  entry.sentAt = Date.now();
+  timeline.retryPending(clientId);
+  conn.send({ type: 'message', room_id: entry.room, content: entry.content, client_id: clientId });
+}
+
+/** After a reconnect: everything not yet acknowledged goes again, under the same client_id. */
+function resendPending() {
+  for (const [clientId, entry] of outbox) {
+    if (entry.failed) continue;
+    entry.sentAt = Date.now();
+    conn.send({ type: 'message', room_id: entry.room, content: entry.content, client_id: clientId });
+  }
+}
+
+setInterval(() => {
+  if (!conn.isOpen) return;
+  for (const [clientId, entry] of outbox) {
+    if (!entry.failed && Date.now() - entry.sentAt > ACK_TIMEOUT_MS) {
+      entry.failed = true;
+      if (entry.room === current?.id) timeline.failPending(clientId, '');
+    }
+  }
+}, 5000);
+
+const scheduleRead = debounce(() => {
+  if (!current?.member || current.loading || notifier.hidden || !timeline.seesLatest) return;
+  const seq = timeline.lastSeq;
+  if (seq <= (lastReadSent.get(current.id) ?? 0)) return;
+  if (conn.send({ type: 'read', room_id: current.id, up_to_seq: seq })) {
+    lastReadSent.set(current.id, seq);
+    roomList.markRead(current.id, seq);
+    updateTitle();
+  }
+}, 250);
+
+function updateTitle() {
+  notifier.setUnread(roomList.totalUnread());
+}
+
+// ------------------------------------------------------------ rooms
+
+async function reloadRooms() {
+  try {
+    const rooms = await get('/chat/rooms/');
+    roomList.setRooms(rooms);
+    updateTitle();
+    if (current && roomList.get(current.id) && !current.loading) catchUp();
+  } catch (error) {
+    if (!(error instanceof ApiError && error.status === 401)) toast(error.message);
+  }
+}
+
+async function joinRoom(roomId) {
+  await post(`/chat/${roomId}/join/`);
+  await reloadRooms();
+  openRoom(roomId);
+}
+
+function closeRoom() {
+  stopPreview();
+  current = null;
+  timeline.close();
+  participants.clear();
+  typing.clear();
+  els.title.textContent = t('app.title');
+  els.subtitle.textContent = '';
+  els.empty.hidden = false;
+  els.composer.hidden = true;
+  els.joinBar.hidden = true;
+  els.readonly.hidden = true;
+  els.roomInfo.disabled = true;
+  roomList.setActive(null);
+  history.replaceState(null, '', '/');
+}
+
+async function openRoom(roomId, { keepUrl = false, fromHistory = false } = {}) {
+  if (current && current.id !== roomId) drafts.set(current.id, $('#composer-input').value);
+  stopPreview();
+  closeDrawers();
+  const listed = roomList.get(roomId);
+  current = { id: roomId, room: listed ?? null, member: Boolean(listed), loading: true, buffer: [], me: null };
+  const opening = current;
+  roomList.setActive(roomId);
+  localStorage.setItem(LAST_ROOM_KEY, roomId);
+  const path = `/tools/chat/enhanced/${encodeURIComponent(roomId)}/`;
+  if (!keepUrl && !fromHistory && location.pathname !== path) history.pushState({ room: roomId }, '', path);
+  else if (keepUrl && location.pathname !== path) history.replaceState({ room: roomId }, '', path);
+  els.empty.hidden = true;
+  timeline.close();
+  typing.clear();
+  composer.reset();
+  $('#composer-input').value = drafts.get(roomId) ?? '';
+  renderHeader();
+  updateComposerState();
+
+  const unread = listed?.unread ?? 0;
+  const limit = Math.min(200, Math.max(50, unread + 20));
+  let page;
+  let room;
+  try {
+    [room, page] = await Promise.all([get(`/chat/${roomId}/`), get(`/chat/${roomId}/messages/?limit=${limit}`)]);
+  } catch (error) {
+    if (current !== opening) return;
+    toast(error.message);
+    if (error.status === 404 || error.status === 403) closeRoom();
+    return;
+  }
+  if (current !== opening) return;
+  current.room = { ...(listed ?? {}), ...room };
+  current.member = Boolean(room.my_role);
+  timeline.reset(current.room, {
+    messages: page.messages,
+    hasMore: page.has_more,
+    lastReadSeq: room.last_read_seq ?? listed?.last_read_seq ?? 0,
+    me,
+  });
+  current.loading = false;
+  for (const message of current.buffer) timeline.add(message);
+  current.buffer = [];
+  for (const [clientId, entry] of outbox) {
+    if (entry.room !== roomId) continue;
+    timeline.addPending(clientId, entry.content, false);
+    if (entry.failed) timeline.failPending(clientId, '');
+  }
+  renderHeader();
+  await loadParticipants(roomId);
+  if (current !== opening) return;
+  updateComposerState();
+  if (current.member) catchUp();
+  else startPreview(roomId);
+  scheduleRead();
+}
+
+function renderHeader() {
+  const room = current?.room;
+  els.title.textContent = room ? roomTitle(room) : current?.id ?? t('app.title');
+  els.roomInfo.disabled = !room;
+  document.title = room ? `${roomTitle(room)} · Parley` : 'Parley';
+  notifier.baseTitle = document.title;
+  updateTitle();
+  updateSubtitle();
+}
+
+function updateSubtitle() {
+  const room = current?.room;
+  if (!room) {
+    els.subtitle.textContent = '';
+    return;
+  }
+  const kind = t(`room.kind_${room.room_type}`);
+  if (room.room_type === 'direct') {
+    const online = room.peer && onlineByRoom.get(room.room_id)?.has(room.peer.id);
+    els.subtitle.textContent = `${kind} · ${online ? t('presence.online') : t('presence.offline')}`;
+    return;
+  }
+  const total = participants.people.size || room.member_count || 0;
+  const online = [...participants.people.values()].filter((p) => p.is_online).length;
+  els.subtitle.textContent = `${kind} · ${t('room.members_online', { n: total, online })}`;
+}
+
+function updateComposerState() {
+  const room = current?.room;
+  const mine = current?.me;
+  const muted = mine?.muted_until && Date.parse(mine.muted_until) > Date.now();
+  const archived = room?.is_archived;
+  const member = current?.member;
+  els.joinBar.hidden = member || !room || room.room_type !== 'public' || archived;
+  els.composer.hidden = !member || archived || muted;
+  els.readonly.hidden = !(member && (archived || muted));
+  els.readonly.textContent = archived ? t('room.archived') : muted ? t('room.muted') : '';
+  composer.setEnabled(Boolean(member && !archived && !muted));
+}
+
+async function loadParticipants(roomId) {
+  try {
+    const data = await get(`/chat/${roomId}/participants/`);
+    if (current?.id !== roomId) return;
+    participants.set(data.participants);
+    current.me = data.participants.find((p) => p.id === me.id) ?? null;
+    const set = new Set(data.participants.filter((p) => p.is_online).map((p) => p.id));
+    onlineByRoom.set(roomId, set);
+    updateSubtitle();
+    updateComposerState();
+  } catch (error) {
+    if (current?.id === roomId) toast(error.message);
+  }
+}
+
+const reloadParticipants = debounce(() => current && loadParticipants(current.id), 300);
+
+// A public room read without being a member: its own socket, from the last seq shown.
+function startPreview(roomId) {
+  preview = new Connection(() => `/ws/chat/${encodeURIComponent(roomId)}/?since_seq=${timeline.lastSeq}`, {
+    onFrame: (frame) => onFrame(frame.room_id ? frame : { ...frame, room_id: roomId }, true),
+    onState: () => {},
+  });
+  preview.start();
+}
+
+function onPreviewEstablished(frame) {
+  if (frame.room_id === current?.id) onlineByRoom.set(frame.room_id, new Set(frame.online));
+  refreshPresence();
+}
+
+function stopPreview() {
+  preview?.stop();
+  preview = null;
+}
+
+// ------------------------------------------------------------ layout: drawers, toggles
+
+const narrow = window.matchMedia('(max-width: 1100px)');
+const mobile = window.matchMedia('(max-width: 768px)');
+const roomsButton = $('#open-rooms');
+const participantsButton = $('#toggle-participants');
+
+function openDrawer(which) {
+  els.app.classList.add(`${which}-open`);
+  els.scrim.hidden = false;
+  const panel = which === 'rooms' ? $('#rooms-panel') : $('#participants-panel');
+  (which === 'rooms' ? roomsButton : participantsButton).setAttribute('aria-expanded', 'true');
+  panel.querySelector('button, input, a')?.focus();
+}
+
+function closeDrawers(returnFocus = false) {
+  const wasRooms = els.app.classList.contains('rooms-open');
+  const wasParticipants = els.app.classList.contains('participants-open');
+  els.app.classList.remove('rooms-open', 'participants-open');
+  els.scrim.hidden = true;
+  roomsButton.setAttribute('aria-expanded', 'false');
+  if (narrow.matches) participantsButton.setAttribute('aria-expanded', 'false');
+  if (returnFocus && wasRooms) roomsButton.focus();
+  if (returnFocus && wasParticipants) participantsButton.focus();
+}
+
+roomsButton.addEventListener('click', () => openDrawer('rooms'));
+$('#close-rooms').addEventListener('click', () => closeDrawers(true));
+$('#close-participants').addEventListener('click', () => closeDrawers(true));
+els.scrim.addEventListener('click', () => closeDrawers(true));
+participantsButton.addEventListener('click', () => {
+  if (narrow.matches) {
+    if (els.app.classList.contains('participants-open')) closeDrawers(true);
+    else openDrawer('participants');
+    return;
+  }
+  const hidden = els.app.classList.toggle('participants-hidden');
+  participantsButton.setAttribute('aria-expanded', String(!hidden));
+  localStorage.setItem('parley.participantsHidden', hidden ? '1' : '0');
+});
+if (localStorage.getItem('parley.participantsHidden') === '1' && !narrow.matches) {
+  els.app.classList.add('participants-hidden');
+  participantsButton.setAttribute('aria-expanded', 'false');
+}
+if (narrow.matches) participantsButton.setAttribute('aria-expanded', 'false');
+narrow.addEventListener('change', () => closeDrawers());
+mobile.addEventListener('change', () => closeDrawers());
+document.addEventListener('keydown', (event) => {
+  if (event.key === 'Escape' && (els.app.classList.contains('rooms-open') || els.app.classList.contains('participants-open'))) {
+    closeDrawers(true);
+  }
+});
+
+// ------------------------------------------------------------ buttons
+
+$('#new-group').addEventListener('click', () => newGroupDialog(dialogContext));
+$('#new-direct').addEventListener('click', () => newDirectDialog(dialogContext));
+$('#browse-public').addEventListener('click', () => publicRoomsDialog(dialogContext));
+els.roomInfo.addEventListener('click', () => current && roomInfoDialog(dialogContext, current.id));
+$('#join-room').addEventListener('click', async () => {
+  if (!current) return;
+  try {
+    await joinRoom(current.id);
+  } catch (error) {
+    toast(error.message);
+  }
+});
+els.retry.addEventListener('click', () => conn.retryNow());
+
+function showNotifyState() {
+  const on = settings.notify && notificationsSupported() && Notification.permission === 'granted';
+  els.notifyToggle.setAttribute('aria-pressed', String(on));
+}
+els.notifyToggle.addEventListener('click', async () => {
+  if (settings.notify) {
+    settings.notify = false;
+    toast(t('notify.disabled'));
+  } else {
+    const permission = await enableNotifications();
+    toast(permission === 'granted' ? t('notify.enabled') : t('notify.denied'));
+  }
+  showNotifyState();
+});
+if (!notificationsSupported()) els.notifyToggle.hidden = true;
+showNotifyState();
+
+document.addEventListener('visibilitychange', () => {
+  updateTitle();
+  if (!notifier.hidden) scheduleRead();
+});
+window.addEventListener('popstate', () => {
+  const match = location.pathname.match(/^\/tools\/chat\/enhanced\/([^/]+)\/?$/);
+  if (match) openRoom(decodeURIComponent(match[1]), { fromHistory: true });
+});
+
+// ------------------------------------------------------------ start
+
+async function start() {
+  els.composer.hidden = true;
+  conn.start();
+  await reloadRooms();
+  const wanted = boot.room ?? localStorage.getItem(LAST_ROOM_KEY);
+  const first = wanted && (roomList.get(wanted) || boot.room) ? wanted : roomList.sorted()[0]?.room_id;
+  if (first) openRoom(first, { keepUrl: Boolean(boot.room) || location.pathname === '/' });
+  else closeRoom();
+}
+
+start();

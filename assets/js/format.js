@@ -1,0 +1,98 @@
+// How users, tags, links and system messages are shown.
+import { h } from './dom.js';
+import { t } from './i18n.js';
+
+export function shownName(profile) {
+  return profile?.display_name || profile?.username || '';
+}
+
+export function realName(profile) {
+  return [profile?.first_name, profile?.last_name].filter(Boolean).join(' ');
+}
+
+/** The name a message shows for its sender. */
+export function senderName(message) {
+  return message.sender_display_name || message.sender || '';
+}
+
+export function tagPills(details = []) {
+  return h(
+    'ul',
+    { class: 'tags' },
+    details.map((tag) =>
+      h(
+        'li',
+        { class: `tag tag-${tag.kind} tag-${tag.kind}-${tag.code}` },
+        h('span', { 'aria-hidden': 'true' }, tag.emoji),
+        ` ${t(`tag.${tag.kind}.${tag.code}`)}`,
+      ),
+    ),
+  );
+}
+
+export function avatar(url, size = '', alt = '') {
+  return h('img', { class: `avatar ${size}`, src: url, alt, width: 36, height: 36, loading: 'lazy', decoding: 'async' });
+}
+
+export function avatarWithDot(url, online, size = '') {
+  return h('span', { class: `avatar-wrap ${size}` }, avatar(url, size), h('span', { class: online ? 'status-dot online' : 'status-dot' }));
+}
+
+// http(s) URLs and www. addresses; anything else (javascript:, data:, …)
+// stays plain text because it never matches.
+const LINK = /\b(?:https?:\/\/|www\.)[^\s<>"'`]+/gi;
+const TRAILING = /[.,;:!?'")\]}>，。！？、；：）】》]+$/u;
+
+/** The text as nodes: plain text, with web addresses as safe links. */
+export function linkify(text) {
+  const nodes = [];
+  let last = 0;
+  for (const match of text.matchAll(LINK)) {
+    let url = match[0];
+    const trailing = url.match(TRAILING);
+    if (trailing) url = url.slice(0, -trailing[0].length);
+    if (!url) continue;
+    const start = match.index;
+    if (start > last) nodes.push(text.slice(last, start));
+    const href = url.toLowerCase().startsWith('www.') ? `https://${url}` : url;
+    let safe = null;
+    try {
+      const parsed = new URL(href);
+      if (parsed.protocol === 'http:' || parsed.protocol === 'https:') safe = parsed.href;
+    } catch {
+      safe = null;
+    }
+    nodes.push(safe ? h('a', { href: safe, target: '_blank', rel: 'noopener noreferrer' }, url) : url);
+    last = start + url.length;
+  }
+  if (last < text.length) nodes.push(text.slice(last));
+  return nodes;
+}
+
+/** A system message in the reader's language (from its event), else its English text. */
+export function systemText(message) {
+  const e = message.event;
+  if (!e?.event) return message.content;
+  const key = `sys.${e.event}`;
+  const text = t(key, { user: e.username ?? '', by: e.by ?? '', name: e.name ?? '' });
+  return text === key ? message.content : text;
+}
+
+/** Text for a room list preview. */
+export function previewText(message) {
+  if (!message) return t('rooms.no_messages');
+  if (message.message_type === 'system') return systemText(message);
+  const who = message.is_own ? t('rooms.you') : senderName(message);
+  return `${who}: ${message.content.replace(/\s+/g, ' ')}`;
+}
+
+export function roomTitle(room) {
+  if (room.room_type === 'direct') return shownName(room.peer) || t('room.kind_direct');
+  return room.name || room.room_id;
+}
+
+/** One or two letters for a room's icon. */
+export function initials(text) {
+  const letters = [...(text || '?').trim()];
+  return (letters[0] || '?').toUpperCase();
+}

@@ -1,0 +1,103 @@
+// The right column: the open room's members with presence, names, bio,
+// membership and tags; online members first.
+import { h, clear } from './dom.js';
+import { t } from './i18n.js';
+import { avatarWithDot, realName, shownName, tagPills } from './format.js';
+
+const ROLE_RANK = { owner: 0, admin: 1, member: 2 };
+
+export class Participants {
+  constructor({ list, count, onProfile }) {
+    Object.assign(this, { listEl: list, countEl: count, onProfile });
+    this.people = new Map();
+    this.scheduled = false;
+  }
+
+  set(participants) {
+    this.people = new Map(participants.map((p) => [p.id, p]));
+    this.render();
+  }
+
+  clear() {
+    this.people = new Map();
+    this.render();
+  }
+
+  get(userId) {
+    return this.people.get(userId);
+  }
+
+  setOnline(userId, online, profile) {
+    const person = this.people.get(userId);
+    if (!person) return;
+    Object.assign(person, profile ?? {}, { is_online: online });
+    this.schedule();
+  }
+
+  update(userId, fields) {
+    const person = this.people.get(userId);
+    if (!person) return;
+    Object.assign(person, fields);
+    this.schedule();
+  }
+
+  schedule() {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    requestAnimationFrame(() => {
+      this.scheduled = false;
+      this.render();
+    });
+  }
+
+  sorted() {
+    return [...this.people.values()].sort(
+      (a, b) =>
+        Number(b.is_online) - Number(a.is_online) ||
+        (ROLE_RANK[a.role] ?? 3) - (ROLE_RANK[b.role] ?? 3) ||
+        shownName(a).localeCompare(shownName(b)),
+    );
+  }
+
+  render() {
+    const people = this.sorted();
+    const online = people.filter((p) => p.is_online).length;
+    this.countEl.textContent = people.length ? `${online}/${people.length}` : '';
+    clear(this.listEl);
+    if (!people.length) {
+      this.listEl.append(h('li', { class: 'muted participant-empty' }, t('participants.none')));
+      return;
+    }
+    this.listEl.append(...people.map((person) => this.item(person)));
+  }
+
+  item(person) {
+    const real = realName(person);
+    const muted = person.muted_until && Date.parse(person.muted_until) > Date.now();
+    const role = person.role && person.role !== 'member' ? t(`room.role_${person.role}`) : null;
+    return h(
+      'li',
+      {},
+      h(
+        'button',
+        {
+          type: 'button',
+          class: person.is_online ? 'participant online' : 'participant offline',
+          dataset: { user: person.id, online: String(Boolean(person.is_online)) },
+          onclick: () => this.onProfile(person.id),
+          'aria-label': `${shownName(person)}, ${person.is_online ? t('presence.online') : t('presence.offline')}`,
+        },
+        avatarWithDot(person.avatar_url, person.is_online),
+        h(
+          'span',
+          { class: 'p-main' },
+          h('span', { class: 'p-line' }, h('span', { class: 'p-name' }, shownName(person)), role ? h('span', { class: 'p-role' }, role) : null),
+          real ? h('span', { class: 'p-real' }, real) : null,
+          person.bio ? h('span', { class: 'p-bio' }, person.bio) : null,
+          muted ? h('span', { class: 'p-muted' }, t('participants.muted')) : null,
+          tagPills(person.tag_details),
+        ),
+      ),
+    );
+  }
+}

@@ -1,0 +1,119 @@
+// The left column: my rooms, most recently active first, with previews,
+// times and unread badges, filtered by the search box.
+import { h, clear } from './dom.js';
+import { t, formatShort } from './i18n.js';
+import { avatarWithDot, initials, previewText, roomTitle } from './format.js';
+
+export class RoomList {
+  constructor({ list, empty, search, onOpen, isOnline }) {
+    Object.assign(this, { listEl: list, emptyEl: empty, searchEl: search, onOpen, isOnline });
+    this.rooms = new Map();
+    this.active = null;
+    this.scheduled = false;
+    search.addEventListener('input', () => this.render());
+  }
+
+  setRooms(rooms) {
+    this.rooms = new Map(rooms.map((room) => [room.room_id, room]));
+    this.render();
+  }
+
+  get(roomId) {
+    return this.rooms.get(roomId);
+  }
+
+  /** Adds or updates a room (fields not given are kept). */
+  upsert(room) {
+    const old = this.rooms.get(room.room_id) ?? { unread: 0, last_read_seq: 0 };
+    this.rooms.set(room.room_id, { ...old, ...room });
+    this.schedule();
+  }
+
+  remove(roomId) {
+    this.rooms.delete(roomId);
+    this.schedule();
+  }
+
+  setActive(roomId) {
+    this.active = roomId;
+    this.schedule();
+  }
+
+  /** A new message in a room; `unread` says whether it counts as unread. */
+  onMessage(roomId, message, unread) {
+    const room = this.rooms.get(roomId);
+    if (!room || message.seq <= (room.last_seq ?? 0)) return;
+    room.last_seq = message.seq;
+    room.last_message = message;
+    room.activity = Date.parse(message.created_at);
+    if (unread) room.unread = (room.unread ?? 0) + 1;
+    this.schedule();
+  }
+
+  markRead(roomId, upToSeq) {
+    const room = this.rooms.get(roomId);
+    if (!room) return;
+    room.last_read_seq = Math.max(room.last_read_seq ?? 0, upToSeq);
+    if (upToSeq >= (room.last_seq ?? 0)) room.unread = 0;
+    this.schedule();
+  }
+
+  totalUnread() {
+    let total = 0;
+    for (const room of this.rooms.values()) total += room.unread ?? 0;
+    return total;
+  }
+
+  schedule() {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    requestAnimationFrame(() => {
+      this.scheduled = false;
+      this.render();
+    });
+  }
+
+  sorted() {
+    const time = (room) => room.activity ?? Date.parse(room.last_message?.created_at ?? room.updated_at ?? room.created_at ?? 0);
+    return [...this.rooms.values()].sort((a, b) => time(b) - time(a));
+  }
+
+  render() {
+    const query = this.searchEl.value.trim().toLowerCase();
+    const rooms = this.sorted().filter((room) => !query || roomTitle(room).toLowerCase().includes(query) || room.room_id.includes(query));
+    clear(this.listEl).append(...rooms.map((room) => this.item(room)));
+    this.emptyEl.hidden = rooms.length > 0;
+  }
+
+  item(room) {
+    const title = roomTitle(room);
+    const unread = room.unread ?? 0;
+    const icon =
+      room.room_type === 'direct' && room.peer
+        ? avatarWithDot(room.peer.avatar_url, this.isOnline(room.peer.id))
+        : h('span', { class: 'room-icon', 'aria-hidden': 'true' }, room.room_type === 'public' ? '#' : initials(title));
+    const when = room.last_message ? new Date(room.last_message.created_at) : null;
+    return h(
+      'li',
+      {},
+      h(
+        'button',
+        {
+          type: 'button',
+          class: unread ? 'room-item unread' : 'room-item',
+          'aria-current': room.room_id === this.active ? 'page' : null,
+          dataset: { room: room.room_id },
+          onclick: () => this.onOpen(room.room_id),
+        },
+        icon,
+        h('span', { class: 'room-main' }, h('span', { class: 'room-name' }, title), h('span', { class: 'room-preview' }, previewText(room.last_message))),
+        h(
+          'span',
+          { class: 'room-side' },
+          when ? h('time', { datetime: room.last_message.created_at }, formatShort(when)) : null,
+          unread ? h('span', { class: 'badge unread-badge', 'aria-label': t('rooms.unread', { n: unread }) }, unread > 99 ? '99+' : String(unread)) : null,
+        ),
+      ),
+    );
+  }
+}

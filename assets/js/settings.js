@@ -1,0 +1,224 @@
+// The settings page: profile, avatar, appearance and language, notifications,
+// password, API tokens and sessions. The forms are rendered by the server;
+// this script sends them to the API and shows the outcome.
+import { $, bootData, clear, h } from './dom.js';
+import { initI18n, t, formatDateTime } from './i18n.js';
+import { del, get, patch, post } from './api.js';
+import { enableNotifications, notificationsSupported, settings } from './notify.js';
+
+const boot = bootData();
+initI18n(boot.catalog, boot.lang);
+let me = boot.me;
+
+function say(el, text, kind = 'ok') {
+  el.textContent = text;
+  el.className = `form-status ${kind}`;
+}
+
+/** Runs an API call for a form, showing success or the translated error. */
+async function submitting(form, statusEl, action) {
+  const button = form.querySelector('button[type="submit"]');
+  if (button) button.disabled = true;
+  try {
+    const message = await action();
+    say(statusEl, message ?? t('common.saved'));
+  } catch (error) {
+    say(statusEl, error.message, 'error');
+  } finally {
+    if (button) button.disabled = false;
+  }
+}
+
+// ------------------------------------------------------------ profile
+const profileForm = $('#profile-form');
+profileForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const data = new FormData(profileForm);
+  submitting(profileForm, $('#profile-status'), async () => {
+    me = await patch('/user/me/profile/', Object.fromEntries(['display_name', 'first_name', 'last_name', 'bio', 'email'].map((k) => [k, data.get(k)])));
+  });
+});
+
+// ------------------------------------------------------------ avatar
+const avatarForm = $('#avatar-form');
+const avatarInput = $('#avatar-input');
+const preview = $('#avatar-preview');
+let previewUrl = null;
+avatarInput.addEventListener('change', () => {
+  const file = avatarInput.files?.[0];
+  if (previewUrl) URL.revokeObjectURL(previewUrl);
+  previewUrl = file ? URL.createObjectURL(file) : null;
+  if (previewUrl) preview.src = previewUrl;
+  $('#avatar-save').disabled = !file;
+  $('#avatar-status').textContent = '';
+});
+avatarForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const file = avatarInput.files?.[0];
+  if (!file) return;
+  const body = new FormData();
+  body.append('avatar', file);
+  submitting(avatarForm, $('#avatar-status'), async () => {
+    me = await post('/user/me/avatar/', body);
+    preview.src = me.avatar_url;
+    avatarInput.value = '';
+    $('#avatar-save').disabled = true;
+    return t('settings.avatar_uploaded');
+  });
+});
+
+// ------------------------------------------------------------ appearance
+const appearanceForm = $('#appearance-form');
+const root = document.documentElement;
+// Choices show at once; saving keeps them.
+appearanceForm.addEventListener('change', (event) => {
+  if (event.target.name === 'theme_mode') root.dataset.mode = event.target.value;
+  if (event.target.name === 'theme') root.dataset.style = event.target.value;
+});
+appearanceForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const data = new FormData(appearanceForm);
+  const language = data.get('language');
+  submitting(appearanceForm, $('#appearance-status'), async () => {
+    me = await patch('/user/me/profile/', { theme_mode: data.get('theme_mode'), theme: data.get('theme'), language });
+    root.dataset.mode = me.theme.mode;
+    root.dataset.style = me.theme.style;
+    // The page's own words come from the server: reload to see the new language.
+    if (language !== boot.lang) location.reload();
+  });
+});
+
+// ------------------------------------------------------------ notifications
+const desktop = $('#notify-desktop');
+const sound = $('#notify-sound');
+desktop.checked = settings.notify && notificationsSupported() && Notification.permission === 'granted';
+sound.checked = settings.sound;
+desktop.disabled = !notificationsSupported();
+desktop.addEventListener('change', async () => {
+  if (desktop.checked) {
+    const permission = await enableNotifications();
+    desktop.checked = permission === 'granted';
+    say($('#notify-status'), permission === 'granted' ? t('notify.enabled') : t('notify.denied'), permission === 'granted' ? 'ok' : 'error');
+  } else {
+    settings.notify = false;
+    say($('#notify-status'), t('notify.disabled'));
+  }
+});
+sound.addEventListener('change', () => {
+  settings.sound = sound.checked;
+  say($('#notify-status'), t('common.saved'));
+});
+
+// ------------------------------------------------------------ password
+const passwordForm = $('#password-form');
+passwordForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const data = new FormData(passwordForm);
+  const status = $('#password-status');
+  if (data.get('new_password') !== data.get('new_password2')) {
+    say(status, t('error.password_mismatch'), 'error');
+    return;
+  }
+  submitting(passwordForm, status, async () => {
+    const result = await post('/auth/password/', { current_password: data.get('current_password'), new_password: data.get('new_password') });
+    passwordForm.reset();
+    loadSessions();
+    return t('settings.password_changed', { n: result.sessions_revoked });
+  });
+});
+
+// ------------------------------------------------------------ API tokens
+const tokenForm = $('#token-form');
+const when = (time) => (time ? formatDateTime(new Date(time)) : t('settings.never'));
+
+async function loadTokens() {
+  const list = $('#token-list');
+  try {
+    const tokens = await get('/auth/tokens/');
+    clear(list).append(
+      ...(tokens.length
+        ? tokens.map((token) =>
+            h(
+              'li',
+              {},
+              h('span', { class: 'item-main' }, h('strong', {}, token.name), h('small', {}, t('settings.token_meta', { created: when(token.created_at), used: when(token.last_used_at) }))),
+              h('button', {
+                type: 'button',
+                class: 'btn small danger',
+                'aria-label': `${t('room.invite_revoke')} ${token.name}`,
+                onclick: async () => {
+                  try {
+                    await del(`/auth/tokens/${token.id}/`);
+                    say($('#token-status'), t('settings.token_revoked'));
+                    loadTokens();
+                  } catch (error) {
+                    say($('#token-status'), error.message, 'error');
+                  }
+                },
+              }, t('room.invite_revoke')),
+            ),
+          )
+        : [h('li', { class: 'muted' }, t('settings.no_tokens'))]),
+    );
+  } catch (error) {
+    say($('#token-status'), error.message, 'error');
+  }
+}
+
+tokenForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const name = new FormData(tokenForm).get('name');
+  submitting(tokenForm, $('#token-status'), async () => {
+    const created = await post('/auth/tokens/', { name });
+    $('#new-token-value').textContent = created.token;
+    $('#new-token').hidden = false;
+    tokenForm.reset();
+    loadTokens();
+  });
+});
+$('#copy-token').addEventListener('click', async () => {
+  try {
+    await navigator.clipboard.writeText($('#new-token-value').textContent);
+    say($('#token-status'), t('common.copied'));
+  } catch {
+    // No clipboard access: select the text so the user can copy it.
+    getSelection()?.selectAllChildren($('#new-token-value'));
+  }
+});
+
+// ------------------------------------------------------------ sessions
+async function loadSessions() {
+  const list = $('#session-list');
+  try {
+    const sessions = await get('/auth/sessions/');
+    clear(list).append(
+      ...sessions.map((session) =>
+        h(
+          'li',
+          {},
+          h(
+            'span',
+            { class: 'item-main' },
+            h('strong', {}, session.current ? t('settings.session_current') : session.user_agent.split(' ')[0] || '—'),
+            h('small', {}, t('settings.session_meta', { agent: session.user_agent || '—', ip: session.ip, time: when(session.last_used_at) })),
+          ),
+        ),
+      ),
+    );
+  } catch (error) {
+    say($('#session-status'), error.message, 'error');
+  }
+}
+
+$('#logout-others').addEventListener('click', async () => {
+  try {
+    const result = await post('/auth/sessions/logout-others/');
+    say($('#session-status'), t('settings.logged_out_others', { n: result.sessions_revoked }));
+    loadSessions();
+  } catch (error) {
+    say($('#session-status'), error.message, 'error');
+  }
+});
+
+loadTokens();
+loadSessions();

@@ -1,0 +1,432 @@
+// The open room's messages: every loaded message in a list sorted by seq, and
+// in the DOM only a window of it (at most MAX_ROWS rows) around what the user
+// is looking at, so a room with tens of thousands of loaded messages scrolls
+// as smoothly as one with ten. Messages being sent wait below as pending
+// rows until their own copy (matched by client_id) arrives.
+import { h, clear } from './dom.js';
+import { t, formatDay, formatTime, formatDateTime } from './i18n.js';
+import { avatar, linkify, senderName, systemText } from './format.js';
+
+const MAX_ROWS = 160;
+const CHUNK = 60;
+const EDGE_PX = 400;
+const RUN_GAP_MS = 5 * 60 * 1000;
+
+export class Timeline {
+  constructor({ scroller, rows, pending, status, jump, jumpCount, onReadable, onLoadOlder, onProfile, onRetry }) {
+    Object.assign(this, { scroller, rowsEl: rows, pendingEl: pending, statusEl: status, jump, jumpCount });
+    this.onReadable = onReadable;
+    this.onLoadOlder = onLoadOlder;
+    this.onProfile = onProfile;
+    this.onRetry = onRetry;
+    this.list = [];
+    this.seqs = new Set();
+    this.start = 0;
+    this.end = 0;
+    this.pending = new Map();
+    this.room = null;
+    this.newCount = 0;
+    this.loadingOlder = false;
+    this.hasMore = false;
+    this.scheduled = false;
+    scroller.addEventListener('scroll', () => this.scheduleScrollCheck(), { passive: true });
+    jump.addEventListener('click', () => this.jumpToLatest());
+  }
+
+  /** Shows a room: `messages` ascending, `hasMore` if older ones exist. */
+  reset(room, { messages, hasMore, lastReadSeq, me }) {
+    this.room = room;
+    this.me = me;
+    this.isDirect = room.room_type === 'direct';
+    this.list = [];
+    this.seqs = new Set();
+    for (const m of messages) this.insertSorted(m);
+    this.hasMore = hasMore;
+    this.loadingOlder = false;
+    this.newCount = 0;
+    this.peerReadSeq = 0;
+    for (const m of this.list) if (m.is_own && m.is_read && m.seq > this.peerReadSeq) this.peerReadSeq = m.seq;
+    // Where the user left off: before the first message from someone else
+    // they have not read.
+    const firstUnread = this.list.find((m) => m.seq > lastReadSeq && !m.is_own && m.message_type === 'text');
+    this.dividerSeq = firstUnread?.seq ?? null;
+    for (const entry of this.pending.values()) entry.el.remove();
+    this.pending.clear();
+    this.end = this.list.length;
+    this.start = Math.max(0, this.end - MAX_ROWS);
+    clear(this.rowsEl);
+    this.rowsEl.append(this.renderRange(this.start, this.end));
+    this.setStatus();
+    const divider = this.rowsEl.querySelector('.unread-sep');
+    if (divider) divider.scrollIntoView({ block: 'center' });
+    else this.scrollToBottom();
+    this.updateJump();
+  }
+
+  get lastSeq() {
+    return this.list.length ? this.list[this.list.length - 1].seq : 0;
+  }
+
+  get firstSeq() {
+    return this.list.length ? this.list[0].seq : 0;
+  }
+
+  /** Index where `seq` belongs in the list (binary search). */
+  indexFor(seq) {
+    let lo = 0;
+    let hi = this.list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.list[mid].seq < seq) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  insertSorted(message) {
+    if (this.seqs.has(message.seq)) return -1;
+    const index = this.indexFor(message.seq);
+    this.list.splice(index, 0, message);
+    this.seqs.add(message.seq);
+    return index;
+  }
+
+  /**
+   * A message from the socket or a gap fill. Returns false if it was already
+   * shown. The sender's own copy also confirms its pending row.
+   */
+  add(message) {
+    if (message.client_id && this.pending.has(message.client_id) && message.is_own) {
+      this.pending.get(message.client_id).el.remove();
+      this.pending.delete(message.client_id);
+    }
+    const wasAtBottom = this.isAtBottom();
+    const wasWindowAtEnd = this.end === this.list.length;
+    const index = this.insertSorted(message);
+    if (index < 0) return false;
+    if (index < this.start) {
+      this.start += 1;
+      this.end += 1;
+    } else if (index > this.end || (index === this.end && !wasWindowAtEnd)) {
+      // Beyond the window (the user is reading older history): counted, shown later.
+      this.newCount += 1;
+    } else {
+      this.insertRow(index);
+      if (this.end - this.start > MAX_ROWS) {
+        if (wasAtBottom) this.trimTop(this.end - this.start - MAX_ROWS);
+        else this.trimBottom(this.end - this.start - MAX_ROWS);
+      }
+      if (index === this.list.length - 1 && !message.is_own && !wasAtBottom) this.newCount += 1;
+    }
+    if (wasAtBottom && this.end === this.list.length) this.scrollToBottom();
+    this.updateJump();
+    return true;
+  }
+
+  /** Renders list[index] into the DOM (it lies inside the window) and refreshes its successor. */
+  insertRow(index) {
+    const row = this.renderRow(index);
+    const before = this.rowsEl.children[index - this.start] ?? null;
+    this.rowsEl.insertBefore(row, before);
+    this.end += 1;
+    this.rerender(index + 1);
+  }
+
+  /** Re-renders the row of list[index] if it is on screen (its predecessor changed). */
+  rerender(index) {
+    if (index < this.start || index >= this.end) return;
+    const old = this.rowsEl.children[index - this.start];
+    if (old) old.replaceWith(this.renderRow(index));
+  }
+
+  renderRange(from, to) {
+    const fragment = document.createDocumentFragment();
+    for (let i = from; i < to; i += 1) fragment.append(this.renderRow(i));
+    return fragment;
+  }
+
+  renderRow(index) {
+    const message = this.list[index];
+    const prev = this.list[index - 1];
+    const date = new Date(message.created_at);
+    const row = h('div', { class: 'row', dataset: { seq: message.seq } });
+    if (!prev || new Date(prev.created_at).toDateString() !== date.toDateString()) {
+      row.append(h('div', { class: 'day-sep', role: 'separator' }, h('span', {}, formatDay(date))));
+    }
+    if (message.seq === this.dividerSeq) {
+      row.append(h('div', { class: 'unread-sep', role: 'separator', id: 'unread-divider' }, h('span', {}, t('messages.unread_divider'))));
+    }
+    if (message.message_type === 'system') {
+      row.append(h('div', { class: 'system' }, h('span', {}, systemText(message))));
+      return row;
+    }
+    const first =
+      !prev ||
+      prev.message_type === 'system' ||
+      prev.sender_id !== message.sender_id ||
+      date - new Date(prev.created_at) > RUN_GAP_MS ||
+      row.firstChild !== null;
+    row.append(this.bubble(message, date, first));
+    return row;
+  }
+
+  bubble(message, date, first) {
+    const own = message.is_own;
+    const name = own ? t('messages.you') : senderName(message);
+    const profile = () => this.onProfile(message.sender_id);
+    const meta = first
+      ? h(
+          'div',
+          { class: 'msg-meta' },
+          own ? null : h('button', { type: 'button', class: 'name', onclick: profile }, name),
+          h('time', { datetime: message.created_at }, formatTime(date)),
+        )
+      : null;
+    const foot =
+      own && this.isDirect
+        ? h(
+            'div',
+            { class: 'msg-foot' },
+            h(
+              'span',
+              { class: message.seq <= this.peerReadSeq ? 'receipt read' : 'receipt', dataset: { seq: message.seq } },
+              message.seq <= this.peerReadSeq ? t('messages.read') : t('messages.unread'),
+            ),
+          )
+        : null;
+    const avatarSlot = own
+      ? null
+      : h(
+          'div',
+          { class: 'avatar-slot' },
+          first && message.sender_avatar
+            ? h('button', { type: 'button', onclick: profile, 'aria-label': name }, avatar(message.sender_avatar))
+            : null,
+        );
+    return h(
+      'div',
+      { class: `msg${own ? ' own' : ''}${first ? ' first' : ''}` },
+      avatarSlot,
+      h(
+        'div',
+        { class: 'msg-body' },
+        meta,
+        h('div', { class: 'bubble', title: formatDateTime(date) }, linkify(message.content)),
+        foot,
+      ),
+    );
+  }
+
+  /** The other member of a direct room read up to `seq`. */
+  markPeerRead(seq) {
+    if (seq <= this.peerReadSeq) return;
+    this.peerReadSeq = seq;
+    for (const receipt of this.rowsEl.querySelectorAll('.receipt:not(.read)')) {
+      if (Number(receipt.dataset.seq) <= seq) {
+        receipt.classList.add('read');
+        receipt.textContent = t('messages.read');
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ pending sends
+
+  /** A message on its way; `scroll` brings it into view (a new send, not a room switch). */
+  addPending(clientId, content, scroll = true) {
+    const el = h(
+      'div',
+      { class: 'row' },
+      h(
+        'div',
+        { class: 'msg own first pending' },
+        h(
+          'div',
+          { class: 'msg-body' },
+          h('div', { class: 'bubble' }, linkify(content)),
+          h('div', { class: 'msg-foot' }, h('span', { class: 'pending-state' }, t('messages.sending'))),
+        ),
+      ),
+    );
+    this.pending.set(clientId, { content, el });
+    this.pendingEl.append(el);
+    if (scroll) this.jumpToLatest();
+  }
+
+  hasPending(clientId) {
+    return this.pending.has(clientId);
+  }
+
+  failPending(clientId, reason) {
+    const entry = this.pending.get(clientId);
+    if (!entry) return;
+    const msg = entry.el.querySelector('.msg');
+    msg.classList.remove('pending');
+    msg.classList.add('failed');
+    const foot = entry.el.querySelector('.msg-foot');
+    clear(foot).append(
+      h('span', {}, `${t('messages.failed')}${reason ? ` · ${reason}` : ''}`),
+      h('button', { type: 'button', class: 'link-btn', onclick: () => this.onRetry(clientId) }, t('messages.retry')),
+    );
+  }
+
+  retryPending(clientId) {
+    const entry = this.pending.get(clientId);
+    if (!entry) return null;
+    const msg = entry.el.querySelector('.msg');
+    msg.classList.remove('failed');
+    msg.classList.add('pending');
+    clear(entry.el.querySelector('.msg-foot')).append(h('span', { class: 'pending-state' }, t('messages.sending')));
+    return entry.content;
+  }
+
+  pendingIds() {
+    return [...this.pending.keys()];
+  }
+
+  // ------------------------------------------------------------ scrolling
+
+  isAtBottom() {
+    const s = this.scroller;
+    return s.scrollHeight - s.scrollTop - s.clientHeight < 48;
+  }
+
+  scrollToBottom() {
+    this.scroller.scrollTop = this.scroller.scrollHeight;
+  }
+
+  scheduleScrollCheck() {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    requestAnimationFrame(() => {
+      this.scheduled = false;
+      this.onScroll();
+    });
+  }
+
+  onScroll() {
+    if (!this.room) return;
+    const s = this.scroller;
+    if (s.scrollTop < EDGE_PX) this.showOlder();
+    if (s.scrollHeight - s.scrollTop - s.clientHeight < EDGE_PX) this.showNewer();
+    if (this.isAtBottom() && this.end === this.list.length) {
+      this.newCount = 0;
+      this.onReadable(this.lastSeq);
+    }
+    this.updateJump();
+  }
+
+  /** Whether the user is looking at the newest message. */
+  get seesLatest() {
+    return this.end === this.list.length && this.isAtBottom();
+  }
+
+  async showOlder() {
+    if (this.start > 0) {
+      const from = Math.max(0, this.start - CHUNK);
+      this.keepPosition(() => {
+        this.rowsEl.prepend(this.renderRange(from, this.start));
+        this.start = from;
+      });
+      if (this.end - this.start > MAX_ROWS) this.trimBottom(this.end - this.start - MAX_ROWS);
+      return;
+    }
+    if (!this.hasMore || this.loadingOlder || !this.list.length) return;
+    this.loadingOlder = true;
+    this.setStatus();
+    const room = this.room;
+    try {
+      const page = await this.onLoadOlder(this.firstSeq);
+      if (room !== this.room) return;
+      this.hasMore = page.has_more;
+      const before = this.list.length;
+      for (const m of page.messages) this.insertSorted(m);
+      const added = this.list.length - before;
+      this.start += added;
+      this.end += added;
+      if (added) {
+        this.keepPosition(() => {
+          this.rerender(added);
+          const from = Math.max(0, this.start - CHUNK);
+          this.rowsEl.prepend(this.renderRange(from, this.start));
+          this.start = from;
+        });
+        if (this.end - this.start > MAX_ROWS) this.trimBottom(this.end - this.start - MAX_ROWS);
+      }
+    } catch {
+      this.statusEl.textContent = t('messages.load_failed');
+      this.loadingOlder = false;
+      return;
+    }
+    this.loadingOlder = false;
+    this.setStatus();
+  }
+
+  showNewer() {
+    if (this.end >= this.list.length) return;
+    const to = Math.min(this.list.length, this.end + CHUNK);
+    this.rowsEl.append(this.renderRange(this.end, to));
+    this.end = to;
+    if (this.end - this.start > MAX_ROWS) this.trimTop(this.end - this.start - MAX_ROWS);
+  }
+
+  /** Runs a change above the viewport without moving what the user sees. */
+  keepPosition(change) {
+    const s = this.scroller;
+    const fromBottom = s.scrollHeight - s.scrollTop;
+    change();
+    s.scrollTop = s.scrollHeight - fromBottom;
+  }
+
+  trimTop(count) {
+    const s = this.scroller;
+    const before = s.scrollHeight;
+    for (let i = 0; i < count; i += 1) this.rowsEl.firstElementChild?.remove();
+    this.start += count;
+    // The first row left may have lost its day separator's context: redraw it.
+    this.rerender(this.start);
+    s.scrollTop -= before - s.scrollHeight;
+  }
+
+  trimBottom(count) {
+    for (let i = 0; i < count; i += 1) this.rowsEl.lastElementChild?.remove();
+    this.end -= count;
+  }
+
+  jumpToLatest() {
+    if (this.end !== this.list.length) {
+      this.end = this.list.length;
+      this.start = Math.max(0, this.end - CHUNK * 2);
+      clear(this.rowsEl).append(this.renderRange(this.start, this.end));
+    }
+    this.newCount = 0;
+    this.scrollToBottom();
+    this.updateJump();
+    if (this.room) this.onReadable(this.lastSeq);
+  }
+
+  updateJump() {
+    const away = this.end < this.list.length || this.scroller.scrollHeight - this.scroller.scrollTop - this.scroller.clientHeight > this.scroller.clientHeight;
+    this.jump.hidden = !away && this.newCount === 0;
+    this.jumpCount.hidden = this.newCount === 0;
+    this.jumpCount.textContent = String(this.newCount);
+    if (!this.jump.hidden && this.isAtBottom() && this.end === this.list.length) this.jump.hidden = true;
+  }
+
+  setStatus() {
+    if (this.loadingOlder) this.statusEl.textContent = t('messages.loading_older');
+    else if (!this.hasMore && this.start === 0) this.statusEl.textContent = t('messages.beginning');
+    else this.statusEl.textContent = '';
+  }
+
+  close() {
+    this.room = null;
+    this.list = [];
+    this.seqs = new Set();
+    this.start = this.end = 0;
+    clear(this.rowsEl);
+    for (const entry of this.pending.values()) entry.el.remove();
+    this.pending.clear();
+    this.statusEl.textContent = '';
+    this.jump.hidden = true;
+  }
+}
