@@ -70,7 +70,7 @@ const timeline = new Timeline({
   jump: $('#jump-latest'),
   jumpCount: $('#jump-count'),
   onReadable: () => scheduleRead(),
-  onLoadOlder: (beforeSeq) => get(`/chat/${current.id}/messages/?before=${beforeSeq}&limit=50`),
+  onLoadOlder: (beforeSeq) => get(`/chat/${current.id}/messages/?before=${beforeSeq}&limit=100`),
   onProfile: (userId) => userId && profileDialog(dialogContext, userId),
   onRetry: (clientId) => retrySend(clientId),
 });

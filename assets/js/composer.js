@@ -60,6 +60,8 @@ export class Composer {
   }
 
   autosize() {
+    // A hidden box has no height to measure; it is sized again when typed in.
+    if (this.input.offsetParent === null) return;
     this.input.style.height = 'auto';
     this.input.style.height = `${Math.min(this.input.scrollHeight, 160)}px`;
   }

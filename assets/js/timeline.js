@@ -328,6 +328,7 @@ export class Timeline {
         this.start = from;
       });
       if (this.end - this.start > MAX_ROWS) this.trimBottom(this.end - this.start - MAX_ROWS);
+      this.setStatus();
       return;
     }
     if (!this.hasMore || this.loadingOlder || !this.list.length) return;
