@@ -98,7 +98,8 @@ new EmojiPicker({ button: $('#emoji-button'), panel: $('#emoji-picker'), onPick:
 const dialogContext = {
   me,
   openRoom: (id, room) => {
-    if (room && !roomList.get(id) && room.my_role) roomList.upsert(room);
+    // What the dialog knows (e.g. the peer of a new direct room) fills the list entry.
+    if (room?.my_role) roomList.upsert(room);
     openRoom(id);
   },
   isMember: (id) => Boolean(roomList.get(id)),
@@ -359,7 +360,12 @@ async function reloadRooms() {
     const rooms = await get('/chat/rooms/');
     roomList.setRooms(rooms);
     updateTitle();
-    if (current && roomList.get(current.id) && !current.loading) catchUp();
+    const listed = current && roomList.get(current.id);
+    if (listed) {
+      current.room = { ...current.room, ...listed };
+      renderHeader();
+      if (!current.loading) catchUp();
+    }
   } catch (error) {
     if (!(error instanceof ApiError && error.status === 401)) toast(error.message);
   }

@@ -57,6 +57,7 @@ export class Timeline {
     clear(this.rowsEl);
     this.rowsEl.append(this.renderRange(this.start, this.end));
     this.setStatus();
+    this.showLatestReceipt();
     const divider = this.rowsEl.querySelector('.unread-sep');
     if (divider) divider.scrollIntoView({ block: 'center' });
     else this.scrollToBottom();
@@ -118,9 +119,21 @@ export class Timeline {
       }
       if (index === this.list.length - 1 && !message.is_own && !wasAtBottom) this.newCount += 1;
     }
+    if (message.is_own) this.showLatestReceipt();
     if (wasAtBottom && this.end === this.list.length) this.scrollToBottom();
     this.updateJump();
     return true;
+  }
+
+  /**
+   * Direct rooms show 已读/未读 under the newest own message only: when it is
+   * read, so is everything before it.
+   */
+  showLatestReceipt() {
+    if (!this.isDirect) return;
+    for (const el of this.rowsEl.querySelectorAll('.receipt.latest')) el.classList.remove('latest');
+    const newestOwn = this.list.findLast((m) => m.is_own && m.message_type === 'text');
+    if (newestOwn) this.rowsEl.querySelector(`.receipt[data-seq="${newestOwn.seq}"]`)?.classList.add('latest');
   }
 
   /** Renders list[index] into the DOM (it lies inside the window) and refreshes its successor. */
@@ -227,6 +240,7 @@ export class Timeline {
         receipt.textContent = t('messages.read');
       }
     }
+    this.showLatestReceipt();
   }
 
   // ------------------------------------------------------------ pending sends
@@ -367,6 +381,7 @@ export class Timeline {
     const to = Math.min(this.list.length, this.end + CHUNK);
     this.rowsEl.append(this.renderRange(this.end, to));
     this.end = to;
+    this.showLatestReceipt();
     if (this.end - this.start > MAX_ROWS) this.trimTop(this.end - this.start - MAX_ROWS);
   }
 
@@ -398,6 +413,7 @@ export class Timeline {
       this.end = this.list.length;
       this.start = Math.max(0, this.end - CHUNK * 2);
       clear(this.rowsEl).append(this.renderRange(this.start, this.end));
+      this.showLatestReceipt();
     }
     this.newCount = 0;
     this.scrollToBottom();
