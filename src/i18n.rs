@@ -155,7 +155,7 @@ mod tests {
                 let path = entry.expect("readable entry").path();
                 let text = std::fs::read_to_string(&path).unwrap_or_default();
                 for key in used_keys(&text) {
-                    if catalogs.en.strings.get(key).is_none() {
+                    if !catalogs.en.strings.contains_key(key) {
                         missing.push(format!("{}: {key}", path.display()));
                     }
                 }

@@ -28,7 +28,11 @@ export class Connection {
     this.onVisible = () => {
       if (document.visibilityState === 'visible' && this.state !== 'connected' && this.state !== 'connecting') this.retryNow();
     };
-    this.onOffline = () => this.setState('offline');
+    // An open socket may well survive a short network blip; if it does not,
+    // the watchdog notices. Only a connection already down is shown offline.
+    this.onOffline = () => {
+      if (this.state !== 'connected') this.setState('offline');
+    };
   }
 
   start() {

@@ -1,0 +1,117 @@
+//! `/u/<username>`: a user's profile card, and starting a direct message from it.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::CookieJar;
+
+use crate::error::{AppError, Result};
+use crate::services::{profiles, rooms};
+use crate::state::AppState;
+use crate::views::ProfileView;
+
+use super::notice::message_page;
+use super::{
+    CsrfForm, Page, csrf_error, csrf_matches, html, room_path, session_of, to_login, user_page,
+};
+
+#[derive(Template)]
+#[template(path = "profile.html")]
+struct ProfileTemplate<'a> {
+    page: Page<'a>,
+    profile: ProfileView,
+    is_me: bool,
+    csrf: String,
+}
+
+impl ProfileTemplate<'_> {
+    fn real_name(&self) -> String {
+        real_name(&self.profile)
+    }
+
+    fn shown_name(&self) -> &str {
+        if self.profile.display_name.is_empty() {
+            &self.profile.username
+        } else {
+            &self.profile.display_name
+        }
+    }
+
+    /// The tag's label in the page's language, with its emoji.
+    fn tag_label(&self, kind: &str, code: &str) -> String {
+        self.page.t(format!("tag.{kind}.{code}"))
+    }
+
+    fn membership_key(&self) -> String {
+        format!("membership.{}", self.profile.membership)
+    }
+
+    fn mode_key(&self) -> String {
+        format!("mode.{}", self.profile.theme.mode)
+    }
+
+    fn date(&self, rfc3339: &str) -> String {
+        rfc3339.get(..10).unwrap_or(rfc3339).to_owned()
+    }
+}
+
+fn real_name(profile: &ProfileView) -> String {
+    format!("{} {}", profile.first_name, profile.last_name)
+        .trim()
+        .to_owned()
+}
+
+/// `GET /u/<username>`: a user's profile card.
+pub async fn profile_page(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    uri: Uri,
+    Path(username): Path<String>,
+) -> Result<Response> {
+    let Some((session, user)) = session_of(&state, &jar).await? else {
+        return Ok(to_login(&uri));
+    };
+    let Some(subject) = state.store.get_user_by_username(&username).await? else {
+        return Ok(message_page(
+            &state,
+            Some(&user),
+            StatusCode::NOT_FOUND,
+            "page.missing_user_title",
+            state.i18n.get(user.language).t("page.missing_user_text"),
+        ));
+    };
+    let profile = profiles::view(&state, &subject, Some(&user)).await?;
+    let template = ProfileTemplate {
+        page: user_page(&state, &user, None),
+        is_me: subject.id == user.id,
+        profile,
+        csrf: session.csrf_token.clone(),
+    };
+    Ok(html(&template, StatusCode::OK))
+}
+
+/// `POST /u/<username>/message` (form): opens the direct room with that user.
+pub async fn direct_submit(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    uri: Uri,
+    Path(username): Path<String>,
+    form: std::result::Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response> {
+    let Some((session, user)) = session_of(&state, &jar).await? else {
+        return Ok(to_login(&uri));
+    };
+    let sent = form.map(|Form(f)| f.csrf).unwrap_or_default();
+    if !csrf_matches(&sent, &session.csrf_token) {
+        return Err(csrf_error());
+    }
+    let other = state
+        .store
+        .get_user_by_username(&username)
+        .await?
+        .ok_or_else(AppError::user_not_found)?;
+    let (room, _) = rooms::direct(&state, &user, other.id).await?;
+    Ok(Redirect::to(&room_path(room.id.as_str())).into_response())
+}
