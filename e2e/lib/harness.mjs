@@ -167,7 +167,7 @@ export async function apiCall(server, token, method, path, body) {
 }
 
 export async function screenshot(page, name) {
-  await page.screenshot({ path: join(artifacts, `${name}.png`) });
+  await page.screenshot({ path: join(artifacts, `${name}.png`), animations: 'disabled' });
 }
 
 /** The text of every message bubble in the open room, in order. */
