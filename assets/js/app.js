@@ -171,8 +171,6 @@ function onFrame(frame, fromPreview) {
 function onEstablished(frame) {
   for (const room of frame.rooms ?? []) {
     onlineByRoom.set(room.room_id, new Set(room.online));
-    const known = roomList.get(room.room_id);
-    if (known && room.last_seq > (known.last_seq ?? 0)) known.newest_seq = room.last_seq;
     if (room.room_id === current?.id) current.serverSeq = room.last_seq;
   }
   if (connectedOnce) {
