@@ -251,9 +251,14 @@ impl Client {
         body["data"]["token"].as_str().expect("token").to_string()
     }
 
+    /// The server's own origin, as a browser on its pages would send it.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
     /// Opens a WebSocket with this client's session cookie and the server's own Origin.
     pub async fn ws(&self, path: &str) -> Ws {
-        self.try_ws(path, Some(&format!("http://{}", self.addr)))
+        self.try_ws(path, Some(&self.origin()))
             .await
             .expect("websocket opens")
     }
@@ -283,8 +288,21 @@ impl Client {
 
 /// The HTTP status of a refused WebSocket upgrade.
 pub fn refused_status(result: Result<Ws, WsError>) -> u16 {
+    refusal(result).0
+}
+
+/// The HTTP status and error code of a refused WebSocket upgrade.
+pub fn refusal(result: Result<Ws, WsError>) -> (u16, String) {
     match result {
-        Err(WsError::Http(response)) => response.status().as_u16(),
+        Err(WsError::Http(response)) => {
+            let body: Value = response
+                .body()
+                .as_deref()
+                .and_then(|b| serde_json::from_slice(b).ok())
+                .unwrap_or(Value::Null);
+            let code = body["error"]["code"].as_str().unwrap_or_default();
+            (response.status().as_u16(), code.to_string())
+        }
         Err(other) => panic!("expected an HTTP refusal, got {other:?}"),
         Ok(_) => panic!("expected the upgrade to be refused"),
     }

@@ -208,7 +208,7 @@ fn watch_room(
             let since = seen.last().copied().unwrap_or(0);
             let path = format!("/ws/chat/{room}/?since_seq={since}");
             let member = client.on(nodes[node % nodes.len()]);
-            let Ok(mut ws) = member.try_ws(&path, None).await else {
+            let Ok(mut ws) = member.try_ws(&path, Some(&member.origin())).await else {
                 node += 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::helpers::{refused_status, spawn_app, spawn_app_with};
+use crate::helpers::{refusal, refused_status, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn connection_established_describes_the_session() {
@@ -444,7 +444,9 @@ async fn a_removed_member_is_cut_off_at_once() {
     ann.say(&room, "bob cannot see this").await;
     all.expect_none_of("chat_message", Duration::from_millis(400))
         .await;
-    let refused = bob.try_ws(&format!("/ws/chat/{room}/"), None).await;
+    let refused = bob
+        .try_ws(&format!("/ws/chat/{room}/"), Some(&bob.origin()))
+        .await;
     assert_eq!(refused_status(refused), 403);
 }
 
@@ -454,26 +456,34 @@ async fn upgrades_are_authenticated_and_origin_checked() {
     let ann = app.user("ann").await;
     let eve = app.user("eve").await;
     let room = ann.create_room("Private", "group", &[]).await;
+    let own = Some(ann.origin());
+    let own = own.as_deref();
 
     assert_eq!(
-        refused_status(app.anonymous().try_ws("/ws/chat/general/", None).await),
-        401
+        refusal(app.anonymous().try_ws("/ws/chat/general/", own).await),
+        (401, "not_authenticated".into())
     );
-    let foreign = ann
-        .try_ws("/ws/chat/general/", Some("http://evil.example"))
-        .await;
-    assert_eq!(refused_status(foreign), 403);
+    // A cookie from a foreign page, or from something that is not a browser page at all.
+    for origin in [Some("http://evil.example"), Some("null"), None] {
+        for path in ["/ws/chat/general/", "/ws/"] {
+            assert_eq!(
+                refusal(ann.try_ws(path, origin).await),
+                (403, "origin_not_allowed".into()),
+                "{path} from {origin:?}"
+            );
+        }
+    }
     assert_eq!(
-        refused_status(eve.try_ws(&format!("/ws/chat/{room}/"), None).await),
-        403
+        refusal(eve.try_ws(&format!("/ws/chat/{room}/"), own).await),
+        (403, "not_a_member".into())
     );
     assert_eq!(
-        refused_status(ann.try_ws("/ws/chat/nope/", None).await),
-        404
+        refusal(ann.try_ws("/ws/chat/nope/", own).await),
+        (404, "room_not_found".into())
     );
     assert_eq!(
-        refused_status(ann.try_ws("/ws/chat/general/?since_seq=x", None).await),
-        400
+        refusal(ann.try_ws("/ws/chat/general/?since_seq=x", own).await),
+        (400, "invalid_query".into())
     );
 
     // A browser on the server's own origin, and a bot with a token and no Origin.
@@ -486,9 +496,19 @@ async fn upgrades_are_authenticated_and_origin_checked() {
         .await
         .expect("bearer ignores Origin");
     assert_eq!(ws.next_json().await["type"], "connection_established");
+    let mut ws = bot
+        .try_ws("/ws/chat/general/", None)
+        .await
+        .expect("bearer needs no Origin");
+    assert_eq!(ws.next_json().await["type"], "connection_established");
 
     // A plain GET is not an upgrade.
-    let (status, body) = ann.get("/ws/chat/general/").await;
+    let (status, body) = ann
+        .send(
+            ann.request(reqwest::Method::GET, "/ws/chat/general/")
+                .header("origin", ann.origin()),
+        )
+        .await;
     assert_eq!(status, reqwest::StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["code"], "websocket_required");
 }
