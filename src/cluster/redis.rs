@@ -216,8 +216,11 @@ impl RedisLink {
                     let count = self.reconnects.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(node = %self.node, connections = count + 1, "redis bus subscribed");
                     // Whatever happened while we were not listening is in the
-                    // database: every session re-checks, and our presence is
+                    // database: cached permissions are dropped (a lost
+                    // `RoomChanged` would leave them stale), every session
+                    // re-checks its rooms and membership, and our presence is
                     // written again in full.
+                    rooms.clear();
                     hub.resync_all();
                     self.rewrite_presence(&hub.local_users()).await;
                     let mut messages = pubsub.on_message();

@@ -609,6 +609,101 @@ async fn a_redis_restart_loses_nothing() {
     schema.drop_schema().await.expect("drop the schema");
 }
 
+/// Waits for `/readyz` on `client`'s node to report Redis as `want`.
+async fn wait_for_redis(client: &Client, want: &str) {
+    let mut ready = Value::Null;
+    for _ in 0..100 {
+        ready = client.get("/readyz").await.1;
+        if ready["checks"]["redis"] == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("redis never became {want}: {ready}");
+}
+
+/// A membership change made while Redis is down never reaches the other
+/// nodes as an event; when the bus returns they drop their cached permissions
+/// and every session re-checks its rooms, so a removed member is cut off then.
+#[tokio::test]
+async fn a_removal_missed_during_a_redis_outage_applies_when_it_returns() {
+    let Some((db, _)) = services("a_removal_missed_during_a_redis_outage_applies_when_it_returns")
+    else {
+        return;
+    };
+    let port = RedisServer::free_port();
+    let Some(mut redis) = RedisServer::start(port).await else {
+        eprintln!("skipping a_removal_missed_during_a_redis_outage: redis-server is not installed");
+        return;
+    };
+    let schema = test_schema(&db).await.expect("a fresh PostgreSQL schema");
+    let ns = unique("ns");
+    let nodes = [
+        Node::start(schema.url(), &redis.url(), &ns).await,
+        Node::start(schema.url(), &redis.url(), &ns).await,
+    ];
+    let (a, b) = (nodes[0].addr, nodes[1].addr);
+    let ann = Client::register(a, "ann").await;
+    let bob = Client::register(b, "bob").await;
+    let cat = Client::register(b, "cat").await;
+    let room = ann.create_room("Outage", "group", &[&bob, &cat]).await;
+    let watched = ann.create_room("Kept", "group", &[&bob]).await;
+
+    // Bob follows the room on node B, on both kinds of connection; node B has
+    // his permissions cached (he has just posted there).
+    let mut bob_room = bob.ws(&format!("/ws/chat/{room}/")).await;
+    bob_room.next_of("connection_established").await;
+    let mut bob_all = bob.ws("/ws/").await;
+    bob_all.next_of("connection_established").await;
+    bob.say(&room, "before the outage").await;
+
+    redis.stop().await;
+    wait_for_redis(&ann, "unreachable").await;
+    wait_for_redis(&bob, "unreachable").await;
+    let (status, body) = ann
+        .delete(&format!("/tools/api/chat/{room}/members/{}/", bob.id()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Long enough for node A to give up publishing the removal.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut redis = RedisServer::start(port).await.expect("redis restarts");
+
+    // The room connection is closed as if the removal had been heard live...
+    let close = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match futures_util::StreamExt::next(&mut bob_room.stream).await {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame))) => return frame,
+                Some(Ok(_)) => continue,
+                other => panic!("the connection ended without a close frame: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("node B cuts bob off once Redis is back")
+    .expect("a close frame");
+    assert_eq!(close.code, CloseCode::Policy);
+    // ...the all-rooms connection leaves the room, keeps the other one...
+    let left = bob_all.next_of("room_left").await;
+    assert_eq!(left["room_id"], room.as_str());
+    cat.say(&room, "bob must not see this").await;
+    ann.say(&watched, "bob still sees this").await;
+    let next = bob_all.next_of("chat_message").await;
+    assert_eq!(next["room_id"], watched.as_str(), "{next}");
+    // ...and node B refuses his sends (its cached permissions were dropped).
+    let (status, body) = bob
+        .post(
+            &format!("/tools/api/chat/{room}/send/"),
+            json!({"content": "still here?"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    redis.stop().await;
+    for node in nodes {
+        node.stop().await;
+    }
+    schema.drop_schema().await.expect("drop the schema");
+}
+
 #[tokio::test]
 async fn a_dead_nodes_users_go_offline_and_limits_are_shared() {
     let Some((db, redis)) = services("a_dead_nodes_users_go_offline_and_limits_are_shared") else {
