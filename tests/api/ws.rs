@@ -1,7 +1,12 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use futures_util::StreamExt;
+use parley::domain::ids::{MessageId, RoomId, UserId};
+use parley::domain::message::{InsertOutcome, MessageType, NewMessage, Sender};
+use parley::domain::time::now_ms;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -126,6 +131,79 @@ async fn client_id_is_idempotent_over_websocket() {
         .filter(|m| m["client_id"] == "dup")
         .count();
     assert_eq!(count, 1);
+}
+
+/// A message committed whose acknowledgement was lost (the database connection
+/// broke after COMMIT: the sender got `unavailable`, nobody got the message)
+/// reaches the room when the sender retries its client_id, not only when a
+/// later message reveals the gap.
+#[tokio::test]
+async fn a_retry_of_a_committed_but_unacknowledged_message_reaches_everyone() {
+    let app = spawn_app().await;
+    let ann = app.user("ann").await;
+    let bob = app.user("bob").await;
+    let room = ann.create_room("Lossy", "group", &[&bob]).await;
+    let mut a = ann.ws(&format!("/ws/chat/{room}/")).await;
+    a.next_of("connection_established").await;
+    let mut b = bob.ws(&format!("/ws/chat/{room}/")).await;
+    b.next_of("connection_established").await;
+    let mut b_all = bob.ws("/ws/").await;
+    b_all.next_of("connection_established").await;
+
+    // Stored behind the writer's back: committed, never fanned out.
+    let sender = Arc::new(Sender {
+        id: UserId::parse(&ann.id()).unwrap(),
+        username: "ann".into(),
+        display_name: String::new(),
+        avatar_version: 0,
+    });
+    let stored = app
+        .state
+        .store
+        .insert_messages(&[NewMessage {
+            id: MessageId::new(),
+            room_id: RoomId::parse(&room).unwrap(),
+            sender: Some(sender),
+            message_type: MessageType::Text,
+            content: "lost ack".into(),
+            client_id: Some("lost-1".into()),
+            event: None,
+            created_at: now_ms(),
+        }])
+        .await
+        .unwrap();
+    let InsertOutcome::Inserted(stored) = &stored[0] else {
+        panic!("stored once");
+    };
+    b.expect_none_of("chat_message", Duration::from_millis(300))
+        .await;
+
+    a.send_json(json!({"type": "message", "content": "lost ack", "client_id": "lost-1"}))
+        .await;
+    let ack = a.next_of("chat_message").await;
+    assert_eq!(ack["message"]["id"], stored.id.to_string());
+    assert_eq!(ack["message"]["client_id"], "lost-1");
+    for ws in [&mut b, &mut b_all] {
+        let got = ws.next_of("chat_message").await;
+        assert_eq!(got["message"]["id"], stored.id.to_string());
+        assert_eq!(got["message"]["seq"], stored.seq);
+        assert_eq!(got["message"]["is_own"], false);
+        ws.expect_none_of("chat_message", Duration::from_millis(300))
+            .await;
+    }
+
+    // Retrying once more sends bob nothing new: his connections have that seq.
+    a.send_json(json!({"type": "message", "content": "lost ack", "client_id": "lost-1"}))
+        .await;
+    assert_eq!(
+        a.next_of("chat_message").await["message"]["id"],
+        stored.id.to_string()
+    );
+    ann.say(&room, "next").await;
+    for ws in [&mut b, &mut b_all] {
+        let got = ws.next_of("chat_message").await;
+        assert_eq!(got["message"]["content"], "next", "{got}");
+    }
 }
 
 #[tokio::test]
