@@ -180,6 +180,32 @@ async fn wrong_passwords_are_refused_then_throttled() {
     assert_eq!(body["error"]["code"], "invalid_credentials");
 }
 
+/// Login trims the username, so the throttle must count `" carol"` as `carol`.
+#[tokio::test]
+async fn padding_the_username_does_not_escape_the_throttle() {
+    let app = spawn_app_with(|c| c.login_max_failures = 3).await;
+    app.user("carol").await;
+    let client = app.anonymous();
+    for name in ["carol", " carol", "CAROL "] {
+        let (status, body) = client
+            .post(
+                "/tools/api/auth/login/",
+                json!({"username": name, "password": "wrong-password"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{name:?}: {body}");
+    }
+    for name in [" carol", "carol", "\tcarol\n"] {
+        let (status, body) = client
+            .post(
+                "/tools/api/auth/login/",
+                json!({"username": name, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{name:?}: {body}");
+    }
+}
+
 #[tokio::test]
 async fn login_throttling_counts_per_ip_across_usernames() {
     let app = spawn_app_with(|c| c.login_max_failures_per_ip = 2).await;
