@@ -8,6 +8,7 @@ mod helpers;
 mod lifecycle;
 mod messages;
 mod multinode;
+mod outage;
 mod profiles;
 mod rooms;
 mod ws;
