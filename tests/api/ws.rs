@@ -206,6 +206,123 @@ async fn a_retry_of_a_committed_but_unacknowledged_message_reaches_everyone() {
     }
 }
 
+/// Renames, archiving, mutes and role changes reach every connection
+/// following the room, on `/ws/` and on `/ws/chat/<room>/` alike; a muted
+/// member's typing and messages are refused over the socket.
+#[tokio::test]
+async fn room_and_member_updates_reach_both_kinds_of_connection() {
+    let app = spawn_app().await;
+    let ann = app.user("ann").await;
+    let bob = app.user("bob").await;
+    let room = ann.create_room("Studio", "group", &[&bob]).await;
+    let base = format!("/tools/api/chat/{room}");
+    let mut single = bob.ws(&format!("/ws/chat/{room}/")).await;
+    single.next_of("connection_established").await;
+    let mut all = bob.ws("/ws/").await;
+    all.next_of("connection_established").await;
+
+    let (status, body) = ann
+        .patch(
+            &format!("{base}/"),
+            json!({"name": "Big Studio", "description": "louder"}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    for ws in [&mut single, &mut all] {
+        let update = ws.next_of("room_updated").await;
+        assert_eq!(update["room_id"], room.as_str());
+        assert_eq!(update["room"]["name"], "Big Studio");
+        assert_eq!(update["room"]["description"], "louder");
+        assert_eq!(update["room"]["is_archived"], false);
+    }
+
+    let (status, body) = ann
+        .post(
+            &format!("{base}/members/{}/mute/", bob.id()),
+            json!({"minutes": 10}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    for ws in [&mut single, &mut all] {
+        let update = ws.next_of("member_updated").await;
+        assert_eq!(update["room_id"], room.as_str());
+        assert_eq!(update["user_id"], bob.id());
+        assert_eq!(update["role"], "member");
+        assert_eq!(update["muted_until"], body["data"]["muted_until"]);
+    }
+    single
+        .send_json(json!({"type": "typing", "is_typing": true}))
+        .await;
+    let error = single.next_of("error").await;
+    assert_eq!(error["code"], "muted", "{error}");
+    all.send_json(json!({"type": "typing", "is_typing": true, "room_id": room}))
+        .await;
+    assert_eq!(all.next_of("error").await["code"], "muted");
+    single
+        .send_json(json!({"type": "message", "content": "hush", "client_id": "m1"}))
+        .await;
+    let error = single.next_of("error").await;
+    assert_eq!(error["code"], "muted", "{error}");
+    assert_eq!(error["client_id"], "m1");
+
+    let (status, body) = ann
+        .post(
+            &format!("{base}/members/{}/role/", bob.id()),
+            json!({"role": "admin"}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    for ws in [&mut single, &mut all] {
+        let update = ws.next_of("member_updated").await;
+        assert_eq!(update["user_id"], bob.id());
+        assert_eq!(update["role"], "admin");
+    }
+    let (status, _) = ann
+        .post(
+            &format!("{base}/members/{}/mute/", bob.id()),
+            json!({"muted": false}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    for ws in [&mut single, &mut all] {
+        let update = ws.next_of("member_updated").await;
+        assert_eq!(update["muted_until"], Value::Null);
+    }
+
+    let (status, _) = ann.post(&format!("{base}/archive/"), json!({})).await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    for ws in [&mut single, &mut all] {
+        let update = ws.next_of("room_updated").await;
+        assert_eq!(update["room"]["is_archived"], true);
+        assert_eq!(update["room"]["status"], "archived");
+    }
+}
+
+/// `heartbeat_ack` is accepted without a reply and without an error.
+#[tokio::test]
+async fn heartbeat_ack_is_accepted_silently() {
+    let app = spawn_app().await;
+    let ann = app.user("ann").await;
+    let mut ws = ann.ws("/ws/chat/general/").await;
+    ws.next_of("connection_established").await;
+    ws.send_json(json!({"type": "heartbeat_ack"})).await;
+    ws.send_json(json!({"type": "heartbeat_ack", "timestamp": 1_764_000_000_000_i64}))
+        .await;
+    ws.send_json(json!({"type": "heartbeat_ack", "room_id": "general"}))
+        .await;
+    ws.send_json(json!({"type": "ping"})).await;
+    // Frames are answered in order: the pong comes next, nothing before it.
+    let next = ws.next_json().await;
+    assert_eq!(next["type"], "pong", "{next}");
+    ws.expect_none_of("error", Duration::from_millis(300)).await;
+    ws.send_json(json!({"type": "message", "content": "still here"}))
+        .await;
+    assert_eq!(
+        ws.next_of("chat_message").await["message"]["content"],
+        "still here"
+    );
+}
+
 #[tokio::test]
 async fn three_tabs_are_one_presence() {
     let app = spawn_app().await;
