@@ -382,3 +382,57 @@ async fn user_search_finds_by_name() {
         "LIKE wildcards are literal"
     );
 }
+
+/// E-mail is private: shown to the user themself and to site admins only,
+/// wherever profiles appear.
+#[tokio::test]
+async fn admins_see_other_users_email() {
+    let app = spawn_app().await;
+    let ann = app.user("ann").await;
+    let bob = app.user("bob").await;
+    let root = app.user("root").await;
+    app.state
+        .store
+        .update_admin(UserId::parse(&root.id()).unwrap(), true)
+        .await
+        .unwrap();
+    let (status, body) = ann
+        .patch(
+            "/tools/api/user/me/profile/",
+            json!({"email": "ann@example.com"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let room = ann.create_room("Mail", "group", &[&bob, &root]).await;
+    let profile = format!("/tools/api/user/{}/profile/", ann.id());
+    let participants = format!("/tools/api/chat/{room}/participants/");
+    let ann_in = |body: &serde_json::Value| {
+        body["data"]["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["username"] == "ann")
+            .cloned()
+            .unwrap()
+    };
+
+    for viewer in [&ann, &root] {
+        let (_, body) = viewer.get(&profile).await;
+        assert_eq!(body["data"]["email"], "ann@example.com", "{body}");
+        let (_, body) = viewer.get(&participants).await;
+        assert_eq!(ann_in(&body)["email"], "ann@example.com");
+        let (_, body) = viewer.get("/tools/api/user/search/?q=ann").await;
+        assert_eq!(body["data"][0]["email"], "ann@example.com", "{body}");
+    }
+    let (_, body) = bob.get(&profile).await;
+    assert!(body["data"].get("email").is_none(), "{body}");
+    let (_, body) = bob.get(&participants).await;
+    assert!(ann_in(&body).get("email").is_none());
+    let (_, body) = bob.get("/tools/api/user/search/?q=ann").await;
+    assert!(body["data"][0].get("email").is_none(), "{body}");
+    // And the admin's own address stays theirs.
+    let (_, body) = ann
+        .get(&format!("/tools/api/user/{}/profile/", root.id()))
+        .await;
+    assert!(body["data"].get("email").is_none(), "{body}");
+}
