@@ -50,7 +50,18 @@ struct Node {
 }
 
 impl Node {
+    /// A node with a message rate high enough never to get in the way.
     async fn start(database_url: &str, redis_url: &str, namespace: &str) -> Self {
+        Self::start_with_rate(database_url, redis_url, namespace, 1000, 1000).await
+    }
+
+    async fn start_with_rate(
+        database_url: &str,
+        redis_url: &str,
+        namespace: &str,
+        rate: u32,
+        burst: u32,
+    ) -> Self {
         let data = tempfile::tempdir().expect("temp dir");
         let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
             .args([
@@ -61,14 +72,9 @@ impl Node {
                 database_url,
             ])
             .args(["--redis-url", redis_url, "--redis-namespace", namespace])
-            .args([
-                "--message-rate",
-                "1000",
-                "--message-burst",
-                "1000",
-                "--heartbeat-interval",
-                "2s",
-            ])
+            .args(["--message-rate", &rate.to_string()])
+            .args(["--message-burst", &burst.to_string()])
+            .args(["--heartbeat-interval", "2s"])
             .arg("--data-dir")
             .arg(data.path())
             .env(
@@ -668,6 +674,78 @@ async fn a_redis_restart_loses_nothing() {
     }
     assert_eq!(ready["status"], "ready", "{ready}");
     redis.stop().await;
+    for node in nodes {
+        node.stop().await;
+    }
+    schema.drop_schema().await.expect("drop the schema");
+}
+
+/// One user's message budget is counted in Redis: bursts sent through two
+/// nodes together run out at the configured burst, not at twice it.
+#[tokio::test]
+async fn the_message_rate_limit_is_shared_across_nodes() {
+    let Some((db, redis)) = services("the_message_rate_limit_is_shared_across_nodes") else {
+        return;
+    };
+    const BURST: usize = 10;
+    let schema = test_schema(&db).await.expect("a fresh PostgreSQL schema");
+    let ns = unique("ns");
+    let nodes = [
+        Node::start_with_rate(schema.url(), &redis, &ns, 1, BURST as u32).await,
+        Node::start_with_rate(schema.url(), &redis, &ns, 1, BURST as u32).await,
+    ];
+    let ann = Client::register(nodes[0].addr, "ann").await;
+    let room = ann.create_room("Budget", "group", &[]).await;
+    let via = [ann.on(nodes[0].addr), ann.on(nodes[1].addr)];
+    // Until its bus is up a node counts alone.
+    for client in &via {
+        wait_for_redis(client, "ok").await;
+    }
+
+    // Alternate nodes, as fast as possible: each node alone would allow BURST.
+    let started = tokio::time::Instant::now();
+    let mut accepted = 0;
+    let mut refused_on = [0, 0];
+    for i in 0..2 * BURST {
+        let node = i % 2;
+        let (status, body) = via[node]
+            .post(
+                &format!("/tools/api/chat/{room}/send/"),
+                json!({"content": format!("m{i}")}),
+            )
+            .await;
+        match status {
+            StatusCode::CREATED => accepted += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert_eq!(body["error"]["code"], "rate_limited");
+                refused_on[node] += 1;
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    let elapsed = started.elapsed();
+    // The sustained rate is 1/s, so the time taken may have earned a few more.
+    let earned = elapsed.as_secs() as usize + 1;
+    assert!(
+        accepted >= BURST && accepted <= BURST + earned,
+        "{accepted} accepted in {elapsed:?}; a per-node count would accept {}",
+        2 * BURST
+    );
+    assert!(
+        refused_on[0] > 0 && refused_on[1] > 0,
+        "both nodes refuse once the shared budget is spent: {refused_on:?}"
+    );
+    // The limit holds over WebSocket too (the budget refills at 1/s, so of a
+    // quick few at most one or two get through).
+    let mut ws = via[1].ws(&format!("/ws/chat/{room}/")).await;
+    ws.next_of("connection_established").await;
+    for i in 0..3 {
+        ws.send_json(json!({"type": "message", "content": "more", "client_id": format!("ws{i}")}))
+            .await;
+    }
+    let error = ws.next_of("error").await;
+    assert_eq!(error["code"], "rate_limited", "{error}");
+    assert!(error["client_id"].as_str().unwrap().starts_with("ws"));
     for node in nodes {
         node.stop().await;
     }
