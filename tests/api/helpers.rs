@@ -314,14 +314,14 @@ pub struct Ws {
 
 impl Ws {
     pub async fn send_json(&mut self, value: Value) {
-        self.stream
-            .send(Message::text(value.to_string()))
-            .await
-            .expect("ws send");
+        self.send_raw(Message::text(value.to_string())).await;
     }
 
     pub async fn send_raw(&mut self, message: Message) {
-        self.stream.send(message).await.expect("ws send");
+        tokio::time::timeout(TIMEOUT, self.stream.send(message))
+            .await
+            .expect("ws send in time")
+            .expect("ws send");
     }
 
     /// The next JSON text frame (skipping pings), or panics after the timeout.
@@ -349,13 +349,19 @@ impl Ws {
 
     /// Skips frames until one of `kind` arrives.
     pub async fn next_of(&mut self, kind: &str) -> Value {
-        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        self.next_of_within(kind, TIMEOUT).await
+    }
+
+    /// Skips frames until one of `kind` arrives, waiting up to `wait` (for
+    /// what takes several round trips between nodes, or an outage to show).
+    pub async fn next_of_within(&mut self, kind: &str, wait: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let frame = self
                 .try_next_json(left)
                 .await
-                .unwrap_or_else(|| panic!("no {kind} frame in time"));
+                .unwrap_or_else(|| panic!("no {kind} frame within {wait:?}"));
             if frame["type"] == kind {
                 return frame;
             }

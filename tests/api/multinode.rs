@@ -491,11 +491,15 @@ async fn three_nodes_share_chat_presence_typing_and_receipts() {
 
     // Cat was removed while online, so the room saw her go; now bob leaves node B.
     // (Bob has read nothing for a while: on a loaded machine his node may
-    // already have closed him for not answering its pings, so either may come first.)
+    // already have closed him for not answering its pings, so either may come
+    // first. A departure takes several database and Redis round trips on
+    // another node, hence the longer wait.)
     drop(bob_ws);
     let mut left = BTreeSet::new();
     for _ in 0..2 {
-        let frame = ann_ws.next_of("user_left").await;
+        let frame = ann_ws
+            .next_of_within("user_left", Duration::from_secs(15))
+            .await;
         left.insert(frame["user_id"].as_str().unwrap().to_string());
     }
     assert_eq!(left, BTreeSet::from([cat.id(), bob.id()]));

@@ -9,22 +9,7 @@ use serde_json::{Value, json};
 
 use parley::store::postgres::{Relay, test_schema};
 
-use crate::helpers::{Ws, spawn_app_with};
-
-/// The next frame of `kind` within `wait` (outages take seconds to show).
-async fn next_of_within(ws: &mut Ws, kind: &str, wait: Duration) -> Value {
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let frame = ws
-            .try_next_json(left)
-            .await
-            .unwrap_or_else(|| panic!("no {kind} frame within {wait:?}"));
-        if frame["type"] == kind {
-            return frame;
-        }
-    }
-}
+use crate::helpers::spawn_app_with;
 
 async fn readyz(url: &str) -> (StatusCode, Value) {
     let response = reqwest::Client::new()
@@ -75,7 +60,7 @@ async fn a_database_outage_fails_sends_cleanly_and_a_retry_is_stored_once() {
     relay.stall();
     a.send_json(json!({"type": "message", "content": "during", "client_id": "c1"}))
         .await;
-    let error = next_of_within(&mut a, "error", Duration::from_secs(20)).await;
+    let error = a.next_of_within("error", Duration::from_secs(20)).await;
     assert_eq!(error["code"], "unavailable", "{error}");
     assert_eq!(error["client_id"], "c1");
     a.expect_none_of("chat_message", Duration::from_millis(300))
