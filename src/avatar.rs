@@ -10,7 +10,12 @@ use crate::domain::Invalid;
 use crate::domain::ids::UserId;
 use crate::views::fnv1a;
 
+/// Largest image accepted; a larger one is refused with `400 image_too_large`.
 pub const MAX_UPLOAD_BYTES: usize = 5 * 1024 * 1024;
+/// Body limit of the upload request: room above `MAX_UPLOAD_BYTES` so that a
+/// somewhat-too-large image gets the clear 400 rather than a bare 413, while a
+/// huge body is still cut off early.
+pub const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
 pub const SIZE: u32 = 256;
 
 /// Decodes a PNG, JPEG, GIF or WebP (recognised from its bytes, not its declared

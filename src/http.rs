@@ -54,9 +54,8 @@ pub fn router(state: AppState) -> NormalizePath<Router> {
         )
         .route(
             "/user/me/avatar",
-            post(users::upload_avatar).layer(DefaultBodyLimit::max(
-                crate::avatar::MAX_UPLOAD_BYTES + 64 * 1024,
-            )),
+            post(users::upload_avatar)
+                .layer(DefaultBodyLimit::max(crate::avatar::MAX_REQUEST_BYTES)),
         )
         .route("/user/{user_id}/profile", get(users::get_profile))
         .route(

@@ -14,6 +14,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use crate::cluster::RedisLink;
 use crate::config::Config;
 use crate::domain::ids::UserId;
+use crate::domain::user::username_key;
 
 pub struct Limits {
     messages: DefaultKeyedRateLimiter<UserId>,
@@ -127,8 +128,10 @@ impl LoginThrottle {
         }
     }
 
+    /// The same account whatever the case or surrounding spaces (login trims
+    /// the name before looking it up), so `" alice"` cannot get a fresh count.
     fn user_key(username: &str) -> String {
-        format!("login:u:{}", username.to_ascii_lowercase())
+        format!("login:u:{}", username_key(username.trim()))
     }
 
     fn ip_key(ip: IpAddr) -> String {
@@ -216,6 +219,21 @@ mod tests {
                 .check("ann", ip, t0 + Duration::from_secs(60))
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn spaces_around_the_username_do_not_make_a_new_count() {
+        let throttle = LoginThrottle::new(3, 100, Duration::from_secs(60));
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let t0 = Instant::now();
+        for name in ["alice", " alice", "ALICE\t"] {
+            throttle.record_failure(name, ip, t0);
+        }
+        for name in ["alice", " Alice ", "\nalice"] {
+            assert!(throttle.check(name, ip, t0).is_err(), "{name:?}");
+        }
+        throttle.record_success(" alice ");
+        assert!(throttle.check("alice", ip, t0).is_ok());
     }
 
     #[test]

@@ -50,6 +50,20 @@ redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_ta
 return -1
 ";
 
+/// Failed-login counters (fixed window): adds one to each key and gives a key
+/// without an expiry (a new one) `ARGV[1]` ms to live, in one atomic step.
+/// `PEXPIRE ... NX` would do the second part in one command, but only from
+/// Redis 7; this works on Redis 6 (and anything since 2.6).
+const INCREMENT: &str = r"
+for _, key in ipairs(KEYS) do
+  redis.call('INCR', key)
+  if redis.call('PTTL', key) < 0 then
+    redis.call('PEXPIRE', key, ARGV[1])
+  end
+end
+return 0
+";
+
 pub struct RedisLink {
     node: Uuid,
     namespace: String,
@@ -61,6 +75,7 @@ pub struct RedisLink {
     reconnects: AtomicU64,
     dropped: AtomicU64,
     gcra: redis::Script,
+    increment: redis::Script,
 }
 
 impl RedisLink {
@@ -86,6 +101,7 @@ impl RedisLink {
             reconnects: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             gcra: redis::Script::new(GCRA),
+            increment: redis::Script::new(INCREMENT),
         });
         tasks.spawn(link.clone().publish_loop(rx, shutdown.clone()));
         tasks.spawn(link.clone().subscribe_loop(hub, rooms, shutdown));
@@ -216,8 +232,11 @@ impl RedisLink {
                     let count = self.reconnects.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(node = %self.node, connections = count + 1, "redis bus subscribed");
                     // Whatever happened while we were not listening is in the
-                    // database: every session re-checks, and our presence is
+                    // database: cached permissions are dropped (a lost
+                    // `RoomChanged` would leave them stale), every session
+                    // re-checks its rooms and membership, and our presence is
                     // written again in full.
+                    rooms.clear();
                     hub.resync_all();
                     self.rewrite_presence(&hub.local_users()).await;
                     let mut messages = pubsub.on_message();
@@ -449,15 +468,15 @@ impl RedisLink {
                 "redis unreachable",
             )));
         };
-        let mut pipe = redis::pipe();
+        let mut invocation = self.increment.prepare_invoke();
         for key in keys {
-            pipe.incr(self.key(key), 1)
-                .cmd("PEXPIRE")
-                .arg(self.key(key))
-                .arg(window.as_millis() as u64)
-                .arg("NX");
+            invocation.key(self.key(key));
         }
-        pipe.query_async::<()>(&mut conn).await
+        invocation
+            .arg(window.as_millis().max(1) as u64)
+            .invoke_async::<i64>(&mut conn)
+            .await
+            .map(|_| ())
     }
 
     pub async fn delete(&self, keys: &[String]) -> redis::RedisResult<()> {
@@ -469,5 +488,67 @@ impl RedisLink {
         };
         let keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
         conn.del(keys).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shared Redis of `PARLEY_TEST_REDIS_URL`, under a namespace of its own.
+    fn link(test: &str) -> Option<(Arc<RedisLink>, CancellationToken, TaskTracker)> {
+        let Some(url) = std::env::var("PARLEY_TEST_REDIS_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            eprintln!("skipping {test}: set PARLEY_TEST_REDIS_URL to run it");
+            return None;
+        };
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let namespace = format!("t{}", Uuid::now_v7().simple());
+        let link = RedisLink::start(
+            &url,
+            &namespace,
+            Hub::new(),
+            Arc::new(RoomCache::default()),
+            &tasks,
+            shutdown.clone(),
+        )
+        .unwrap();
+        Some((link, shutdown, tasks))
+    }
+
+    /// A counter's window starts at its first failure and later failures do
+    /// not move it (without `PEXPIRE NX`, which Redis 6 lacks).
+    #[tokio::test]
+    async fn failure_counters_keep_the_window_of_their_first_increment() {
+        let Some((link, shutdown, tasks)) = link("failure_counters") else {
+            return;
+        };
+        let keys = vec!["login:u:ann".to_string(), "login:i:127.0.0.1".to_string()];
+        link.increment(&keys, Duration::from_secs(60))
+            .await
+            .unwrap();
+        link.increment(&keys, Duration::from_secs(3600))
+            .await
+            .unwrap();
+        link.increment(&keys[..1], Duration::from_secs(3600))
+            .await
+            .unwrap();
+        let counts = link.counts(&keys).await.unwrap();
+        assert_eq!(counts[0].0, 3);
+        assert_eq!(counts[1].0, 2);
+        for (_, left) in &counts {
+            assert!(
+                *left > Duration::from_secs(50) && *left <= Duration::from_secs(60),
+                "{left:?}"
+            );
+        }
+        link.delete(&keys).await.unwrap();
+        assert_eq!(link.counts(&keys).await.unwrap()[0].0, 0);
+        shutdown.cancel();
+        tasks.close();
+        tasks.wait().await;
     }
 }

@@ -82,38 +82,115 @@ impl FromRequestParts<AppState> for AuthUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        if let Some(token) = bearer_token(&parts.headers)? {
-            let user = accounts::token_user(state, token).await?.ok_or_else(|| {
-                AppError::Unauthorized {
+        let (auth, csrf) = authenticate(parts, state).await?;
+        match csrf {
+            Csrf::Passed => Ok(auth),
+            Csrf::Missing { .. } => Err(csrf_failed()),
+        }
+    }
+}
+
+/// Where a request stands with CSRF once the user is known.
+enum Csrf {
+    /// Bearer token, safe method, or the right `X-CSRFToken` header.
+    Passed,
+    /// A cookie-authenticated write without the header: the token must come
+    /// from somewhere else (a form field) or the request is refused.
+    Missing { expected: String },
+}
+
+fn csrf_failed() -> AppError {
+    AppError::forbidden(
+        "csrf_failed",
+        "CSRF check failed: send the csrftoken cookie's value in the X-CSRFToken header \
+         (or, in a form, the csrfmiddlewaretoken field)",
+    )
+}
+
+/// The user behind a bearer token or session cookie, and whether the CSRF
+/// header settled the request. A wrong header is refused here; a missing one
+/// is left to the caller.
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<(AuthUser, Csrf), AppError> {
+    if let Some(token) = bearer_token(&parts.headers)? {
+        let user =
+            accounts::token_user(state, token)
+                .await?
+                .ok_or_else(|| AppError::Unauthorized {
                     code: "invalid_token",
                     message: "the API token is invalid or revoked".into(),
+                })?;
+        let auth = AuthUser {
+            user,
+            session: None,
+        };
+        return Ok((auth, Csrf::Passed));
+    }
+    let jar = CookieJar::from_headers(&parts.headers);
+    let cookie = jar
+        .get(SESSION_COOKIE)
+        .ok_or_else(AppError::unauthenticated)?;
+    let (session, user) = accounts::session_user(state, cookie.value())
+        .await?
+        .ok_or_else(AppError::unauthenticated)?;
+    let csrf = if parts.method.is_safe() {
+        Csrf::Passed
+    } else {
+        match parts.headers.get(CSRF_HEADER) {
+            None => Csrf::Missing {
+                expected: session.csrf_token.clone(),
+            },
+            Some(sent) => {
+                let sent = sent.to_str().unwrap_or_default();
+                if !accounts::constant_time_eq(sent, &session.csrf_token) {
+                    return Err(csrf_failed());
                 }
-            })?;
-            return Ok(Self {
-                user,
-                session: None,
-            });
-        }
-        let jar = CookieJar::from_headers(&parts.headers);
-        let cookie = jar
-            .get(SESSION_COOKIE)
-            .ok_or_else(AppError::unauthenticated)?;
-        let (session, user) = accounts::session_user(state, cookie.value())
-            .await?
-            .ok_or_else(AppError::unauthenticated)?;
-        if !parts.method.is_safe() {
-            let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
-            if !sent.is_some_and(|token| accounts::constant_time_eq(token, &session.csrf_token)) {
-                return Err(AppError::forbidden(
-                    "csrf_failed",
-                    "CSRF check failed: send the csrftoken cookie's value in the X-CSRFToken header",
-                ));
+                Csrf::Passed
             }
         }
-        Ok(Self {
-            user,
-            session: Some(session),
-        })
+    };
+    let auth = AuthUser {
+        user,
+        session: Some(session),
+    };
+    Ok((auth, csrf))
+}
+
+/// The logged-in user of a `multipart/form-data` request. A plain HTML form
+/// cannot set headers, so a cookie request without `X-CSRFToken` may carry the
+/// token in a `csrfmiddlewaretoken` field instead (Django's name), which only
+/// the handler can read: it gets the user from [`FormAuthUser::verify`] once it
+/// has read the form, so the check cannot be skipped.
+pub struct FormAuthUser {
+    auth: AuthUser,
+    csrf: Csrf,
+}
+
+/// The form field that may carry the CSRF token.
+pub const CSRF_FORM_FIELD: &str = "csrfmiddlewaretoken";
+
+impl FormAuthUser {
+    /// The user, if the header already passed the CSRF check or `form_token`
+    /// (the `csrfmiddlewaretoken` field, if the form had one) is the right token.
+    pub fn verify(self, form_token: Option<&str>) -> Result<AuthUser, AppError> {
+        match self.csrf {
+            Csrf::Passed => Ok(self.auth),
+            Csrf::Missing { expected } => match form_token {
+                Some(sent) if accounts::constant_time_eq(sent, &expected) => Ok(self.auth),
+                _ => Err(csrf_failed()),
+            },
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for FormAuthUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let (auth, csrf) = authenticate(parts, state).await?;
+        Ok(Self { auth, csrf })
     }
 }
 

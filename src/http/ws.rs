@@ -104,7 +104,8 @@ fn upgrade_to(
 }
 
 /// Bearer token, or session cookie from an allowed Origin (a browser sends
-/// cookies on cross-site WebSocket requests too, so the Origin must be checked).
+/// cookies on cross-site WebSocket requests too, so the Origin must be checked,
+/// and must be there).
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<User> {
     if let Some(token) = bearer_token(headers)? {
         return accounts::token_user(state, token)
@@ -118,14 +119,18 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<User> {
     let cookie = jar
         .get(SESSION_COOKIE)
         .ok_or_else(AppError::unauthenticated)?;
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let origin = origin.to_str().unwrap_or_default();
-        if !origin_allowed(state, headers, origin) {
-            return Err(AppError::forbidden(
-                "origin_not_allowed",
-                "WebSocket from a foreign origin refused",
-            ));
-        }
+    // Browsers always send Origin on a WebSocket upgrade; a cookie request
+    // without one is not a page we served, so it is refused like a foreign one.
+    // Non-browser clients authenticate with a bearer token instead.
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .unwrap_or_default();
+    if !origin_allowed(state, headers, origin) {
+        return Err(AppError::forbidden(
+            "origin_not_allowed",
+            "cookie-authenticated WebSockets need an Origin header naming an allowed origin",
+        ));
     }
     let (_, user) = accounts::session_user(state, cookie.value())
         .await?

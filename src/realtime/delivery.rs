@@ -38,6 +38,12 @@ impl Cursor {
         if let Some((low, high)) = self.backfill
             && (low..=high).contains(&seq)
         {
+            // The replay brings the backfill in order. Anything else in its
+            // range is an old message fanned out again (a retried client_id):
+            // taking it now would skip the ones below it.
+            if seq != low {
+                return 0;
+            }
             out.push(frame);
             self.backfill = (seq < high).then_some((seq + 1, high));
             return 1;
@@ -358,6 +364,42 @@ mod tests {
         d.resume_chunk(&room(), (4..=8).map(frame).collect(), &mut out);
         assert_eq!(d.resume_end(&room()), (8, 3));
         assert_eq!(seqs(&out), [7, 8, 4, 5, 6]);
+    }
+
+    /// A retried client_id fans the stored message out again: wherever it
+    /// lands, nobody gets it twice or loses anything around it.
+    #[test]
+    fn a_message_fanned_out_again_is_delivered_at_most_once() {
+        // Already delivered: dropped.
+        let mut d = Delivery::default();
+        let mut out = Vec::new();
+        d.start_after(&room(), 0);
+        for seq in [1, 2, 3, 2] {
+            live(&mut d, seq, &mut out);
+        }
+        assert_eq!(seqs(&out), [1, 2, 3]);
+
+        // Missed live (its first fan-out never happened): it fills the gap it left.
+        let mut d = Delivery::default();
+        let mut out = Vec::new();
+        d.start_after(&room(), 0);
+        live(&mut d, 1, &mut out);
+        live(&mut d, 3, &mut out);
+        live(&mut d, 2, &mut out);
+        assert_eq!(seqs(&out), [1, 2, 3]);
+        assert!(d.next_fill_at().is_none(), "no gap left to fetch");
+
+        // In the middle of a backfill: the replay still sends it in order, once.
+        let mut d = Delivery::default();
+        let mut out = Vec::new();
+        d.start_after(&room(), 6);
+        live(&mut d, 7, &mut out);
+        d.resume_start(&room(), 3);
+        live(&mut d, 5, &mut out);
+        live(&mut d, 7, &mut out);
+        d.resume_chunk(&room(), (4..=7).map(frame).collect(), &mut out);
+        assert_eq!(d.resume_end(&room()), (7, 3));
+        assert_eq!(seqs(&out), [7, 4, 5, 6]);
     }
 
     #[test]

@@ -46,8 +46,10 @@ pub enum Outbound {
         room: RoomId,
         messages: Vec<(i64, Utf8Bytes)>,
     },
-    /// Cross-node events may have been missed: re-check every room against the store.
-    Resync,
+    /// Messages may have been missed: re-check every room against the store.
+    /// With `membership`, membership changes may have been missed too (the bus
+    /// was down): re-check which rooms the connection may follow.
+    Resync { membership: bool },
 }
 
 /// A committed message serialized for its sender (`is_own: true`) and for everyone else.
@@ -268,21 +270,52 @@ impl Hub {
         let mut state = self.write();
         let ids: Vec<ConnId> = state.users.get(&user).cloned().unwrap_or_default();
         for id in ids {
-            let Some(conn) = state.conns.get_mut(&id) else {
-                continue;
-            };
-            if conn.scope != Scope::AllRooms || conn.rooms.contains(room) {
-                continue;
-            }
-            conn.rooms.push(room.clone());
-            let sub = Subscriber {
-                conn: id,
-                user,
-                tx: conn.tx.clone(),
-                control: conn.control.clone(),
-            };
-            state.subscribe(room, sub);
+            Self::follow(&mut state, id, room);
         }
+    }
+
+    /// One `/ws/` connection follows `room` (if it does not already).
+    pub fn follow_for(&self, id: ConnId, room: &RoomId) {
+        Self::follow(&mut self.write(), id, room);
+    }
+
+    fn follow(state: &mut State, id: ConnId, room: &RoomId) {
+        let Some(conn) = state.conns.get_mut(&id) else {
+            return;
+        };
+        if conn.scope != Scope::AllRooms || conn.rooms.contains(room) {
+            return;
+        }
+        conn.rooms.push(room.clone());
+        let sub = Subscriber {
+            conn: id,
+            user: conn.user,
+            tx: conn.tx.clone(),
+            control: conn.control.clone(),
+        };
+        state.subscribe(room, sub);
+    }
+
+    /// One connection stops following `room`.
+    pub fn unfollow_for(&self, id: ConnId, room: &RoomId) {
+        let mut state = self.write();
+        let Some(conn) = state.conns.get_mut(&id) else {
+            return;
+        };
+        if !conn.rooms.contains(room) {
+            return;
+        }
+        conn.rooms.retain(|r| r != room);
+        state.unsubscribe(room, id);
+    }
+
+    /// The rooms a connection follows now.
+    pub fn rooms_of(&self, id: ConnId) -> Vec<RoomId> {
+        self.read()
+            .conns
+            .get(&id)
+            .map(|c| c.rooms.clone())
+            .unwrap_or_default()
     }
 
     /// The user no longer belongs to `room`: their `/ws/` connections here stop
@@ -409,7 +442,7 @@ impl Hub {
                 tx: conn.tx.clone(),
                 control: conn.control.clone(),
             };
-            offer(&sub, Outbound::Resync);
+            offer(&sub, Outbound::Resync { membership: true });
         }
     }
 }
@@ -533,6 +566,32 @@ mod tests {
         // Losing access to r9 closes the single-room connection.
         hub.unfollow_room(ann, &room("r9"), true);
         assert_eq!(single.close_reason().map(|r| r.0), Some(close::POLICY));
+    }
+
+    #[test]
+    fn one_connection_can_follow_and_unfollow_alone() {
+        let hub = Hub::new();
+        let ann = UserId::new();
+        let (a, mut a_rx, _) = conn(&hub, ann, Scope::AllRooms, &["r1"], 8);
+        let (b, mut b_rx, _) = conn(&hub, ann, Scope::AllRooms, &["r1"], 8);
+        let (single, _single_rx, _) = conn(&hub, ann, Scope::Room(room("r9")), &["r9"], 8);
+        hub.unfollow_for(a, &room("r1"));
+        hub.follow_for(a, &room("r2"));
+        hub.follow_for(a, &room("r2"));
+        hub.follow_for(single, &room("r2"));
+        assert_eq!(hub.rooms_of(a), vec![room("r2")]);
+        assert_eq!(hub.rooms_of(b), vec![room("r1")]);
+        assert_eq!(
+            hub.rooms_of(single),
+            vec![room("r9")],
+            "room connections follow only their room"
+        );
+        hub.broadcast(&room("r1"), &Utf8Bytes::from("one"), None);
+        hub.broadcast(&room("r2"), &Utf8Bytes::from("two"), None);
+        assert!(matches!(a_rx.try_recv(), Ok(Outbound::Frame(f)) if f.as_str() == "two"));
+        assert!(a_rx.try_recv().is_err(), "once, and nothing from r1");
+        assert!(matches!(b_rx.try_recv(), Ok(Outbound::Frame(f)) if f.as_str() == "one"));
+        assert!(b_rx.try_recv().is_err());
     }
 
     #[test]

@@ -28,7 +28,7 @@ use crate::services::messages::{self, ReadUpTo};
 use crate::services::{presence, profiles, rooms};
 use crate::state::AppState;
 use crate::store::Page;
-use crate::views::{MessageView, ProfileView};
+use crate::views::{MessageView, ProfileView, RoomView};
 
 /// Messages a client may have waiting for their commit at once; past that the
 /// session stops reading until one completes (back-pressure, not buffering).
@@ -122,7 +122,7 @@ where
         }
         // A message committed after the room positions were read but before
         // the hub knew this connection would otherwise wait for the next one.
-        _ => session.reply(Outbound::Resync),
+        _ => session.reply(Outbound::Resync { membership: false }),
     }
     session.read_loop(&state, stream, &fills).await;
 
@@ -415,7 +415,11 @@ impl Session {
                     self.on_sent(client_id.as_deref(), result);
                 }
                 () = fills.ready.notified() => {
-                    for fill in fills.take() {
+                    let (recheck, due) = fills.take();
+                    if recheck {
+                        Box::pin(self.recheck_rooms(state)).await;
+                    }
+                    for fill in due {
                         if let Err(err) = Box::pin(self.fill(state, fill)).await {
                             tracing::debug!(error = %err, "could not fill a gap; will retry");
                         }
@@ -656,6 +660,82 @@ impl Session {
         outcome
     }
 
+    /// After the bus was down this node may have missed membership changes
+    /// made on others: re-read them from the database (the permission cache
+    /// was cleared when the bus came back). A room connection that lost access
+    /// closes (1008); a `/ws/` connection stops following rooms the user left
+    /// and follows rooms they joined, with `room_left` / `room_joined`.
+    async fn recheck_rooms(&self, state: &AppState) {
+        let Some(conn) = self.conn_id else { return };
+        match &self.scope {
+            Scope::Room(room) => match rooms::access(state, room, self.me).await {
+                Ok(_) => {}
+                Err(AppError::Forbidden { .. } | AppError::NotFound { .. }) => {
+                    self.control
+                        .close(close::POLICY, "no longer a member of this room");
+                }
+                Err(err) => tracing::debug!(error = %err, "could not recheck the room"),
+            },
+            Scope::AllRooms => {
+                // Snapshot first: a room followed after it (a live join) is not
+                // taken for one we missed leaving.
+                let followed = state.hub.rooms_of(conn);
+                let member_of = match state.store.list_room_ids_for_user(self.me).await {
+                    Ok(ids) => ids,
+                    Err(err) => {
+                        tracing::debug!(error = %err, "could not recheck rooms");
+                        return;
+                    }
+                };
+                for room in followed.iter().filter(|r| !member_of.contains(r)) {
+                    state.hub.unfollow_for(conn, room);
+                    self.reply(Outbound::Frame(
+                        ServerEvent::RoomLeft {
+                            room_id: room,
+                            reason: "removed",
+                        }
+                        .encode(),
+                    ));
+                }
+                let joined: Vec<&RoomId> =
+                    member_of.iter().filter(|r| !followed.contains(r)).collect();
+                if joined.is_empty() {
+                    return;
+                }
+                for room in &joined {
+                    state.hub.follow_for(conn, room);
+                }
+                // A removal committed between the read and the follow would
+                // have found nothing to unfollow yet: look once more.
+                let still = match state.store.list_room_ids_for_user(self.me).await {
+                    Ok(ids) => ids,
+                    Err(err) => {
+                        tracing::debug!(error = %err, "could not recheck rooms");
+                        for room in &joined {
+                            state.hub.unfollow_for(conn, room);
+                        }
+                        return;
+                    }
+                };
+                for room in joined {
+                    if !still.contains(room) {
+                        state.hub.unfollow_for(conn, room);
+                        continue;
+                    }
+                    if let Ok(Some(found)) = state.store.get_room(room).await {
+                        self.reply(Outbound::Frame(
+                            ServerEvent::RoomJoined {
+                                room_id: room,
+                                room: RoomView::new(&found),
+                            }
+                            .encode(),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
     /// Fetches what the writer is missing (a lasting gap, or a resync).
     async fn fill(&self, state: &AppState, fill: Fill) -> Result<(), AppError> {
         if rooms::access(state, &fill.room, self.me).await.is_err() {
@@ -709,23 +789,43 @@ fn is_too_big(err: &axum::Error) -> bool {
 /// would allocate its buffer for every connection.
 #[derive(Default)]
 struct FillRequests {
-    pending: std::sync::Mutex<Vec<Fill>>,
+    pending: std::sync::Mutex<Pending>,
     ready: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct Pending {
+    fills: Vec<Fill>,
+    /// Membership events may have been missed: re-check the rooms followed.
+    recheck: bool,
 }
 
 impl FillRequests {
     fn push(&self, fill: Fill) {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        match pending.iter_mut().find(|f| f.room == fill.room) {
+        match pending.fills.iter_mut().find(|f| f.room == fill.room) {
             Some(existing) => existing.after = existing.after.min(fill.after),
-            None => pending.push(fill),
+            None => pending.fills.push(fill),
         }
         drop(pending);
         self.ready.notify_one();
     }
 
-    fn take(&self) -> Vec<Fill> {
-        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()))
+    fn recheck(&self) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .recheck = true;
+        self.ready.notify_one();
+    }
+
+    /// Whether to re-check membership, and the gaps to fill.
+    fn take(&self) -> (bool, Vec<Fill>) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        (
+            std::mem::take(&mut pending.recheck),
+            std::mem::take(&mut pending.fills),
+        )
     }
 }
 
@@ -820,7 +920,10 @@ impl Writer {
                 );
             }
             Outbound::Fill { room, messages } => delivery.fill(&room, messages, out),
-            Outbound::Resync => {
+            Outbound::Resync { membership } => {
+                if membership {
+                    self.fills.recheck();
+                }
                 for fill in delivery.resync() {
                     self.fills.push(fill);
                 }

@@ -126,9 +126,10 @@ pub async fn update(state: &AppState, user: &User, patch: ProfilePatch) -> Resul
 /// Stores a new avatar from uploaded bytes.
 pub async fn set_avatar(state: &AppState, user: &User, bytes: Vec<u8>) -> Result<ProfileView> {
     if bytes.len() > avatar::MAX_UPLOAD_BYTES {
-        return Err(AppError::PayloadTooLarge {
-            message: "avatars are at most 5 MB".into(),
-        });
+        return Err(AppError::bad_request(
+            "image_too_large",
+            "the avatar is over 5 MB; upload a smaller image",
+        ));
     }
     let png = tokio::task::spawn_blocking(move || avatar::normalize(&bytes))
         .await

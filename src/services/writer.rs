@@ -91,11 +91,18 @@ async fn run(
         }
         match store.insert_messages(&messages).await {
             Ok(outcomes) => {
+                // A duplicate is fanned out again too: when a commit succeeded
+                // but its answer was lost (the connection to the database broke
+                // after COMMIT), the first attempt reported `unavailable` and
+                // delivered nothing, and the client's retry is the first time
+                // anyone hears of it. Connections that already have the seq drop
+                // it (see `realtime::delivery`), so nobody sees it twice.
                 fan_out(
                     &cluster,
-                    outcomes.iter().filter_map(|o| match o {
-                        InsertOutcome::Inserted(message) => Some(message),
-                        InsertOutcome::Duplicate(_) => None,
+                    outcomes.iter().map(|o| match o {
+                        InsertOutcome::Inserted(message) | InsertOutcome::Duplicate(message) => {
+                            message
+                        }
                     }),
                 );
                 for (outcome, reply) in outcomes.into_iter().zip(replies.drain(..)) {

@@ -999,75 +999,6 @@ mod postgres {
         admin.close().await;
     }
 
-    /// A TCP relay in front of PostgreSQL that can stall, to play an outage:
-    /// while stalled it drops the connections it carried and accepts new ones
-    /// without ever answering (the worst case for a client: no error, no reply).
-    struct Relay {
-        addr: std::net::SocketAddr,
-        stalled: Arc<std::sync::atomic::AtomicBool>,
-        epoch: Arc<std::sync::Mutex<tokio_util::sync::CancellationToken>>,
-        accept: tokio::task::JoinHandle<()>,
-    }
-
-    impl Relay {
-        async fn start(target: String) -> Relay {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let stalled = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let epoch = Arc::new(std::sync::Mutex::new(
-                tokio_util::sync::CancellationToken::new(),
-            ));
-            let (flag, tokens) = (Arc::clone(&stalled), Arc::clone(&epoch));
-            let accept = tokio::spawn(async move {
-                let mut held = Vec::new();
-                while let Ok((mut client, _)) = listener.accept().await {
-                    if flag.load(std::sync::atomic::Ordering::SeqCst) {
-                        held.push(client);
-                        continue;
-                    }
-                    held.clear();
-                    let cut = tokens.lock().unwrap().clone();
-                    let target = target.clone();
-                    tokio::spawn(async move {
-                        let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
-                            return;
-                        };
-                        tokio::select! {
-                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                            _ = cut.cancelled() => {}
-                        }
-                    });
-                }
-            });
-            Relay {
-                addr,
-                stalled,
-                epoch,
-                accept,
-            }
-        }
-
-        fn stall(&self) {
-            self.stalled
-                .store(true, std::sync::atomic::Ordering::SeqCst);
-            let mut epoch = self.epoch.lock().unwrap();
-            epoch.cancel();
-            *epoch = tokio_util::sync::CancellationToken::new();
-        }
-
-        fn resume(&self) {
-            self.stalled
-                .store(false, std::sync::atomic::Ordering::SeqCst);
-        }
-    }
-
-    impl Drop for Relay {
-        fn drop(&mut self) {
-            self.accept.abort();
-            self.epoch.lock().unwrap().cancel();
-        }
-    }
-
     /// While PostgreSQL does not answer, requests fail within the acquire timeout
     /// with `Unavailable` instead of hanging; once it answers again the same pool
     /// recovers, and a retried client_id is stored once.
@@ -1077,12 +1008,10 @@ mod postgres {
             return;
         };
         let schema = test_schema(&base).await.unwrap();
-        let mut url = url::Url::parse(schema.url()).unwrap();
-        let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
-        let relay = Relay::start(target).await;
-        url.set_host(Some("127.0.0.1")).unwrap();
-        url.set_port(Some(relay.addr.port())).unwrap();
-        let store = super::super::connect(url.as_str(), 2).await.unwrap();
+        let relay = super::super::postgres::Relay::start(schema.url())
+            .await
+            .unwrap();
+        let store = super::super::connect(relay.url(), 2).await.unwrap();
         store.migrate().await.unwrap();
         let ann = user(&store, "ann").await;
         let r = room(&store, "r", RoomKind::Group, &[(ann.id, Role::Owner)]).await;

@@ -1736,6 +1736,99 @@ impl Drop for TestSchema {
     }
 }
 
+/// A TCP relay in front of PostgreSQL, for tests that play an outage (the
+/// store conformance suite, and whole servers in the integration tests). Give
+/// the client [`Relay::url`] instead of the database's URL. While
+/// [stalled](Relay::stall) it drops the connections it carried and accepts new
+/// ones without ever answering: the worst case for a client, no error and no
+/// reply. [`Relay::resume`] lets new connections through again.
+pub struct Relay {
+    url: String,
+    stalled: Arc<std::sync::atomic::AtomicBool>,
+    /// Cancelled to cut every connection carried so far.
+    epoch: Arc<std::sync::Mutex<tokio_util::sync::CancellationToken>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    /// Starts relaying to the host and port of `database_url` (e.g. a
+    /// [`TestSchema::url`]); [`Relay::url`] is the same URL through the relay.
+    pub async fn start(database_url: &str) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let mut url = url::Url::parse(database_url)?;
+        let host = url.host_str().context("the database URL has no host")?;
+        let target = format!("{host}:{}", url.port().unwrap_or(5432));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        url.set_host(Some("127.0.0.1"))?;
+        url.set_port(Some(addr.port()))
+            .map_err(|()| anyhow::anyhow!("the database URL cannot take a port"))?;
+        let stalled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let epoch = Arc::new(std::sync::Mutex::new(
+            tokio_util::sync::CancellationToken::new(),
+        ));
+        let (flag, tokens) = (Arc::clone(&stalled), Arc::clone(&epoch));
+        let accept = tokio::spawn(async move {
+            // Connections accepted while stalled are held open, unanswered.
+            let mut held = Vec::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                    held.push(client);
+                    continue;
+                }
+                held.clear();
+                let cut = tokens.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        () = cut.cancelled() => {}
+                    }
+                });
+            }
+        });
+        Ok(Self {
+            url: url.to_string(),
+            stalled,
+            epoch,
+            accept,
+        })
+    }
+
+    /// The database URL, through the relay.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The outage begins: carried connections are cut, new ones hang.
+    pub fn stall(&self) {
+        self.stalled
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut epoch = self.epoch.lock().unwrap_or_else(|p| p.into_inner());
+        epoch.cancel();
+        *epoch = tokio_util::sync::CancellationToken::new();
+    }
+
+    /// The outage ends: new connections reach the database again.
+    pub fn resume(&self) {
+        self.stalled
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.epoch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .cancel();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

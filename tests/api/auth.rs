@@ -180,6 +180,32 @@ async fn wrong_passwords_are_refused_then_throttled() {
     assert_eq!(body["error"]["code"], "invalid_credentials");
 }
 
+/// Login trims the username, so the throttle must count `" carol"` as `carol`.
+#[tokio::test]
+async fn padding_the_username_does_not_escape_the_throttle() {
+    let app = spawn_app_with(|c| c.login_max_failures = 3).await;
+    app.user("carol").await;
+    let client = app.anonymous();
+    for name in ["carol", " carol", "CAROL "] {
+        let (status, body) = client
+            .post(
+                "/tools/api/auth/login/",
+                json!({"username": name, "password": "wrong-password"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{name:?}: {body}");
+    }
+    for name in [" carol", "carol", "\tcarol\n"] {
+        let (status, body) = client
+            .post(
+                "/tools/api/auth/login/",
+                json!({"username": name, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{name:?}: {body}");
+    }
+}
+
 #[tokio::test]
 async fn login_throttling_counts_per_ip_across_usernames() {
     let app = spawn_app_with(|c| c.login_max_failures_per_ip = 2).await;
@@ -366,4 +392,111 @@ async fn everything_needs_a_login() {
         .post("/tools/api/chat/general/send/", json!({"content": "x"}))
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+/// The `Set-Cookie` headers of a response, parsed, by cookie name.
+fn set_cookies(
+    response: &reqwest::Response,
+) -> std::collections::HashMap<String, cookie::Cookie<'static>> {
+    response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .map(|v| {
+            let c = cookie::Cookie::parse(v.to_str().unwrap().to_string()).unwrap();
+            (c.name().to_string(), c)
+        })
+        .collect()
+}
+
+async fn register_raw(app: &crate::helpers::TestApp, username: &str) -> reqwest::Response {
+    let response = reqwest::Client::new()
+        .post(app.url("/tools/api/auth/register/"))
+        .json(&json!({"username": username, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    response
+}
+
+#[tokio::test]
+async fn session_cookies_are_http_only_lax_and_secure_over_https() {
+    let app = spawn_app().await;
+    let cookies = set_cookies(&register_raw(&app, "ann").await);
+    let session = &cookies["sessionid"];
+    assert_eq!(session.http_only(), Some(true), "{session}");
+    assert_eq!(
+        session.same_site(),
+        Some(cookie::SameSite::Lax),
+        "{session}"
+    );
+    assert_eq!(
+        session.secure(),
+        None,
+        "no Secure over plain http: {session}"
+    );
+    assert_eq!(session.path(), Some("/"));
+    let csrf = &cookies["csrftoken"];
+    assert_ne!(
+        csrf.http_only(),
+        Some(true),
+        "scripts read the CSRF token: {csrf}"
+    );
+    assert_eq!(csrf.same_site(), Some(cookie::SameSite::Lax), "{csrf}");
+    assert_eq!(csrf.secure(), None, "{csrf}");
+    // Login sets the same.
+    let login = reqwest::Client::new()
+        .post(app.url("/tools/api/auth/login/"))
+        .json(&json!({"username": "ann", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let cookies = set_cookies(&login);
+    assert_eq!(cookies["sessionid"].http_only(), Some(true));
+    assert_eq!(cookies["sessionid"].secure(), None);
+
+    let https = spawn_app_with(|c| {
+        c.public_url = Some(reqwest::Url::parse("https://chat.example.com/").unwrap());
+    })
+    .await;
+    let cookies = set_cookies(&register_raw(&https, "ann").await);
+    for name in ["sessionid", "csrftoken"] {
+        let cookie = &cookies[name];
+        assert_eq!(cookie.secure(), Some(true), "{cookie}");
+        assert_eq!(cookie.same_site(), Some(cookie::SameSite::Lax), "{cookie}");
+    }
+    assert_eq!(cookies["sessionid"].http_only(), Some(true));
+    assert_ne!(cookies["csrftoken"].http_only(), Some(true));
+}
+
+#[tokio::test]
+async fn an_expired_session_stops_working() {
+    let app = spawn_app_with(|c| c.session_ttl = std::time::Duration::from_secs(1)).await;
+    let ann = app.user("ann").await;
+    assert_eq!(ann.get("/tools/api/auth/me/").await.0, StatusCode::OK);
+    let mut ws = ann.ws("/ws/chat/general/").await;
+    assert_eq!(ws.next_json().await["type"], "connection_established");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+
+    let (status, body) = ann.get("/tools/api/auth/me/").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"]["code"], "not_authenticated");
+    let (status, _) = ann
+        .post("/tools/api/chat/general/send/", json!({"content": "late"}))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let refused = ann.try_ws("/ws/chat/general/", Some(&ann.origin())).await;
+    assert_eq!(crate::helpers::refused_status(refused), 401);
+    let (_, sessions) = app
+        .anonymous()
+        .post(
+            "/tools/api/auth/login/",
+            json!({"username": "ann", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(
+        sessions["data"]["username"], "ann",
+        "logging in again works"
+    );
 }

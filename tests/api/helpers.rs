@@ -251,9 +251,14 @@ impl Client {
         body["data"]["token"].as_str().expect("token").to_string()
     }
 
+    /// The server's own origin, as a browser on its pages would send it.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
     /// Opens a WebSocket with this client's session cookie and the server's own Origin.
     pub async fn ws(&self, path: &str) -> Ws {
-        self.try_ws(path, Some(&format!("http://{}", self.addr)))
+        self.try_ws(path, Some(&self.origin()))
             .await
             .expect("websocket opens")
     }
@@ -283,8 +288,21 @@ impl Client {
 
 /// The HTTP status of a refused WebSocket upgrade.
 pub fn refused_status(result: Result<Ws, WsError>) -> u16 {
+    refusal(result).0
+}
+
+/// The HTTP status and error code of a refused WebSocket upgrade.
+pub fn refusal(result: Result<Ws, WsError>) -> (u16, String) {
     match result {
-        Err(WsError::Http(response)) => response.status().as_u16(),
+        Err(WsError::Http(response)) => {
+            let body: Value = response
+                .body()
+                .as_deref()
+                .and_then(|b| serde_json::from_slice(b).ok())
+                .unwrap_or(Value::Null);
+            let code = body["error"]["code"].as_str().unwrap_or_default();
+            (response.status().as_u16(), code.to_string())
+        }
         Err(other) => panic!("expected an HTTP refusal, got {other:?}"),
         Ok(_) => panic!("expected the upgrade to be refused"),
     }
@@ -296,14 +314,14 @@ pub struct Ws {
 
 impl Ws {
     pub async fn send_json(&mut self, value: Value) {
-        self.stream
-            .send(Message::text(value.to_string()))
-            .await
-            .expect("ws send");
+        self.send_raw(Message::text(value.to_string())).await;
     }
 
     pub async fn send_raw(&mut self, message: Message) {
-        self.stream.send(message).await.expect("ws send");
+        tokio::time::timeout(TIMEOUT, self.stream.send(message))
+            .await
+            .expect("ws send in time")
+            .expect("ws send");
     }
 
     /// The next JSON text frame (skipping pings), or panics after the timeout.
@@ -331,13 +349,19 @@ impl Ws {
 
     /// Skips frames until one of `kind` arrives.
     pub async fn next_of(&mut self, kind: &str) -> Value {
-        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        self.next_of_within(kind, TIMEOUT).await
+    }
+
+    /// Skips frames until one of `kind` arrives, waiting up to `wait` (for
+    /// what takes several round trips between nodes, or an outage to show).
+    pub async fn next_of_within(&mut self, kind: &str, wait: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let frame = self
                 .try_next_json(left)
                 .await
-                .unwrap_or_else(|| panic!("no {kind} frame in time"));
+                .unwrap_or_else(|| panic!("no {kind} frame within {wait:?}"));
             if frame["type"] == kind {
                 return frame;
             }

@@ -233,3 +233,80 @@ async fn the_cli_manages_users() {
         "created from the command line, yet in general"
     );
 }
+
+#[tokio::test]
+async fn parley_migrate_prepares_the_database_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let out = parley(dir.path(), &["migrate"], "");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("migrations applied"));
+    }
+    let db = dir.path().join("parley.db");
+    assert!(db.exists(), "the SQLite file is created in the data dir");
+    // The schema is there: queries work on a store that did not migrate itself.
+    let store = parley::store::connect(&format!("sqlite://{}", db.display()), 1)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .get_user_by_username("nobody")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    store.close().await;
+}
+
+/// `parley` with no subcommand is `parley serve`.
+#[tokio::test]
+async fn plain_parley_serves() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_parley"))
+        .args(["--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("PARLEY_DATABASE_URL")
+        .env_remove("PARLEY_REDIS_URL")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the parley binary runs");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.split("Open ").nth(1) {
+                return rest.split(' ').next().unwrap().to_string();
+            }
+        }
+        panic!("parley exited without serving");
+    })
+    .await
+    .expect("parley starts listening");
+    let health = reqwest::get(format!("{url}healthz")).await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let ready: serde_json::Value = reqwest::get(format!("{url}readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert!(dir.path().join("parley.db").exists());
+
+    let pid = child.id().unwrap().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
+        .await
+        .expect("parley stops on SIGTERM")
+        .unwrap();
+    assert!(exit.success(), "a clean shutdown: {exit:?}");
+}

@@ -4,10 +4,12 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth;
+mod errors;
 mod helpers;
 mod lifecycle;
 mod messages;
 mod multinode;
+mod outage;
 mod profiles;
 mod rooms;
 mod ws;

@@ -212,6 +212,11 @@ async fn avatars_are_re_encoded_and_cached() {
     assert_ne!(url, generated);
     let response = reqwest::get(app.url(&url)).await.unwrap();
     assert_eq!(response.headers()["content-type"], "image/png");
+    assert_eq!(
+        response.headers()["cache-control"],
+        "public, max-age=31536000, immutable",
+        "the URL changes with the image, so it is cached for good"
+    );
     let stored = response.bytes().await.unwrap();
     let image = image::load_from_memory(&stored).unwrap();
     assert_eq!((image.width(), image.height()), (256, 256));
@@ -230,6 +235,7 @@ async fn avatars_are_re_encoded_and_cached() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["code"], "unsupported_image");
 
+    // Over 5 MB: a clear 400; over the 8 MB body limit: 413.
     let big = vec![0u8; 5 * 1024 * 1024 + 10];
     let form = Form::new().part("avatar", Part::bytes(big).file_name("big.png"));
     let (status, body) = ann
@@ -238,7 +244,19 @@ async fn avatars_are_re_encoded_and_cached() {
                 .multipart(form),
         )
         .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "image_too_large");
+    assert!(body["error"]["message"].as_str().unwrap().contains("5 MB"));
+    let huge = vec![0u8; 9 * 1024 * 1024];
+    let form = Form::new().part("avatar", Part::bytes(huge).file_name("huge.png"));
+    let (status, body) = ann
+        .send(
+            ann.request(reqwest::Method::POST, "/tools/api/user/me/avatar/")
+                .multipart(form),
+        )
+        .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["error"]["code"], "payload_too_large");
 
     let (status, body) = ann
         .send(
@@ -248,6 +266,95 @@ async fn avatars_are_re_encoded_and_cached() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["code"], "missing_file");
+}
+
+/// A plain HTML form cannot set headers: the avatar upload also takes the CSRF
+/// token from a `csrfmiddlewaretoken` field.
+#[tokio::test]
+async fn avatar_uploads_take_the_csrf_token_from_the_header_or_the_form() {
+    let app = spawn_app().await;
+    let ann = app.user("ann").await;
+    let csrf = ann.cookie("csrftoken").unwrap();
+    let url = app.url("/tools/api/user/me/avatar/");
+    let image = || Part::bytes(png_bytes(40, 40)).file_name("me.png");
+
+    // The header (what `request` adds).
+    let (status, body) = ann
+        .send(
+            ann.request(reqwest::Method::POST, "/tools/api/user/me/avatar/")
+                .multipart(Form::new().part("avatar", image())),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // The form field, before or after the file.
+    for form in [
+        Form::new()
+            .text("csrfmiddlewaretoken", csrf.clone())
+            .part("avatar", image()),
+        Form::new()
+            .part("avatar", image())
+            .text("csrfmiddlewaretoken", csrf.clone()),
+    ] {
+        let (status, body) = ann.send(ann.http.post(&url).multipart(form)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body["data"]["avatar_url"].as_str().unwrap().contains("?v="));
+    }
+
+    // Neither, or a wrong value in either place: refused before the image is looked at.
+    let refused = [
+        ann.http
+            .post(&url)
+            .multipart(Form::new().part("avatar", image())),
+        ann.http.post(&url).multipart(
+            Form::new()
+                .text("csrfmiddlewaretoken", "forged")
+                .part("avatar", image()),
+        ),
+        ann.http
+            .post(&url)
+            .header("X-CSRFToken", "forged")
+            .multipart(Form::new().part("avatar", image())),
+        // A right field does not rescue a wrong header.
+        ann.http
+            .post(&url)
+            .header("X-CSRFToken", "forged")
+            .multipart(
+                Form::new()
+                    .text("csrfmiddlewaretoken", csrf.clone())
+                    .part("avatar", image()),
+            ),
+        ann.http
+            .post(&url)
+            .multipart(Form::new().text("csrfmiddlewaretoken", "forged")),
+        ann.http.post(&url).body("not a form"),
+    ];
+    for request in refused {
+        let (status, body) = ann.send(request).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert_eq!(body["error"]["code"], "csrf_failed");
+    }
+
+    // The field is only for this form: JSON endpoints still want the header.
+    let (status, body) = ann
+        .send(
+            ann.http
+                .patch(app.url("/tools/api/user/me/profile/"))
+                .json(&json!({"bio": "hi", "csrfmiddlewaretoken": csrf})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "csrf_failed");
+
+    // With the header, a body that is not a form is a plain 400.
+    let (status, body) = ann
+        .send(
+            ann.request(reqwest::Method::POST, "/tools/api/user/me/avatar/")
+                .body("not a form"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_upload");
 }
 
 #[tokio::test]
@@ -274,4 +381,58 @@ async fn user_search_finds_by_name() {
         body["data"].as_array().unwrap().is_empty(),
         "LIKE wildcards are literal"
     );
+}
+
+/// E-mail is private: shown to the user themself and to site admins only,
+/// wherever profiles appear.
+#[tokio::test]
+async fn admins_see_other_users_email() {
+    let app = spawn_app().await;
+    let ann = app.user("ann").await;
+    let bob = app.user("bob").await;
+    let root = app.user("root").await;
+    app.state
+        .store
+        .update_admin(UserId::parse(&root.id()).unwrap(), true)
+        .await
+        .unwrap();
+    let (status, body) = ann
+        .patch(
+            "/tools/api/user/me/profile/",
+            json!({"email": "ann@example.com"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let room = ann.create_room("Mail", "group", &[&bob, &root]).await;
+    let profile = format!("/tools/api/user/{}/profile/", ann.id());
+    let participants = format!("/tools/api/chat/{room}/participants/");
+    let ann_in = |body: &serde_json::Value| {
+        body["data"]["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["username"] == "ann")
+            .cloned()
+            .unwrap()
+    };
+
+    for viewer in [&ann, &root] {
+        let (_, body) = viewer.get(&profile).await;
+        assert_eq!(body["data"]["email"], "ann@example.com", "{body}");
+        let (_, body) = viewer.get(&participants).await;
+        assert_eq!(ann_in(&body)["email"], "ann@example.com");
+        let (_, body) = viewer.get("/tools/api/user/search/?q=ann").await;
+        assert_eq!(body["data"][0]["email"], "ann@example.com", "{body}");
+    }
+    let (_, body) = bob.get(&profile).await;
+    assert!(body["data"].get("email").is_none(), "{body}");
+    let (_, body) = bob.get(&participants).await;
+    assert!(ann_in(&body).get("email").is_none());
+    let (_, body) = bob.get("/tools/api/user/search/?q=ann").await;
+    assert!(body["data"][0].get("email").is_none(), "{body}");
+    // And the admin's own address stays theirs.
+    let (_, body) = ann
+        .get(&format!("/tools/api/user/{}/profile/", root.id()))
+        .await;
+    assert!(body["data"].get("email").is_none(), "{body}");
 }

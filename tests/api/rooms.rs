@@ -1,7 +1,11 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::spawn_app;
+use std::collections::HashMap;
+
+use parley::domain::ids::UserId;
+
+use crate::helpers::{Client, spawn_app};
 
 fn ids(list: &Value) -> Vec<String> {
     list.as_array()
@@ -562,4 +566,376 @@ async fn participants_lists_profiles_roles_and_presence() {
     assert_eq!(people[1]["is_online"], false);
     assert_eq!(people[1]["role"], "owner");
     assert!(people[0]["tags"].is_array());
+}
+
+fn code(reply: &(StatusCode, Value)) -> (StatusCode, &str) {
+    (
+        reply.0,
+        reply.1["error"]["code"].as_str().unwrap_or("(none)"),
+    )
+}
+
+#[tokio::test]
+async fn moderation_needs_a_higher_role_than_the_target() {
+    let app = spawn_app().await;
+    let owner = app.user("owner").await;
+    let admin = app.user("admin").await;
+    let peer = app.user("peer").await;
+    let member = app.user("member").await;
+    let other = app.user("other").await;
+    let room = owner
+        .create_room("Ranks", "group", &[&admin, &peer, &member, &other])
+        .await;
+    let base = format!("/tools/api/chat/{room}");
+    for user in [&admin, &peer] {
+        let (status, body) = owner
+            .post(
+                &format!("{base}/members/{}/role/", user.id()),
+                json!({"role": "admin"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let remove = |target: &Client| format!("{base}/members/{}/", target.id());
+    let mute = |target: &Client| format!("{base}/members/{}/mute/", target.id());
+    let ten = json!({"minutes": 10});
+
+    // A plain member moderates nobody.
+    for target in [&other, &admin] {
+        assert_eq!(
+            code(&member.delete(&remove(target)).await),
+            (StatusCode::FORBIDDEN, "moderator_only")
+        );
+        assert_eq!(
+            code(&member.post(&mute(target), ten.clone()).await),
+            (StatusCode::FORBIDDEN, "moderator_only")
+        );
+    }
+    // An admin cannot act on another admin, nor on the owner.
+    for target in [&peer, &owner] {
+        assert_eq!(
+            code(&admin.delete(&remove(target)).await),
+            (StatusCode::FORBIDDEN, "insufficient_role")
+        );
+        assert_eq!(
+            code(&admin.post(&mute(target), ten.clone()).await),
+            (StatusCode::FORBIDDEN, "insufficient_role")
+        );
+    }
+    // Nobody mutes the owner, not even the owner.
+    assert_eq!(
+        code(&owner.post(&mute(&owner), ten.clone()).await),
+        (StatusCode::FORBIDDEN, "insufficient_role")
+    );
+    // The owner acts on admins; admins on members.
+    let (status, body) = owner.post(&mute(&peer), ten.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = admin.post(&mute(&member), ten.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = admin.delete(&remove(&other)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // None of the refusals changed anything.
+    let (_, people) = owner.get(&format!("{base}/participants/")).await;
+    let roles: HashMap<String, (String, bool)> = people["data"]["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["username"].as_str().unwrap().to_string(),
+                (
+                    p["role"].as_str().unwrap().to_string(),
+                    p["muted_until"].is_string(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(
+        roles,
+        HashMap::from([
+            ("owner".to_string(), ("owner".to_string(), false)),
+            ("admin".to_string(), ("admin".to_string(), false)),
+            ("peer".to_string(), ("admin".to_string(), true)),
+            ("member".to_string(), ("member".to_string(), true)),
+        ])
+    );
+}
+
+#[tokio::test]
+async fn direct_rooms_cannot_be_managed() {
+    let app = spawn_app().await;
+    let ann = app.user("ann").await;
+    let bob = app.user("bob").await;
+    let site_admin = app.user("root").await;
+    app.state
+        .store
+        .update_admin(UserId::parse(&site_admin.id()).unwrap(), true)
+        .await
+        .unwrap();
+    let (status, body) = ann
+        .post(&format!("/tools/api/chat/direct/{}/", bob.id()), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let base = format!(
+        "/tools/api/chat/{}",
+        body["data"]["room_id"].as_str().unwrap()
+    );
+    let refused = (StatusCode::FORBIDDEN, "direct_room");
+    for (who, other) in [(&ann, &bob), (&bob, &ann)] {
+        assert_eq!(
+            code(
+                &who.patch(&format!("{base}/"), json!({"name": "Ours"}))
+                    .await
+            ),
+            refused
+        );
+        assert_eq!(
+            code(&who.post(&format!("{base}/archive/"), json!({})).await),
+            refused
+        );
+        assert_eq!(
+            code(
+                &who.post(
+                    &format!("{base}/members/{}/mute/", other.id()),
+                    json!({"minutes": 5})
+                )
+                .await
+            ),
+            refused
+        );
+        assert_eq!(
+            code(
+                &who.post(&format!("{base}/transfer/"), json!({"user_id": other.id()}))
+                    .await
+            ),
+            refused
+        );
+        assert_eq!(
+            code(&who.post(&format!("{base}/leave/"), json!({})).await),
+            refused
+        );
+        assert_eq!(
+            code(&who.delete(&format!("{base}/members/{}/", other.id())).await),
+            refused
+        );
+    }
+    // A site admin is nobody in someone else's direct room.
+    assert_eq!(
+        code(
+            &site_admin
+                .patch(&format!("{base}/"), json!({"name": "Mine"}))
+                .await
+        ),
+        (StatusCode::FORBIDDEN, "not_a_member")
+    );
+}
+
+/// Server-created rooms (`general`) have no owner: site admins act as owner there.
+#[tokio::test]
+async fn site_admins_own_the_rooms_the_server_created() {
+    let app = spawn_app().await;
+    let root = app.user("root").await;
+    let ann = app.user("ann").await;
+    let bob = app.user("bob").await;
+    let general = "/tools/api/chat/general";
+
+    // Before: a plain user of general may not.
+    assert_eq!(
+        code(
+            &root
+                .patch(&format!("{general}/"), json!({"name": "Lobby"}))
+                .await
+        ),
+        (StatusCode::FORBIDDEN, "owner_only")
+    );
+    app.state
+        .store
+        .update_admin(UserId::parse(&root.id()).unwrap(), true)
+        .await
+        .unwrap();
+    let (status, body) = root
+        .patch(&format!("{general}/"), json!({"name": "Lobby"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["name"], "Lobby");
+    let (status, body) = root
+        .delete(&format!("{general}/members/{}/", bob.id()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = root
+        .post(
+            &format!("{general}/members/{}/mute/", ann.id()),
+            json!({"minutes": 1}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = root.post(&format!("{general}/archive/"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["status"], "archived");
+    assert_eq!(
+        code(&ann.post(&format!("{general}/unarchive/"), json!({})).await),
+        (StatusCode::FORBIDDEN, "owner_only")
+    );
+    let (status, body) = root.post(&format!("{general}/unarchive/"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // In a room with an owner, a site admin has only their member role.
+    let room = ann.create_room("Ann's", "group", &[&root]).await;
+    assert_eq!(
+        code(
+            &root
+                .patch(
+                    &format!("/tools/api/chat/{room}/"),
+                    json!({"name": "Taken"})
+                )
+                .await
+        ),
+        (StatusCode::FORBIDDEN, "owner_only")
+    );
+}
+
+#[tokio::test]
+async fn archived_rooms_take_no_one_new() {
+    let app = spawn_app().await;
+    let owner = app.user("owner").await;
+    let newbie = app.user("newbie").await;
+    let walker = app.user("walker").await;
+    let public = owner.create_room("Museum", "public", &[]).await;
+    let group = owner.create_room("Vault", "group", &[]).await;
+    let (status, body) = owner
+        .post(&format!("/tools/api/chat/{group}/invites/"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let invite = body["data"]["code"].as_str().unwrap().to_string();
+    for room in [&public, &group] {
+        let (status, body) = owner
+            .post(&format!("/tools/api/chat/{room}/archive/"), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let archived = (StatusCode::FORBIDDEN, "room_archived");
+    for room in [&public, &group] {
+        let base = format!("/tools/api/chat/{room}");
+        assert_eq!(
+            code(
+                &owner
+                    .post(&format!("{base}/members/"), json!({"user_id": newbie.id()}))
+                    .await
+            ),
+            archived
+        );
+        assert_eq!(
+            code(&owner.post(&format!("{base}/invites/"), json!({})).await),
+            archived
+        );
+        assert_eq!(
+            code(
+                &owner
+                    .patch(&format!("{base}/"), json!({"name": "Renamed"}))
+                    .await
+            ),
+            archived
+        );
+    }
+    assert_eq!(
+        code(
+            &walker
+                .post(&format!("/tools/api/chat/{public}/join/"), json!({}))
+                .await
+        ),
+        archived
+    );
+    assert_eq!(
+        code(
+            &walker
+                .post(
+                    &format!("/tools/api/chat/invites/{invite}/join/"),
+                    json!({})
+                )
+                .await
+        ),
+        archived
+    );
+    // Still readable.
+    let (status, _) = walker
+        .get(&format!("/tools/api/chat/{public}/messages/"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// A logged-in user may read a public room without joining it, but not run it.
+#[tokio::test]
+async fn outsiders_read_public_rooms_but_do_not_moderate_them() {
+    let app = spawn_app().await;
+    let owner = app.user("owner").await;
+    let member = app.user("member").await;
+    let outsider = app.user("outsider").await;
+    let room = owner.create_room("Square", "public", &[&member]).await;
+    let base = format!("/tools/api/chat/{room}");
+
+    let (status, body) = outsider.get(&format!("{base}/participants/")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["participants"].as_array().unwrap().len(), 2);
+    let (status, _) = outsider.get(&format!("{base}/")).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let moderator_only = (StatusCode::FORBIDDEN, "moderator_only");
+    assert_eq!(
+        code(
+            &outsider
+                .post(
+                    &format!("{base}/members/"),
+                    json!({"user_id": outsider.id()})
+                )
+                .await
+        ),
+        moderator_only
+    );
+    assert_eq!(
+        code(
+            &outsider
+                .delete(&format!("{base}/members/{}/", member.id()))
+                .await
+        ),
+        moderator_only
+    );
+    assert_eq!(
+        code(
+            &outsider
+                .post(
+                    &format!("{base}/members/{}/mute/", member.id()),
+                    json!({"minutes": 5})
+                )
+                .await
+        ),
+        moderator_only
+    );
+    assert_eq!(
+        code(&outsider.post(&format!("{base}/invites/"), json!({})).await),
+        moderator_only
+    );
+    assert_eq!(
+        code(
+            &outsider
+                .patch(&format!("{base}/"), json!({"name": "Mine"}))
+                .await
+        ),
+        (StatusCode::FORBIDDEN, "owner_only")
+    );
+    assert_eq!(
+        code(&outsider.post(&format!("{base}/archive/"), json!({})).await),
+        (StatusCode::FORBIDDEN, "owner_only")
+    );
+    assert_eq!(
+        code(
+            &outsider
+                .post(&format!("{base}/send/"), json!({"content": "hi"}))
+                .await
+        ),
+        (StatusCode::FORBIDDEN, "not_a_member")
+    );
+    assert_eq!(
+        code(&outsider.post(&format!("{base}/leave/"), json!({})).await),
+        (StatusCode::FORBIDDEN, "not_a_member")
+    );
 }

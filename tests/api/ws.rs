@@ -1,12 +1,17 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use futures_util::StreamExt;
+use parley::domain::ids::{MessageId, RoomId, UserId};
+use parley::domain::message::{InsertOutcome, MessageType, NewMessage, Sender};
+use parley::domain::time::now_ms;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::helpers::{refused_status, spawn_app, spawn_app_with};
+use crate::helpers::{refusal, refused_status, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn connection_established_describes_the_session() {
@@ -126,6 +131,196 @@ async fn client_id_is_idempotent_over_websocket() {
         .filter(|m| m["client_id"] == "dup")
         .count();
     assert_eq!(count, 1);
+}
+
+/// A message committed whose acknowledgement was lost (the database connection
+/// broke after COMMIT: the sender got `unavailable`, nobody got the message)
+/// reaches the room when the sender retries its client_id, not only when a
+/// later message reveals the gap.
+#[tokio::test]
+async fn a_retry_of_a_committed_but_unacknowledged_message_reaches_everyone() {
+    let app = spawn_app().await;
+    let ann = app.user("ann").await;
+    let bob = app.user("bob").await;
+    let room = ann.create_room("Lossy", "group", &[&bob]).await;
+    let mut a = ann.ws(&format!("/ws/chat/{room}/")).await;
+    a.next_of("connection_established").await;
+    let mut b = bob.ws(&format!("/ws/chat/{room}/")).await;
+    b.next_of("connection_established").await;
+    let mut b_all = bob.ws("/ws/").await;
+    b_all.next_of("connection_established").await;
+
+    // Stored behind the writer's back: committed, never fanned out.
+    let sender = Arc::new(Sender {
+        id: UserId::parse(&ann.id()).unwrap(),
+        username: "ann".into(),
+        display_name: String::new(),
+        avatar_version: 0,
+    });
+    let stored = app
+        .state
+        .store
+        .insert_messages(&[NewMessage {
+            id: MessageId::new(),
+            room_id: RoomId::parse(&room).unwrap(),
+            sender: Some(sender),
+            message_type: MessageType::Text,
+            content: "lost ack".into(),
+            client_id: Some("lost-1".into()),
+            event: None,
+            created_at: now_ms(),
+        }])
+        .await
+        .unwrap();
+    let InsertOutcome::Inserted(stored) = &stored[0] else {
+        panic!("stored once");
+    };
+    b.expect_none_of("chat_message", Duration::from_millis(300))
+        .await;
+
+    a.send_json(json!({"type": "message", "content": "lost ack", "client_id": "lost-1"}))
+        .await;
+    let ack = a.next_of("chat_message").await;
+    assert_eq!(ack["message"]["id"], stored.id.to_string());
+    assert_eq!(ack["message"]["client_id"], "lost-1");
+    for ws in [&mut b, &mut b_all] {
+        let got = ws.next_of("chat_message").await;
+        assert_eq!(got["message"]["id"], stored.id.to_string());
+        assert_eq!(got["message"]["seq"], stored.seq);
+        assert_eq!(got["message"]["is_own"], false);
+        ws.expect_none_of("chat_message", Duration::from_millis(300))
+            .await;
+    }
+
+    // Retrying once more sends bob nothing new: his connections have that seq.
+    a.send_json(json!({"type": "message", "content": "lost ack", "client_id": "lost-1"}))
+        .await;
+    assert_eq!(
+        a.next_of("chat_message").await["message"]["id"],
+        stored.id.to_string()
+    );
+    ann.say(&room, "next").await;
+    for ws in [&mut b, &mut b_all] {
+        let got = ws.next_of("chat_message").await;
+        assert_eq!(got["message"]["content"], "next", "{got}");
+    }
+}
+
+/// Renames, archiving, mutes and role changes reach every connection
+/// following the room, on `/ws/` and on `/ws/chat/<room>/` alike; a muted
+/// member's typing and messages are refused over the socket.
+#[tokio::test]
+async fn room_and_member_updates_reach_both_kinds_of_connection() {
+    let app = spawn_app().await;
+    let ann = app.user("ann").await;
+    let bob = app.user("bob").await;
+    let room = ann.create_room("Studio", "group", &[&bob]).await;
+    let base = format!("/tools/api/chat/{room}");
+    let mut single = bob.ws(&format!("/ws/chat/{room}/")).await;
+    single.next_of("connection_established").await;
+    let mut all = bob.ws("/ws/").await;
+    all.next_of("connection_established").await;
+
+    let (status, body) = ann
+        .patch(
+            &format!("{base}/"),
+            json!({"name": "Big Studio", "description": "louder"}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    for ws in [&mut single, &mut all] {
+        let update = ws.next_of("room_updated").await;
+        assert_eq!(update["room_id"], room.as_str());
+        assert_eq!(update["room"]["name"], "Big Studio");
+        assert_eq!(update["room"]["description"], "louder");
+        assert_eq!(update["room"]["is_archived"], false);
+    }
+
+    let (status, body) = ann
+        .post(
+            &format!("{base}/members/{}/mute/", bob.id()),
+            json!({"minutes": 10}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    for ws in [&mut single, &mut all] {
+        let update = ws.next_of("member_updated").await;
+        assert_eq!(update["room_id"], room.as_str());
+        assert_eq!(update["user_id"], bob.id());
+        assert_eq!(update["role"], "member");
+        assert_eq!(update["muted_until"], body["data"]["muted_until"]);
+    }
+    single
+        .send_json(json!({"type": "typing", "is_typing": true}))
+        .await;
+    let error = single.next_of("error").await;
+    assert_eq!(error["code"], "muted", "{error}");
+    all.send_json(json!({"type": "typing", "is_typing": true, "room_id": room}))
+        .await;
+    assert_eq!(all.next_of("error").await["code"], "muted");
+    single
+        .send_json(json!({"type": "message", "content": "hush", "client_id": "m1"}))
+        .await;
+    let error = single.next_of("error").await;
+    assert_eq!(error["code"], "muted", "{error}");
+    assert_eq!(error["client_id"], "m1");
+
+    let (status, body) = ann
+        .post(
+            &format!("{base}/members/{}/role/", bob.id()),
+            json!({"role": "admin"}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    for ws in [&mut single, &mut all] {
+        let update = ws.next_of("member_updated").await;
+        assert_eq!(update["user_id"], bob.id());
+        assert_eq!(update["role"], "admin");
+    }
+    let (status, _) = ann
+        .post(
+            &format!("{base}/members/{}/mute/", bob.id()),
+            json!({"muted": false}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    for ws in [&mut single, &mut all] {
+        let update = ws.next_of("member_updated").await;
+        assert_eq!(update["muted_until"], Value::Null);
+    }
+
+    let (status, _) = ann.post(&format!("{base}/archive/"), json!({})).await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    for ws in [&mut single, &mut all] {
+        let update = ws.next_of("room_updated").await;
+        assert_eq!(update["room"]["is_archived"], true);
+        assert_eq!(update["room"]["status"], "archived");
+    }
+}
+
+/// `heartbeat_ack` is accepted without a reply and without an error.
+#[tokio::test]
+async fn heartbeat_ack_is_accepted_silently() {
+    let app = spawn_app().await;
+    let ann = app.user("ann").await;
+    let mut ws = ann.ws("/ws/chat/general/").await;
+    ws.next_of("connection_established").await;
+    ws.send_json(json!({"type": "heartbeat_ack"})).await;
+    ws.send_json(json!({"type": "heartbeat_ack", "timestamp": 1_764_000_000_000_i64}))
+        .await;
+    ws.send_json(json!({"type": "heartbeat_ack", "room_id": "general"}))
+        .await;
+    ws.send_json(json!({"type": "ping"})).await;
+    // Frames are answered in order: the pong comes next, nothing before it.
+    let next = ws.next_json().await;
+    assert_eq!(next["type"], "pong", "{next}");
+    ws.expect_none_of("error", Duration::from_millis(300)).await;
+    ws.send_json(json!({"type": "message", "content": "still here"}))
+        .await;
+    assert_eq!(
+        ws.next_of("chat_message").await["message"]["content"],
+        "still here"
+    );
 }
 
 #[tokio::test]
@@ -444,7 +639,9 @@ async fn a_removed_member_is_cut_off_at_once() {
     ann.say(&room, "bob cannot see this").await;
     all.expect_none_of("chat_message", Duration::from_millis(400))
         .await;
-    let refused = bob.try_ws(&format!("/ws/chat/{room}/"), None).await;
+    let refused = bob
+        .try_ws(&format!("/ws/chat/{room}/"), Some(&bob.origin()))
+        .await;
     assert_eq!(refused_status(refused), 403);
 }
 
@@ -454,26 +651,34 @@ async fn upgrades_are_authenticated_and_origin_checked() {
     let ann = app.user("ann").await;
     let eve = app.user("eve").await;
     let room = ann.create_room("Private", "group", &[]).await;
+    let own = Some(ann.origin());
+    let own = own.as_deref();
 
     assert_eq!(
-        refused_status(app.anonymous().try_ws("/ws/chat/general/", None).await),
-        401
+        refusal(app.anonymous().try_ws("/ws/chat/general/", own).await),
+        (401, "not_authenticated".into())
     );
-    let foreign = ann
-        .try_ws("/ws/chat/general/", Some("http://evil.example"))
-        .await;
-    assert_eq!(refused_status(foreign), 403);
+    // A cookie from a foreign page, or from something that is not a browser page at all.
+    for origin in [Some("http://evil.example"), Some("null"), None] {
+        for path in ["/ws/chat/general/", "/ws/"] {
+            assert_eq!(
+                refusal(ann.try_ws(path, origin).await),
+                (403, "origin_not_allowed".into()),
+                "{path} from {origin:?}"
+            );
+        }
+    }
     assert_eq!(
-        refused_status(eve.try_ws(&format!("/ws/chat/{room}/"), None).await),
-        403
+        refusal(eve.try_ws(&format!("/ws/chat/{room}/"), own).await),
+        (403, "not_a_member".into())
     );
     assert_eq!(
-        refused_status(ann.try_ws("/ws/chat/nope/", None).await),
-        404
+        refusal(ann.try_ws("/ws/chat/nope/", own).await),
+        (404, "room_not_found".into())
     );
     assert_eq!(
-        refused_status(ann.try_ws("/ws/chat/general/?since_seq=x", None).await),
-        400
+        refusal(ann.try_ws("/ws/chat/general/?since_seq=x", own).await),
+        (400, "invalid_query".into())
     );
 
     // A browser on the server's own origin, and a bot with a token and no Origin.
@@ -486,9 +691,19 @@ async fn upgrades_are_authenticated_and_origin_checked() {
         .await
         .expect("bearer ignores Origin");
     assert_eq!(ws.next_json().await["type"], "connection_established");
+    let mut ws = bot
+        .try_ws("/ws/chat/general/", None)
+        .await
+        .expect("bearer needs no Origin");
+    assert_eq!(ws.next_json().await["type"], "connection_established");
 
     // A plain GET is not an upgrade.
-    let (status, body) = ann.get("/ws/chat/general/").await;
+    let (status, body) = ann
+        .send(
+            ann.request(reqwest::Method::GET, "/ws/chat/general/")
+                .header("origin", ann.origin()),
+        )
+        .await;
     assert_eq!(status, reqwest::StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["code"], "websocket_required");
 }

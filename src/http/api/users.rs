@@ -10,7 +10,7 @@ use super::ok;
 use crate::avatar;
 use crate::domain::ids::UserId;
 use crate::error::{AppError, Result};
-use crate::http::extract::{ApiJson, ApiQuery, AuthUser};
+use crate::http::extract::{ApiJson, ApiQuery, AuthUser, CSRF_FORM_FIELD, FormAuthUser};
 use crate::services::profiles::{self, ProfilePatch};
 use crate::state::AppState;
 
@@ -48,31 +48,19 @@ pub async fn update_profile(
     Ok(ok(profiles::update(&state, &auth.user, patch).await?))
 }
 
-/// `POST /tools/api/user/me/avatar/` (multipart, field `avatar` or the first file).
+/// `POST /tools/api/user/me/avatar/` (multipart, field `avatar` or the first
+/// file). A cookie request may carry its CSRF token in a `csrfmiddlewaretoken`
+/// field instead of the header, so a plain HTML form can upload.
 pub async fn upload_avatar(
     State(state): State<AppState>,
-    auth: AuthUser,
+    auth: FormAuthUser,
     form: std::result::Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Response> {
-    let mut form = form.map_err(|e| AppError::bad_request("invalid_upload", e.body_text()))?;
-    let mut bytes: Option<Bytes> = None;
-    loop {
-        let field = form
-            .next_field()
-            .await
-            .map_err(|e| multipart_error(e.status(), e.body_text()))?;
-        let Some(field) = field else { break };
-        let is_file = field.file_name().is_some() || field.name() == Some("avatar");
-        if is_file && bytes.is_none() {
-            bytes = Some(
-                field
-                    .bytes()
-                    .await
-                    .map_err(|e| multipart_error(e.status(), e.body_text()))?,
-            );
-        }
-    }
-    let bytes = bytes.ok_or_else(|| {
+    let upload = read_avatar_form(form).await;
+    // CSRF before anything about the body: a refused request learns nothing else.
+    let form_token = upload.as_ref().ok().and_then(|u| u.csrf_token.as_deref());
+    let auth = auth.verify(form_token)?;
+    let bytes = upload?.file.ok_or_else(|| {
         AppError::bad_request(
             "missing_file",
             "send the image as a multipart file field \"avatar\"",
@@ -83,10 +71,50 @@ pub async fn upload_avatar(
     ))
 }
 
+/// What an avatar upload form holds.
+struct AvatarForm {
+    file: Option<Bytes>,
+    csrf_token: Option<String>,
+}
+
+async fn read_avatar_form(
+    form: std::result::Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<AvatarForm> {
+    let mut form = form.map_err(|e| AppError::bad_request("invalid_upload", e.body_text()))?;
+    let mut upload = AvatarForm {
+        file: None,
+        csrf_token: None,
+    };
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| multipart_error(e.status(), e.body_text()))?
+    {
+        if field.name() == Some(CSRF_FORM_FIELD) && field.file_name().is_none() {
+            let token = field
+                .text()
+                .await
+                .map_err(|e| multipart_error(e.status(), e.body_text()))?;
+            upload.csrf_token = Some(token);
+            continue;
+        }
+        let is_file = field.file_name().is_some() || field.name() == Some("avatar");
+        if is_file && upload.file.is_none() {
+            upload.file = Some(
+                field
+                    .bytes()
+                    .await
+                    .map_err(|e| multipart_error(e.status(), e.body_text()))?,
+            );
+        }
+    }
+    Ok(upload)
+}
+
 fn multipart_error(status: axum::http::StatusCode, text: String) -> AppError {
     if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
         AppError::PayloadTooLarge {
-            message: "avatars are at most 5 MB".into(),
+            message: "the upload is over 8 MB (avatars are at most 5 MB)".into(),
         }
     } else {
         AppError::bad_request("invalid_upload", text)
