@@ -112,6 +112,13 @@ const conn = new Connection(() => '/ws/', {
   onFrame: (frame) => onFrame(frame, false),
   onState: (state, seconds) => showConnection(state, seconds),
   onRefused: () => checkSession(),
+  // 1008 on /ws/: the session behind the socket ended (logout elsewhere, a
+  // password change). checkSession goes to the login page if so; otherwise
+  // the socket comes back.
+  onClosed: async () => {
+    await checkSession();
+    setTimeout(() => conn.retryNow(), 1000);
+  },
 });
 
 function showConnection(state, seconds) {
