@@ -36,6 +36,9 @@ pub enum Command {
     /// Manage user accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Load-test a running server through its public API and WebSockets
+    /// (`parley bench --help`; `bench/run-scenarios.sh` runs the standard scenarios).
+    Bench(Box<crate::bench::BenchArgs>),
 }
 
 #[derive(Subcommand, Debug, Clone)]
