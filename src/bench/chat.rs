@@ -181,8 +181,9 @@ async fn run_within(options: &ChatOptions) -> anyhow::Result<ChatReport> {
     let room_ids = setup.rooms(&layout, &users, &bar).await?;
     let setup_time = setup_started.elapsed();
 
-    let sources =
-        layout::source_addresses(target.addr.ip(), layout.connections(), options.source_addrs);
+    // A storm reopens every connection while the old sockets sit in TIME_WAIT.
+    let sockets = layout.connections() * if options.reconnect_at.is_some() { 2 } else { 1 };
+    let sources = layout::source_addresses(target.addr.ip(), sockets, options.source_addrs);
     let server_before = options
         .target
         .server_pid
