@@ -258,8 +258,10 @@ mod tests {
     #[test]
     fn acks_and_errors() {
         let h = latency_histogram().unwrap();
-        let mut s = Sent::default();
-        s.sent = 3;
+        let mut s = Sent {
+            sent: 3,
+            ..Sent::default()
+        };
         s.record_ack(7, 120, &h);
         s.record_error("rate_limited");
         s.record_error("rate_limited");
