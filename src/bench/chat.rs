@@ -189,6 +189,14 @@ async fn run_within(options: &ChatOptions) -> anyhow::Result<ChatReport> {
         .server_pid
         .map(|pid| procfs::sample(Some(pid)))
         .transpose()?;
+    if options.target.server_pid.is_some() && setup.password_checks() > 0 {
+        warnings.push(format!(
+            "setup registered or logged in {} accounts just now: the server's RSS baseline includes \
+             what hashing their passwords (Argon2, 19 MiB each) left behind, so RSS per connection is \
+             not reliable. For memory figures, rerun with --state-file against a freshly started server.",
+            setup.password_checks()
+        ));
+    }
     let template = accounting::latency_histogram()?;
     let shared = Arc::new(Shared {
         clock: Clock::start(),
@@ -353,8 +361,9 @@ async fn run_within(options: &ChatOptions) -> anyhow::Result<ChatReport> {
                 rss_before_kib: before.rss_kib,
                 rss_connected_kib: connected.rss_kib,
                 rss_end_kib: after.rss_kib,
-                rss_per_connection_kib: (open > 0)
-                    .then(|| (connected.rss_kib as f64 - before.rss_kib as f64) / open as f64),
+                // Meaningless when setup's password hashing moved the baseline (warned above).
+                rss_per_connection_kib: (open > 0 && setup.password_checks() == 0)
+                    .then(|| (after.rss_kib as f64 - before.rss_kib as f64) / open as f64),
                 cpu_percent: procfs::cpu_percent(&connected, &after),
             })
         }

@@ -54,7 +54,8 @@ pub struct ServerUsage {
     /// Once every connection was open (before any message).
     pub rss_connected_kib: u64,
     pub rss_end_kib: u64,
-    /// (connected − before) / open connections.
+    /// (end − before) / open connections: what each held connection costs
+    /// once the run settled (the end sample is taken before closing them).
     pub rss_per_connection_kib: Option<f64>,
     /// Over the measured phase, in percent of one core.
     pub cpu_percent: f64,
@@ -202,7 +203,10 @@ fn server_lines(out: &mut String, server: &Option<ServerUsage>, generator_cpu: f
             s.pid, s.rss_before_kib, s.rss_connected_kib, s.rss_end_kib, s.cpu_percent
         );
         if let Some(per) = s.rss_per_connection_kib {
-            let _ = writeln!(out, "server RSS per connection  {per:.2} KiB");
+            let _ = writeln!(
+                out,
+                "server RSS per connection  {per:.2} KiB (end of the run − before connecting)"
+            );
         }
     }
     let _ = writeln!(out, "generator CPU        {generator_cpu:.0} %");

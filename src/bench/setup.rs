@@ -50,6 +50,8 @@ pub struct Setup<'a> {
     api: &'a Api,
     identity: &'a Identity,
     state: State,
+    /// Registrations and logins made (each hashes a password on the server).
+    password_checks: usize,
 }
 
 impl<'a> Setup<'a> {
@@ -75,7 +77,12 @@ impl<'a> Setup<'a> {
             api,
             identity,
             state,
+            password_checks: 0,
         })
+    }
+
+    pub fn password_checks(&self) -> usize {
+        self.password_checks
     }
 
     pub fn username(&self, i: usize) -> String {
@@ -102,7 +109,7 @@ impl<'a> Setup<'a> {
             .collect();
         let api = self.api;
         let password = self.identity.password.as_str();
-        let users: Vec<BenchUser> = stream::iter(names)
+        let users: Vec<(BenchUser, bool)> = stream::iter(names)
             .map(|(name, known)| async move {
                 let user = acquire(api, &name, password, known).await;
                 bar.inc(1);
@@ -112,6 +119,8 @@ impl<'a> Setup<'a> {
             .buffered(self.identity.concurrency.max(1))
             .try_collect()
             .await?;
+        self.password_checks += users.iter().filter(|(_, hashed)| *hashed).count();
+        let users: Vec<BenchUser> = users.into_iter().map(|(user, _)| user).collect();
         for user in &users {
             self.state.users.insert(user.username.clone(), user.clone());
         }
@@ -180,17 +189,17 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 }
 
 /// A known token if it still works; else register (or log in, if the name is
-/// taken) and create a token.
+/// taken) and create a token. True when the server had to hash the password.
 async fn acquire(
     api: &Api,
     username: &str,
     password: &str,
     known: Option<BenchUser>,
-) -> anyhow::Result<BenchUser> {
+) -> anyhow::Result<(BenchUser, bool)> {
     if let Some(known) = known
         && api.token_user(&known.token).await?.as_deref() == Some(known.id.as_str())
     {
-        return Ok(known);
+        return Ok((known, false));
     }
     let login = match api.register(username, password).await? {
         Some(login) => login,
@@ -202,11 +211,12 @@ async fn acquire(
         })?,
     };
     let token = api.create_token(&login, "parley bench").await?;
-    Ok(BenchUser {
+    let user = BenchUser {
         username: username.to_string(),
         id: login.user_id,
         token,
-    })
+    };
+    Ok((user, true))
 }
 
 /// Finds the room by id (state file) or by name among the owner's rooms, or
