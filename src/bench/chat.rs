@@ -61,7 +61,7 @@ pub struct ChatOptions {
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
 
-    /// Stop sending after this many messages in all (split evenly among senders).
+    /// Stop sending after this many messages in all (split evenly among senders, rounded up).
     #[arg(long)]
     pub messages: Option<u64>,
 

@@ -376,7 +376,10 @@ impl Client {
                     // Already reconnecting: this reconnect is the storm's too.
                     Some(Control::Drop) => {
                         if self.spec.joins_storm {
-                            self.storm_at.get_or_insert_with(Instant::now);
+                            if self.storm_at.is_none() {
+                                self.storm_at = Some(Instant::now());
+                                *self.outcome.disconnects.entry("storm".into()).or_default() += 1;
+                            }
                         } else {
                             self.shared.progress.back.add(1);
                         }

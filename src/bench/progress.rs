@@ -78,8 +78,10 @@ pub fn bar(enabled: bool) -> ProgressBar {
         },
     );
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {prefix:>9} {wide_msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {prefix:>8} {bar:24} {wide_msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     bar.enable_steady_tick(Duration::from_millis(250));
     bar
