@@ -93,6 +93,48 @@ fn fan_out(c: &mut Criterion) {
     });
 }
 
+/// The load generator's work per delivery: parse the frame, account for its seq
+/// and latency. It must stay far below the server's cost per delivery, or the
+/// generator (one core in the scenarios) becomes the limit.
+fn generator_delivery(c: &mut Criterion) {
+    use parley::bench::accounting::{Tally, latency_histogram};
+    use parley::bench::frame::{self, Frame};
+    let room = RoomId::parse("general").expect("room id");
+    let mut msg = message(&room, 1);
+    msg.content = frame::content(123_456, 64);
+    msg.client_id = Some(frame::client_id(7, 3, 42));
+    let frames: Vec<String> = (1..=1000)
+        .map(|seq| {
+            msg.seq = seq;
+            ServerEvent::ChatMessage {
+                room_id: &room,
+                message: MessageView::new(&msg, false, false),
+            }
+            .encode()
+            .to_string()
+        })
+        .collect();
+    let template = latency_histogram().expect("histogram");
+    c.bench_function(
+        "generator: parse and account 1000 chat_message frames",
+        |b| {
+            b.iter_batched(
+                || Tally::new(0),
+                |mut tally| {
+                    for text in &frames {
+                        let parsed = Frame::parse(black_box(text)).expect("frame");
+                        let chat = parsed.chat.expect("chat message");
+                        let sent = frame::sent_us(&chat.content).expect("generated");
+                        tally.receive(chat.seq, Some(200_000 - sent), false, &template);
+                    }
+                    tally
+                },
+                BatchSize::SmallInput,
+            )
+        },
+    );
+}
+
 fn tag_rules(c: &mut Criterion) {
     let user = User {
         id: UserId::new(),
@@ -192,5 +234,12 @@ fn batch_commit(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, protocol, fan_out, tag_rules, batch_commit);
+criterion_group!(
+    benches,
+    protocol,
+    fan_out,
+    generator_delivery,
+    tag_rules,
+    batch_commit
+);
 criterion_main!(benches);

@@ -20,6 +20,7 @@ use crate::realtime::hub::Hub;
 use crate::realtime::protocol::ServerEvent;
 use crate::realtime::typing::Typing;
 use crate::services::room_cache::RoomCache;
+use crate::services::tail_cache::TailCache;
 use crate::services::writer::MessageWriter;
 use crate::services::{accounts, messages, presence, rooms};
 use crate::state::AppState;
@@ -78,9 +79,19 @@ impl Application {
             None => None,
         };
         let cluster = Cluster::new(hub.clone(), rooms.clone(), redis.clone());
+        // With several nodes the others' commits and profile changes arrive only
+        // through the lossy bus: a tail fed by them could miss one, so it is off.
+        let tail = Arc::new(match &config.redis_url {
+            Some(_) => TailCache::disabled(),
+            None => TailCache::new(config.tail_cache_mib * 1024 * 1024),
+        });
         let writer_stop = CancellationToken::new();
-        let (writer, writer_task) =
-            MessageWriter::start(store.clone(), cluster.clone(), writer_stop.clone());
+        let (writer, writer_task) = MessageWriter::start(
+            store.clone(),
+            cluster.clone(),
+            tail.clone(),
+            writer_stop.clone(),
+        );
         let dummy_password_hash = accounts::hash_password(accounts::random_token()).await?;
         let state = AppState {
             limits: Arc::new(Limits::new(&config, redis)),
@@ -90,6 +101,7 @@ impl Application {
             hub,
             cluster,
             rooms,
+            tail,
             writer,
             typing: Arc::new(Typing::default()),
             dummy_password_hash: Arc::from(dummy_password_hash),

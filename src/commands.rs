@@ -1,4 +1,4 @@
-//! The command line: `serve` (default), `migrate`, `check-config` and `user ...`.
+//! The command line: `serve` (default), `migrate`, `check-config`, `user ...` and `bench ...`.
 
 use std::io::{BufRead, IsTerminal};
 
@@ -29,6 +29,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{config:#?}");
             Ok(())
         }
+        Command::Bench(args) => crate::bench::command(*args, config).await,
         Command::User(command) => {
             config.validate()?;
             let store = open_store(&config).await?;

@@ -36,6 +36,9 @@ pub enum Command {
     /// Manage user accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Load-test a running server through its public API and WebSockets
+    /// (`parley bench --help`; `bench/run-scenarios.sh` runs the standard scenarios).
+    Bench(Box<crate::bench::BenchArgs>),
 }
 
 #[derive(Subcommand, Debug, Clone)]
@@ -216,6 +219,17 @@ pub struct Config {
     )]
     pub max_connections: usize,
 
+    /// Memory for the recent messages of active rooms, in MiB: the latest
+    /// history page and resumes from a recent seq are served without a query.
+    /// 0 turns it off; it is always off with --redis-url.
+    #[arg(
+        long,
+        env = "PARLEY_TAIL_CACHE_MIB",
+        default_value_t = 32,
+        global = true
+    )]
+    pub tail_cache_mib: usize,
+
     /// How long shutdown waits for sessions and writes to finish.
     #[arg(long, env = "PARLEY_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub shutdown_timeout: Duration,
@@ -249,6 +263,9 @@ impl Config {
         }
         if self.ws_outbound_queue < 8 {
             bail!("--ws-outbound-queue must be at least 8");
+        }
+        if self.tail_cache_mib > 65_536 {
+            bail!("--tail-cache-mib is at most 65536");
         }
         if self.db_max_connections == 0 {
             bail!("--db-max-connections must be at least 1");
@@ -394,6 +411,7 @@ impl std::fmt::Debug for Config {
             )
             .field("ws_outbound_queue", &self.ws_outbound_queue)
             .field("max_connections", &self.max_connections)
+            .field("tail_cache_mib", &self.tail_cache_mib)
             .field(
                 "shutdown_timeout",
                 &humantime::format_duration(self.shutdown_timeout).to_string(),

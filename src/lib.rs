@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod avatar;
+pub mod bench;
 pub mod cluster;
 pub mod commands;
 pub mod config;

@@ -7,4 +7,5 @@ pub mod presence;
 pub mod profiles;
 pub mod room_cache;
 pub mod rooms;
+pub mod tail_cache;
 pub mod writer;

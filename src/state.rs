@@ -14,6 +14,7 @@ use crate::limits::Limits;
 use crate::realtime::hub::Hub;
 use crate::realtime::typing::Typing;
 use crate::services::room_cache::RoomCache;
+use crate::services::tail_cache::TailCache;
 use crate::services::writer::MessageWriter;
 use crate::store::DynStore;
 
@@ -26,6 +27,8 @@ pub struct AppState {
     /// Events and presence across nodes (just `hub` without Redis).
     pub cluster: Cluster,
     pub rooms: Arc<RoomCache>,
+    /// The recent messages of active rooms (off with several nodes).
+    pub tail: Arc<TailCache>,
     pub writer: MessageWriter,
     pub limits: Arc<Limits>,
     pub typing: Arc<Typing>,

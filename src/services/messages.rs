@@ -10,6 +10,7 @@ use crate::domain::time::now_ms;
 use crate::error::{AppError, Result};
 use crate::realtime::protocol::ServerEvent;
 use crate::services::rooms;
+use crate::services::tail_cache::Lookup;
 use crate::state::AppState;
 use crate::store::{MessagePage, Page};
 
@@ -93,9 +94,31 @@ pub async fn history(
     page: Page,
 ) -> Result<(MessagePage, i64, i64)> {
     rooms::access(state, room, viewer).await?;
-    let messages = state.store.list_messages(room, page).await?;
+    let messages = read_page(state, room, page).await?;
     let (mine, others) = state.store.read_positions(room, viewer).await?;
     Ok((messages, mine, others))
+}
+
+/// A page from the room's recent tail in memory when it holds the whole page,
+/// else from the store (and the answer may then seed the tail).
+async fn read_page(state: &AppState, room: &RoomId, page: Page) -> Result<MessagePage> {
+    let ticket = match state.tail.lookup(room, page) {
+        Lookup::Hit(found) => return Ok(found),
+        Lookup::Senders { missing, ticket } => {
+            let users = state.store.list_users(&missing).await?;
+            state
+                .tail
+                .learn_senders(users.iter().map(rooms::sender_of), ticket);
+            if let Lookup::Hit(found) = state.tail.lookup(room, page) {
+                return Ok(found);
+            }
+            state.tail.ticket(room)
+        }
+        Lookup::Miss(ticket) => ticket,
+    };
+    let found = state.store.list_messages(room, page).await?;
+    state.tail.offer(room, page, &found, ticket);
+    Ok(found)
 }
 
 /// What a read receipt points at.

@@ -120,6 +120,8 @@ impl ProfilePatch {
 pub async fn update(state: &AppState, user: &User, patch: ProfilePatch) -> Result<ProfileView> {
     let changes = patch.validate()?;
     let updated = state.store.update_profile(user.id, &changes).await?;
+    // History shows senders' current names.
+    state.tail.sender_changed(user.id);
     view(state, &updated, Some(&updated)).await
 }
 
@@ -135,6 +137,7 @@ pub async fn set_avatar(state: &AppState, user: &User, bytes: Vec<u8>) -> Result
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("avatar task failed: {e}")))??;
     let updated = state.store.put_avatar(user.id, &png, now_ms()).await?;
+    state.tail.sender_changed(user.id);
     view(state, &updated, Some(&updated)).await
 }
 

@@ -1,7 +1,7 @@
 //! Group commit: one task writes every message. It takes whatever is queued,
-//! stores it in one transaction, then fans each committed message out, so a
-//! message is delivered only after it is durable and many senders share one
-//! commit.
+//! stores it in one transaction, adds it to the rooms' recent tails, then fans
+//! each committed message out, so a message is delivered only after it is
+//! durable and many senders share one commit.
 
 use std::sync::Arc;
 
@@ -14,6 +14,7 @@ use crate::domain::message::{InsertOutcome, Message, NewMessage};
 use crate::error::AppError;
 use crate::realtime::hub::ChatFrame;
 use crate::realtime::protocol::ServerEvent;
+use crate::services::tail_cache::TailCache;
 use crate::store::{DynStore, StoreError};
 use crate::views::MessageView;
 
@@ -37,10 +38,11 @@ impl MessageWriter {
     pub fn start(
         store: DynStore,
         cluster: Cluster,
+        tail: Arc<TailCache>,
         stop: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(run(store, cluster, rx, stop));
+        let task = tokio::spawn(run(store, cluster, tail, rx, stop));
         (Self { tx }, task)
     }
 
@@ -64,6 +66,7 @@ fn shutting_down() -> AppError {
 async fn run(
     store: DynStore,
     cluster: Cluster,
+    tail: Arc<TailCache>,
     mut rx: mpsc::Receiver<Job>,
     stop: CancellationToken,
 ) {
@@ -91,6 +94,13 @@ async fn run(
         }
         match store.insert_messages(&messages).await {
             Ok(outcomes) => {
+                let inserted = outcomes.iter().filter_map(|o| match o {
+                    InsertOutcome::Inserted(message) => Some(message),
+                    InsertOutcome::Duplicate(_) => None,
+                });
+                // Before anyone can see these messages (live or acknowledged),
+                // so whoever saw one finds it in the latest history page.
+                tail.committed(inserted);
                 // A duplicate is fanned out again too: when a commit succeeded
                 // but its answer was lost (the connection to the database broke
                 // after COMMIT), the first attempt reported `unavailable` and
@@ -111,6 +121,8 @@ async fn run(
             }
             Err(err) => {
                 tracing::error!(error = ?err, batch = messages.len(), "storing messages failed");
+                // The transaction may have committed before the error came back.
+                tail.forget(messages.iter().map(|m| &m.room_id));
                 let reason: Arc<str> = Arc::from(err.to_string());
                 for reply in replies.drain(..) {
                     let _ = reply.send(Err(AppError::Store(StoreError::Unavailable(

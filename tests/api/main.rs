@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth;
+mod bench;
 mod errors;
 mod helpers;
 mod lifecycle;

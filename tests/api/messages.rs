@@ -231,3 +231,133 @@ async fn sending_is_rate_limited() {
         .count();
     assert_eq!(texts, created, "the refused message was not stored");
 }
+
+/// What a history page shows, without ids and times (which differ between servers).
+fn shown(body: &Value) -> Vec<Value> {
+    body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            json!([
+                m["seq"],
+                m["sender"],
+                m["sender_display_name"],
+                // The avatar URL holds the user id; its version is what changes.
+                m["sender_avatar"]
+                    .as_str()
+                    .and_then(|a| a.split_once('?'))
+                    .map(|(_, v)| v),
+                m["content"],
+                m["message_type"],
+                m["client_id"],
+                m["is_own"],
+                m["is_read"],
+            ])
+        })
+        .collect()
+}
+
+/// The latest page and recent pages may come from the messages kept in memory:
+/// they must read exactly as from the database, with senders' current names
+/// (even for a message sent over a socket opened before the rename) and each
+/// viewer's own `is_own`/`is_read`. The same story runs on a server with the
+/// cache and one without, and every page is compared.
+#[tokio::test]
+async fn history_from_memory_reads_as_from_the_database() {
+    let cached = spawn_app_with(|c| c.message_burst = 100).await;
+    let uncached = spawn_app_with(|c| {
+        c.message_burst = 100;
+        c.tail_cache_mib = 0;
+    })
+    .await;
+    let mut pages: Vec<Vec<(Vec<Value>, Value)>> = Vec::new();
+    let mut room_of_cached = String::new();
+    for app in [&cached, &uncached] {
+        let ann = app.user("ann").await;
+        let bob = app.user("bob").await;
+        let room = ann.create_room("Cache", "group", &[&bob]).await;
+        let mut socket = ann.ws(&format!("/ws/chat/{room}/")).await;
+        socket.next_of("connection_established").await;
+        for i in 0..3 {
+            ann.say(&room, &format!("a{i}")).await;
+        }
+        let base = format!("/tools/api/chat/{room}/messages/");
+        let mut seen = Vec::new();
+        let (_, body) = ann.get(&format!("{base}?limit=10")).await;
+        seen.push((shown(&body), body["has_more"].clone()));
+        // Renamed after the socket opened: the socket's sends carry the old name.
+        let (status, _) = ann
+            .patch(
+                "/tools/api/user/me/profile/",
+                json!({"display_name": "Ann Renamed"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        socket
+            .send_json(json!({"type": "message", "content": "over the socket", "client_id": "s-1"}))
+            .await;
+        // a0..a2 arrive first; then the echo that acknowledges ours.
+        loop {
+            let echo = socket.next_of("chat_message").await;
+            if echo["message"]["client_id"] == "s-1" {
+                assert_eq!(
+                    echo["message"]["sender_display_name"], "ann",
+                    "the socket's old name"
+                );
+                break;
+            }
+        }
+        bob.say(&room, "b0").await;
+        let (status, _) = bob
+            .post(
+                &format!("/tools/api/chat/{room}/read/"),
+                json!({"up_to_seq": 4}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        for (viewer, query) in [
+            (&ann, "?limit=10"),
+            (&bob, "?limit=10"),
+            (&ann, "?limit=2"),
+            (&bob, "?after=2"),
+            (&ann, "?after=0&limit=3"),
+            (&bob, "?before=4&limit=2"),
+            (&ann, "?after=6"),
+        ] {
+            let (status, body) = viewer.get(&format!("{base}{query}")).await;
+            assert_eq!(status, StatusCode::OK, "{query}: {body}");
+            seen.push((shown(&body), body["has_more"].clone()));
+        }
+        pages.push(seen);
+        if room_of_cached.is_empty() {
+            room_of_cached = room;
+        }
+    }
+    assert_eq!(pages[0], pages[1]);
+    let latest = &pages[0][1].0;
+    assert_eq!(latest.len(), 6);
+    assert!(
+        latest
+            .iter()
+            .filter(|m| m[1] == "ann")
+            .all(|m| m[2] == "Ann Renamed"),
+        "current names: {latest:?}"
+    );
+    // And the cached server did serve from memory.
+    let room = parley::domain::ids::RoomId::parse(&room_of_cached).unwrap();
+    assert!(matches!(
+        cached
+            .state
+            .tail
+            .lookup(&room, parley::store::Page::Latest { limit: 10 }),
+        parley::services::tail_cache::Lookup::Hit(_)
+    ));
+    assert!(matches!(
+        uncached
+            .state
+            .tail
+            .lookup(&room, parley::store::Page::Latest { limit: 10 }),
+        parley::services::tail_cache::Lookup::Miss(_)
+    ));
+}
