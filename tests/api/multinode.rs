@@ -74,7 +74,10 @@ impl Node {
             .args(["--redis-url", redis_url, "--redis-namespace", namespace])
             .args(["--message-rate", &rate.to_string()])
             .args(["--message-burst", &burst.to_string()])
-            .args(["--heartbeat-interval", "2s"])
+            // The default (30 s): test sockets answer pings only while a test
+            // reads them, and on a loaded machine a test may leave one unread
+            // for a few seconds; a short interval closed them mid-test.
+            .args(["--heartbeat-interval", "30s"])
             .arg("--data-dir")
             .arg(data.path())
             .env(
