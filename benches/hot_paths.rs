@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use axum::extract::ws::Utf8Bytes;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use parley::domain::ids::{MessageId, RoomId, UserId};
+use parley::domain::ids::{MessageId, RoomId, TokenId, UserId};
 use parley::domain::message::{Message, MessageType, NewMessage, Sender};
 use parley::domain::room::{Role, RoomKind};
 use parley::domain::tags;
 use parley::domain::time::now_ms;
 use parley::domain::user::{Language, Membership, ThemeMode, ThemeStyle, User};
-use parley::realtime::hub::{ChatFrame, ConnControl, Hub, Outbound, Scope};
+use parley::realtime::hub::{ChatFrame, ConnControl, Credential, Hub, Outbound, Scope};
 use parley::realtime::protocol::{ClientMsg, ServerEvent};
 use parley::store::{NewRoom, NewUser};
 use parley::views::MessageView;
@@ -71,6 +71,7 @@ fn fan_out(c: &mut Criterion) {
             vec![room.clone()],
             tx,
             ConnControl::new(),
+            Credential::Token(TokenId::new()),
         );
         receivers.push(rx);
     }

@@ -182,6 +182,9 @@ fn spawn_background(state: &AppState) {
         let period = s.config.heartbeat_interval;
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         let mut previous_tick = now_ms();
+        // Extending sessions waits on the database: it runs beside the
+        // heartbeat, one batch at a time, so pings never wait for it.
+        let mut refreshing: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
@@ -189,9 +192,22 @@ fn spawn_background(state: &AppState) {
             }
             let now = now_ms();
             let frame = ServerEvent::Heartbeat { timestamp: now }.encode();
-            // A peer that sent nothing since the previous tick did not answer its ping.
-            s.hub.heartbeat(&frame, previous_tick);
+            // A peer that sent nothing since the previous tick did not answer
+            // its ping; a connection whose session expired is closed.
+            let due = s.hub.heartbeat(
+                &frame,
+                previous_tick,
+                now,
+                accounts::refresh_sessions_expiring_before(&s, now),
+            );
             previous_tick = now;
+            // A session still due when a batch is running is due at the next tick too.
+            if !due.is_empty() && refreshing.as_ref().is_none_or(|t| t.is_finished()) {
+                let state = s.clone();
+                refreshing = Some(s.tasks.spawn(async move {
+                    accounts::refresh_connected_sessions(&state, due).await;
+                }));
+            }
         }
     });
 

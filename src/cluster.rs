@@ -9,8 +9,8 @@ use std::sync::Arc;
 use axum::extract::ws::Utf8Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::ids::{RoomId, UserId};
-use crate::realtime::hub::{ChatFrame, Hub};
+use crate::domain::ids::{RoomId, SessionKey, TokenId, UserId};
+use crate::realtime::hub::{ChatFrame, Credential, Hub};
 use crate::services::room_cache::RoomCache;
 
 pub mod redis;
@@ -57,6 +57,11 @@ pub enum Event {
     },
     /// The room or its members changed: cached permissions are stale.
     RoomChanged { room: RoomId },
+    /// These login sessions were revoked (their token hashes, hex, as the
+    /// store keeps them): the connections they authenticated close.
+    SessionsRevoked { sessions: Vec<String> },
+    /// This API token was deleted: the connections it authenticated close.
+    TokenRevoked { token: TokenId },
 }
 
 /// What is published: the event and the node it came from (which ignores its own echo).
@@ -146,6 +151,24 @@ impl Cluster {
         self.publish(|| Event::RoomChanged { room: room.clone() });
     }
 
+    /// Closes, on every node, the connections authenticated by these login
+    /// sessions (token hashes, hex). Call once they are gone from the store,
+    /// so a client that reconnects at once is refused.
+    pub fn sessions_revoked(&self, sessions: Vec<String>) {
+        if sessions.is_empty() {
+            return;
+        }
+        end_sessions(&self.hub, &sessions);
+        self.publish(|| Event::SessionsRevoked { sessions });
+    }
+
+    /// Closes, on every node, the connections authenticated by this API
+    /// token. Call once it is gone from the store.
+    pub fn token_revoked(&self, token: TokenId) {
+        self.hub.end_credential(Credential::Token(token));
+        self.publish(|| Event::TokenRevoked { token });
+    }
+
     fn publish(&self, event: impl FnOnce() -> Event) {
         if let Some(redis) = &self.redis {
             redis.publish(event());
@@ -233,6 +256,18 @@ pub fn apply(hub: &Hub, rooms: &RoomCache, event: Event) {
             hub.unfollow_room(user, &room, lost_access);
         }
         Event::RoomChanged { room } => rooms.invalidate(&room),
+        Event::SessionsRevoked { sessions } => end_sessions(hub, &sessions),
+        Event::TokenRevoked { token } => hub.end_credential(Credential::Token(token)),
+    }
+}
+
+fn end_sessions(hub: &Hub, sessions: &[String]) {
+    // A hash that is not hex cannot be one a connection here was opened with.
+    for key in sessions
+        .iter()
+        .filter_map(|hash| SessionKey::from_hex(hash))
+    {
+        hub.end_credential(Credential::Session(key));
     }
 }
 

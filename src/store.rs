@@ -205,14 +205,23 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     async fn list_sessions(&self, user: UserId, now: i64) -> StoreResult<Vec<SessionRecord>>;
     async fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
-    /// Deletes all of a user's sessions but `keep`; returns how many went.
-    async fn delete_other_sessions(&self, user: UserId, keep: Option<&str>) -> StoreResult<u64>;
+    /// Deletes all of a user's sessions but `keep`; returns the token hashes
+    /// of those deleted (so their live connections can be closed).
+    async fn delete_other_sessions(
+        &self,
+        user: UserId,
+        keep: Option<&str>,
+    ) -> StoreResult<Vec<String>>;
 
     // ---- API tokens
     async fn insert_api_token(&self, token: &ApiTokenRecord) -> StoreResult<()>;
     async fn list_api_tokens(&self, user: UserId) -> StoreResult<Vec<ApiTokenRecord>>;
-    /// The token's owner, recording the use.
-    async fn get_api_token_user(&self, token_hash: &str, now: i64) -> StoreResult<Option<User>>;
+    /// The token's id and owner, recording the use.
+    async fn get_api_token_user(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<(TokenId, User)>>;
     /// `NotFound` unless `user` owns the token.
     async fn delete_api_token(&self, user: UserId, id: TokenId) -> StoreResult<()>;
 

@@ -51,6 +51,38 @@ uuid_id!(UserId, "user");
 uuid_id!(MessageId, "message");
 uuid_id!(TokenId, "token");
 
+/// A login session as the server knows it: the SHA-256 of its cookie value
+/// (the store keeps the same bytes hex-encoded). 32 bytes inline, so a
+/// connection can remember its session without a `String` of its own.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionKey([u8; 32]);
+
+impl SessionKey {
+    pub fn from_digest(digest: [u8; 32]) -> Self {
+        Self(digest)
+    }
+
+    /// From the hex form the store uses; `None` if it is not 64 hex digits.
+    pub fn from_hex(hash: &str) -> Option<Self> {
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(hash, &mut bytes).ok()?;
+        Some(Self(bytes))
+    }
+
+    /// The hex form the store uses.
+    pub fn to_hex(self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl fmt::Debug for SessionKey {
+    /// The first six bytes only, as `GET /tools/api/auth/sessions/` shows
+    /// them: enough to tell sessions apart in a log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionKey({}…)", hex::encode(&self.0[..6]))
+    }
+}
+
 /// A room id: 1–64 characters of ASCII letters, digits, `-` and `_`, so it can
 /// sit in a URL path unescaped. Cheap to clone (shared string).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -143,6 +175,16 @@ mod tests {
         let id = RoomId::random();
         assert_eq!(id.as_str().len(), 12);
         assert!(RoomId::parse(id.as_str()).is_ok());
+    }
+
+    #[test]
+    fn session_keys_round_trip_through_hex() {
+        let hex = "98a9f380ab5e".repeat(5) + "0123";
+        let key = SessionKey::from_hex(&hex).unwrap();
+        assert_eq!(key.to_hex(), hex);
+        assert_eq!(format!("{key:?}"), "SessionKey(98a9f380ab5e…)");
+        assert!(SessionKey::from_hex("a").is_none());
+        assert!(SessionKey::from_hex(&"z".repeat(64)).is_none());
     }
 
     #[test]

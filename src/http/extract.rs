@@ -112,7 +112,7 @@ fn csrf_failed() -> AppError {
 /// is left to the caller.
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<(AuthUser, Csrf), AppError> {
     if let Some(token) = bearer_token(&parts.headers)? {
-        let user =
+        let (_, user) =
             accounts::token_user(state, token)
                 .await?
                 .ok_or_else(|| AppError::Unauthorized {

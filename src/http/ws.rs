@@ -14,7 +14,7 @@ use crate::domain::user::User;
 use crate::error::{AppError, Result};
 use crate::http::api::rooms::room_id;
 use crate::http::extract::{ApiQuery, SESSION_COOKIE, bearer_token};
-use crate::realtime::hub::Scope;
+use crate::realtime::hub::{Credential, Scope};
 use crate::realtime::session::{self, SessionStart};
 use crate::services::{accounts, rooms};
 use crate::state::AppState;
@@ -35,7 +35,7 @@ pub async fn room_socket(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response> {
-    let user = authenticate(&state, &headers).await?;
+    let (user, login) = authenticate(&state, &headers).await?;
     let room = room_id(&id)?;
     rooms::access(&state, &room, user.id).await?;
     if query.since_seq.is_some_and(|s| s < 0) {
@@ -49,6 +49,8 @@ pub async fn room_socket(
         upgrade,
         SessionStart {
             user,
+            credential: login.credential,
+            expires_at: login.expires_at,
             scope: Scope::Room(room),
             since_seq: query.since_seq,
             permit: None,
@@ -62,12 +64,14 @@ pub async fn user_socket(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response> {
-    let user = authenticate(&state, &headers).await?;
+    let (user, login) = authenticate(&state, &headers).await?;
     upgrade_to(
         state,
         upgrade,
         SessionStart {
             user,
+            credential: login.credential,
+            expires_at: login.expires_at,
             scope: Scope::AllRooms,
             since_seq: None,
             permit: None,
@@ -103,17 +107,30 @@ fn upgrade_to(
         .on_upgrade(move |socket| tasks.track_future(session::run(socket, state, start))))
 }
 
+/// What a connection was authenticated with, and until when it works.
+struct Login {
+    credential: Credential,
+    /// Unix ms; `i64::MAX` for API tokens, which do not expire.
+    expires_at: i64,
+}
+
 /// Bearer token, or session cookie from an allowed Origin (a browser sends
 /// cookies on cross-site WebSocket requests too, so the Origin must be checked,
 /// and must be there).
-async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<User> {
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(User, Login)> {
     if let Some(token) = bearer_token(headers)? {
-        return accounts::token_user(state, token)
-            .await?
-            .ok_or_else(|| AppError::Unauthorized {
-                code: "invalid_token",
-                message: "the API token is invalid or revoked".into(),
-            });
+        let (id, user) =
+            accounts::token_user(state, token)
+                .await?
+                .ok_or_else(|| AppError::Unauthorized {
+                    code: "invalid_token",
+                    message: "the API token is invalid or revoked".into(),
+                })?;
+        let login = Login {
+            credential: Credential::Token(id),
+            expires_at: i64::MAX,
+        };
+        return Ok((user, login));
     }
     let jar = CookieJar::from_headers(headers);
     let cookie = jar
@@ -132,10 +149,14 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<User> {
             "cookie-authenticated WebSockets need an Origin header naming an allowed origin",
         ));
     }
-    let (_, user) = accounts::session_user(state, cookie.value())
+    let (session, user) = accounts::session_user(state, cookie.value())
         .await?
         .ok_or_else(AppError::unauthenticated)?;
-    Ok(user)
+    let login = Login {
+        credential: Credential::Session(accounts::session_key(cookie.value())),
+        expires_at: session.expires_at,
+    };
+    Ok((user, login))
 }
 
 /// Allowed: the public URL's origin, the origin the request was addressed to

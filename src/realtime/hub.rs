@@ -4,7 +4,7 @@
 //! Fan-out never waits: each connection has a bounded queue and a full queue
 //! marks a slow consumer, which is closed (1013) instead of delaying the others.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -12,7 +12,7 @@ use axum::extract::ws::Utf8Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::ids::{RoomId, UserId};
+use crate::domain::ids::{RoomId, SessionKey, TokenId, UserId};
 use crate::domain::time::now_ms;
 
 pub type ConnId = u64;
@@ -83,6 +83,20 @@ pub mod close {
     pub const TRY_AGAIN_LATER: u16 = 1013;
 }
 
+/// The close reason (with 1008) when the credential that authenticated a
+/// connection ends: logout, a password change, logout-others, the session
+/// expiring, or the API token being deleted.
+pub const SESSION_ENDED: &str = "session ended";
+
+/// What authenticated a connection, so that revoking it can end the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Credential {
+    /// A login session (cookie).
+    Session(SessionKey),
+    /// A personal API token (bearer).
+    Token(TokenId),
+}
+
 /// Shared between a connection's tasks and the hub: how to stop it and why.
 #[derive(Debug, Default)]
 pub struct ConnControl {
@@ -90,13 +104,31 @@ pub struct ConnControl {
     close: OnceLock<(u16, &'static str)>,
     /// When the last frame (of any kind) arrived from the peer, Unix ms.
     last_rx_ms: AtomicI64,
+    /// When the login session behind the connection expires, Unix ms
+    /// (`i64::MAX` for API tokens, which do not). Raised as the session slides.
+    expires_at_ms: AtomicI64,
 }
 
 impl ConnControl {
     pub fn new() -> Arc<Self> {
         let control = Self::default();
         control.last_rx_ms.store(now_ms(), Ordering::Relaxed);
+        control.expires_at_ms.store(i64::MAX, Ordering::Relaxed);
         Arc::new(control)
+    }
+
+    /// The connection's credential stops working at `at` (Unix ms), unless extended.
+    pub fn set_expires_at(&self, at: i64) {
+        self.expires_at_ms.store(at, Ordering::Relaxed);
+    }
+
+    /// The session was extended: it now lasts until `at` at least.
+    pub fn extend_until(&self, at: i64) {
+        self.expires_at_ms.fetch_max(at, Ordering::Relaxed);
+    }
+
+    pub fn expires_at(&self) -> i64 {
+        self.expires_at_ms.load(Ordering::Relaxed)
     }
 
     /// Ends the connection with this close code; the first reason given wins.
@@ -149,6 +181,7 @@ struct Conn {
     tx: mpsc::Sender<Outbound>,
     control: Arc<ConnControl>,
     rooms: Vec<RoomId>,
+    credential: Credential,
 }
 
 #[derive(Default)]
@@ -162,6 +195,9 @@ struct State {
     rooms: HashMap<RoomId, RoomSubs>,
     /// Open connections per user.
     users: HashMap<UserId, Vec<ConnId>>,
+    /// Open connections per login session or API token, so revoking one finds
+    /// its connections without looking at anyone else's.
+    credentials: HashMap<Credential, Vec<ConnId>>,
 }
 
 impl State {
@@ -205,8 +241,8 @@ impl Hub {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Registers a connection following `rooms`; true if it is the user's
-    /// first connection on this node.
+    /// Registers a connection following `rooms`, authenticated by
+    /// `credential`; true if it is the user's first connection on this node.
     pub fn register(
         &self,
         user: UserId,
@@ -214,6 +250,7 @@ impl Hub {
         rooms: Vec<RoomId>,
         tx: mpsc::Sender<Outbound>,
         control: Arc<ConnControl>,
+        credential: Credential,
     ) -> (ConnId, bool) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let mut state = self.write();
@@ -231,6 +268,7 @@ impl Hub {
         let conns = state.users.entry(user).or_default();
         conns.push(id);
         let first = conns.len() == 1;
+        state.credentials.entry(credential).or_default().push(id);
         state.conns.insert(
             id,
             Conn {
@@ -239,6 +277,7 @@ impl Hub {
                 tx,
                 control,
                 rooms,
+                credential,
             },
         );
         (id, first)
@@ -262,7 +301,45 @@ impl Hub {
                 last = true;
             }
         }
+        if let Some(conns) = state.credentials.get_mut(&conn.credential) {
+            conns.retain(|c| *c != id);
+            if conns.is_empty() {
+                state.credentials.remove(&conn.credential);
+            }
+        }
         (conn.rooms, last)
+    }
+
+    /// What authenticated a connection.
+    pub fn credential_of(&self, id: ConnId) -> Option<Credential> {
+        self.read().conns.get(&id).map(|c| c.credential)
+    }
+
+    /// The session or token was revoked: its connections here close (1008).
+    pub fn end_credential(&self, credential: Credential) {
+        let state = self.read();
+        let Some(ids) = state.credentials.get(&credential) else {
+            return;
+        };
+        for id in ids {
+            if let Some(conn) = state.conns.get(id) {
+                conn.control.close(close::POLICY, SESSION_ENDED);
+            }
+        }
+    }
+
+    /// The session was extended to `expires_at` (Unix ms): its connections
+    /// here stay open until then.
+    pub fn extend_session(&self, key: SessionKey, expires_at: i64) {
+        let state = self.read();
+        let Some(ids) = state.credentials.get(&Credential::Session(key)) else {
+            return;
+        };
+        for id in ids {
+            if let Some(conn) = state.conns.get(id) {
+                conn.control.extend_until(expires_at);
+            }
+        }
     }
 
     /// The user now belongs to `room`: their `/ws/` connections here follow it.
@@ -412,11 +489,30 @@ impl Hub {
         self.read().conns.len()
     }
 
-    /// One shared heartbeat for every connection: close those silent since the
-    /// previous tick (`silent_before_ms`), ping the rest.
-    pub fn heartbeat(&self, frame: &Utf8Bytes, silent_before_ms: i64) {
+    /// One shared heartbeat for every connection: close those whose session
+    /// has expired by `now_ms` (1008) and those silent since the previous tick
+    /// (`silent_before_ms`), ping the rest. Returns the sessions that expire
+    /// before `refresh_before_ms`, each once, for the caller to extend.
+    pub fn heartbeat(
+        &self,
+        frame: &Utf8Bytes,
+        silent_before_ms: i64,
+        now_ms: i64,
+        refresh_before_ms: i64,
+    ) -> Vec<SessionKey> {
         let state = self.read();
+        let mut due = HashSet::new();
         for (id, conn) in &state.conns {
+            if let Credential::Session(key) = conn.credential {
+                let expires_at = conn.control.expires_at();
+                if expires_at <= now_ms {
+                    conn.control.close(close::POLICY, SESSION_ENDED);
+                    continue;
+                }
+                if expires_at < refresh_before_ms {
+                    due.insert(key);
+                }
+            }
             if conn.control.last_received_ms() < silent_before_ms {
                 conn.control.close(close::GOING_AWAY, "no response to ping");
                 continue;
@@ -429,6 +525,7 @@ impl Hub {
             };
             offer(&sub, Outbound::Tick(frame.clone()));
         }
+        due.into_iter().collect()
     }
 
     /// Asks every connection to re-check its rooms against the store (after
@@ -477,11 +574,39 @@ mod tests {
         rooms: &[&str],
         cap: usize,
     ) -> (ConnId, mpsc::Receiver<Outbound>, Arc<ConnControl>) {
+        authed(hub, user, scope, rooms, cap, token())
+    }
+
+    fn authed(
+        hub: &Hub,
+        user: UserId,
+        scope: Scope,
+        rooms: &[&str],
+        cap: usize,
+        credential: Credential,
+    ) -> (ConnId, mpsc::Receiver<Outbound>, Arc<ConnControl>) {
         let (tx, rx) = mpsc::channel(cap);
         let control = ConnControl::new();
         let rooms = rooms.iter().map(|r| room(r)).collect();
-        let (id, _first) = hub.register(user, scope, rooms, tx, control.clone());
+        let (id, _first) = hub.register(user, scope, rooms, tx, control.clone(), credential);
         (id, rx, control)
+    }
+
+    fn token() -> Credential {
+        Credential::Token(TokenId::new())
+    }
+
+    fn session(byte: u8) -> SessionKey {
+        SessionKey::from_digest([byte; 32])
+    }
+
+    /// A `/ws/` connection following nothing, opened with `credential`.
+    fn opened_with(
+        hub: &Hub,
+        user: UserId,
+        credential: Credential,
+    ) -> (ConnId, mpsc::Receiver<Outbound>, Arc<ConnControl>) {
+        authed(hub, user, Scope::AllRooms, &[], 8, credential)
     }
 
     #[test]
@@ -495,6 +620,7 @@ mod tests {
             vec![room("r1"), room("r2")],
             tx.clone(),
             ConnControl::new(),
+            token(),
         );
         assert!(first);
         let (b, second) = hub.register(
@@ -503,6 +629,7 @@ mod tests {
             vec![room("r1")],
             tx,
             ConnControl::new(),
+            token(),
         );
         assert!(!second);
         assert!(hub.is_online(ann));
@@ -598,9 +725,86 @@ mod tests {
     fn heartbeat_closes_silent_peers() {
         let hub = Hub::new();
         let (_, mut rx, control) = conn(&hub, UserId::new(), Scope::AllRooms, &[], 8);
-        hub.heartbeat(&Utf8Bytes::from("hb"), control.last_received_ms() - 1);
+        let now = now_ms();
+        hub.heartbeat(
+            &Utf8Bytes::from("hb"),
+            control.last_received_ms() - 1,
+            now,
+            now,
+        );
         assert!(matches!(rx.try_recv(), Ok(Outbound::Tick(_))));
-        hub.heartbeat(&Utf8Bytes::from("hb"), control.last_received_ms() + 1);
+        hub.heartbeat(
+            &Utf8Bytes::from("hb"),
+            control.last_received_ms() + 1,
+            now,
+            now,
+        );
         assert_eq!(control.close_reason().map(|r| r.0), Some(close::GOING_AWAY));
+    }
+
+    #[test]
+    fn ending_a_credential_closes_only_its_connections() {
+        let hub = Hub::new();
+        let ann = UserId::new();
+        let bot = token();
+        let (_, _ra, a) = opened_with(&hub, ann, Credential::Session(session(1)));
+        let (_, _rb, b) = opened_with(&hub, ann, Credential::Session(session(1)));
+        let (_, _rc, c) = opened_with(&hub, ann, Credential::Session(session(2)));
+        let (d_id, _rd, d) = opened_with(&hub, ann, bot);
+        assert_eq!(hub.credential_of(d_id), Some(bot));
+
+        hub.end_credential(Credential::Session(session(1)));
+        assert_eq!(a.close_reason(), Some((close::POLICY, SESSION_ENDED)));
+        assert_eq!(b.close_reason(), Some((close::POLICY, SESSION_ENDED)));
+        assert!(!c.is_closed() && !d.is_closed());
+
+        hub.end_credential(bot);
+        assert_eq!(d.close_reason(), Some((close::POLICY, SESSION_ENDED)));
+        assert!(!c.is_closed());
+    }
+
+    #[test]
+    fn a_closed_connections_credential_is_forgotten() {
+        let hub = Hub::new();
+        let bot = token();
+        let (id, _rx, _) = opened_with(&hub, UserId::new(), bot);
+        hub.unregister(id);
+        assert!(hub.read().credentials.is_empty());
+        assert_eq!(hub.credential_of(id), None);
+    }
+
+    #[test]
+    fn heartbeat_closes_expired_sessions_and_reports_those_to_extend() {
+        let hub = Hub::new();
+        let user = UserId::new();
+        let (early, late) = (session(1), session(2));
+        let hb = Utf8Bytes::from("hb");
+        let now = 1_000_000;
+        let (_, _r1, expired) = opened_with(&hub, user, Credential::Session(early));
+        expired.set_expires_at(now);
+        let (_, _r2, due) = opened_with(&hub, user, Credential::Session(late));
+        due.set_expires_at(now + 10);
+        let (_, _r3, again) = opened_with(&hub, user, Credential::Session(late));
+        again.set_expires_at(now + 50);
+        let (_, _r4, bot) = opened_with(&hub, user, token());
+
+        let refresh = hub.heartbeat(&hb, 0, now, now + 100);
+        assert_eq!(
+            refresh,
+            vec![late],
+            "each session once, not the expired one"
+        );
+        assert_eq!(expired.close_reason(), Some((close::POLICY, SESSION_ENDED)));
+        assert!(!due.is_closed() && !again.is_closed() && !bot.is_closed());
+
+        hub.extend_session(late, now + 1000);
+        assert_eq!(
+            (due.expires_at(), again.expires_at()),
+            (now + 1000, now + 1000)
+        );
+        assert!(hub.heartbeat(&hb, 0, now, now + 100).is_empty());
+        hub.heartbeat(&hb, 0, now + 1000, now + 1100);
+        assert_eq!(due.close_reason(), Some((close::POLICY, SESSION_ENDED)));
+        assert!(!bot.is_closed(), "API tokens do not expire");
     }
 }

@@ -22,10 +22,10 @@ use crate::domain::time::now_ms;
 use crate::domain::user::User;
 use crate::error::AppError;
 use crate::realtime::delivery::{Delivery, Fill};
-use crate::realtime::hub::{ConnControl, Hub, Outbound, Scope, close};
+use crate::realtime::hub::{ConnControl, Credential, Hub, Outbound, SESSION_ENDED, Scope, close};
 use crate::realtime::protocol::{ClientMsg, RoomPresence, ServerEvent, UserBrief};
 use crate::services::messages::{self, ReadUpTo};
-use crate::services::{presence, profiles, rooms};
+use crate::services::{accounts, presence, profiles, rooms};
 use crate::state::AppState;
 use crate::store::Page;
 use crate::views::{MessageView, ProfileView, RoomView};
@@ -41,6 +41,11 @@ const PAGE: u32 = 200;
 /// Everything decided before the upgrade.
 pub struct SessionStart {
     pub user: User,
+    /// The session or token the upgrade was authenticated with: revoking it
+    /// closes the connection.
+    pub credential: Credential,
+    /// When that stops working, Unix ms (`i64::MAX` for API tokens).
+    pub expires_at: i64,
     pub scope: Scope,
     /// Resume this room from this seq as soon as the connection opens (`?since_seq=`).
     pub since_seq: Option<i64>,
@@ -69,6 +74,8 @@ where
     let opened = Instant::now();
     let SessionStart {
         user,
+        credential,
+        expires_at,
         scope,
         since_seq,
         permit: _permit,
@@ -77,6 +84,7 @@ where
     let (tx, rx) = mpsc::channel(state.config.ws_outbound_queue);
     let fills = Arc::new(FillRequests::default());
     let control = ConnControl::new();
+    control.set_expires_at(expires_at);
     let writer = Writer {
         me: user_id,
         rx,
@@ -110,7 +118,10 @@ where
             return;
         }
     };
-    Box::pin(session.register(&state)).await;
+    Box::pin(session.register(&state, credential)).await;
+    // A revocation committed after the upgrade was authenticated, but before
+    // the hub knew this connection, found nothing here to close: look again.
+    Box::pin(session.recheck_credential(&state)).await;
     let writer = state.tasks.spawn(writer.run(sink).in_current_span());
     tracing::info!(%user_id, "websocket connected");
 
@@ -286,7 +297,7 @@ impl Session {
     }
 
     /// Joins the hub; announces the user if this is their first connection anywhere.
-    async fn register(&mut self, state: &AppState) {
+    async fn register(&mut self, state: &AppState, credential: Credential) {
         let rooms = std::mem::take(&mut self.rooms);
         let followed = rooms.clone();
         let (id, first_here) = state.hub.register(
@@ -295,6 +306,7 @@ impl Session {
             rooms,
             self.tx.clone(),
             self.control.clone(),
+            credential,
         );
         self.conn_id = Some(id);
         let profile = self.profile.take();
@@ -417,7 +429,10 @@ impl Session {
                 () = fills.ready.notified() => {
                     let (recheck, due) = fills.take();
                     if recheck {
-                        Box::pin(self.recheck_rooms(state)).await;
+                        Box::pin(self.recheck_credential(state)).await;
+                        if !self.control.is_closed() {
+                            Box::pin(self.recheck_rooms(state)).await;
+                        }
                     }
                     for fill in due {
                         if let Err(err) = Box::pin(self.fill(state, fill)).await {
@@ -658,6 +673,20 @@ impl Session {
         // Always end the resume, or the room's gaps would never be filled.
         self.send(Outbound::ResumeEnd { room: room.clone() }).await;
         outcome
+    }
+
+    /// Closes the connection (1008) if the session or token it was opened
+    /// with no longer works: its revocation may not have reached this node
+    /// (the bus was down), or came before the connection was registered.
+    async fn recheck_credential(&self, state: &AppState) {
+        let Some(credential) = self.conn_id.and_then(|id| state.hub.credential_of(id)) else {
+            return;
+        };
+        match accounts::credential_valid(state, self.me, credential).await {
+            Ok(true) => {}
+            Ok(false) => self.control.close(close::POLICY, SESSION_ENDED),
+            Err(err) => tracing::debug!(error = %err, "could not recheck the credential"),
+        }
     }
 
     /// After the bus was down this node may have missed membership changes

@@ -9,11 +9,12 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
-use crate::domain::ids::{TokenId, UserId};
+use crate::domain::ids::{SessionKey, TokenId, UserId};
 use crate::domain::text;
 use crate::domain::time::now_ms;
 use crate::domain::user::{self, User};
 use crate::error::{AppError, Result};
+use crate::realtime::hub::Credential;
 use crate::state::AppState;
 use crate::store::{ApiTokenRecord, NewUser, SessionRecord, StoreError};
 
@@ -47,6 +48,11 @@ pub fn random_token() -> String {
 /// What the store keeps of a secret token: its SHA-256, hex.
 pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The same SHA-256 as bytes, as a connection remembers its session.
+pub fn session_key(token: &str) -> SessionKey {
+    SessionKey::from_digest(Sha256::digest(token.as_bytes()).into())
 }
 
 /// Equal-time comparison, so a CSRF token cannot be guessed byte by byte.
@@ -224,8 +230,8 @@ pub async fn session_user(state: &AppState, token: &str) -> Result<Option<(Sessi
     Ok(Some((session, user)))
 }
 
-/// The user a bearer token belongs to, if valid.
-pub async fn token_user(state: &AppState, token: &str) -> Result<Option<User>> {
+/// The id of a bearer token and the user it belongs to, if it is valid.
+pub async fn token_user(state: &AppState, token: &str) -> Result<Option<(TokenId, User)>> {
     if !token.starts_with(TOKEN_PREFIX) {
         return Ok(None);
     }
@@ -235,11 +241,15 @@ pub async fn token_user(state: &AppState, token: &str) -> Result<Option<User>> {
         .await?)
 }
 
+/// Ends the session, and the WebSockets it opened on every node.
 pub async fn logout(state: &AppState, token_hash: &str) -> Result<()> {
-    Ok(state.store.delete_session(token_hash).await?)
+    state.store.delete_session(token_hash).await?;
+    state.cluster.sessions_revoked(vec![token_hash.to_string()]);
+    Ok(())
 }
 
-/// Changes the password and revokes every other session of the user.
+/// Changes the password and revokes every other session of the user (and
+/// their WebSockets); returns how many sessions went.
 pub async fn change_password(
     state: &AppState,
     user: &User,
@@ -261,22 +271,81 @@ pub async fn change_password(
     }
     let new_hash = hash_password(new).await?;
     state.store.update_password(user.id, &new_hash).await?;
-    Ok(state
-        .store
-        .delete_other_sessions(user.id, keep_session)
-        .await?)
+    logout_other_sessions(state, user, keep_session).await
 }
 
 pub async fn list_sessions(state: &AppState, user: &User) -> Result<Vec<SessionRecord>> {
     Ok(state.store.list_sessions(user.id, now_ms()).await?)
 }
 
+/// Revokes every session of the user but `keep` (and their WebSockets);
+/// returns how many went.
 pub async fn logout_other_sessions(
     state: &AppState,
     user: &User,
     keep: Option<&str>,
 ) -> Result<u64> {
-    Ok(state.store.delete_other_sessions(user.id, keep).await?)
+    let revoked = state.store.delete_other_sessions(user.id, keep).await?;
+    let count = revoked.len() as u64;
+    state.cluster.sessions_revoked(revoked);
+    Ok(count)
+}
+
+/// Connected sessions that expire before this (Unix ms) are due to be
+/// extended: by the rule HTTP use follows, at most once per `SESSION_TOUCH_MS`.
+pub fn refresh_sessions_expiring_before(state: &AppState, now: i64) -> i64 {
+    now + ttl_ms(state) - SESSION_TOUCH_MS
+}
+
+/// A WebSocket open on a session is a use of it: extends these sessions in
+/// the store, as an HTTP request would, and keeps their connections here open
+/// until the new expiry. A session the store no longer has was revoked or
+/// expired without this node hearing of it (the bus was down): its
+/// connections here close. Errors leave a session as it was, to retry at the
+/// next heartbeat.
+pub async fn refresh_connected_sessions(state: &AppState, keys: Vec<SessionKey>) {
+    for key in keys {
+        if state.shutdown.is_cancelled() {
+            return;
+        }
+        let hash = key.to_hex();
+        let now = now_ms();
+        match state.store.get_session(&hash, now).await {
+            Ok(Some(_)) => {
+                let expires_at = now + ttl_ms(state);
+                match state.store.touch_session(&hash, now, expires_at).await {
+                    Ok(()) => state.hub.extend_session(key, expires_at),
+                    Err(err) => {
+                        tracing::debug!(error = %err, "could not extend a connected session")
+                    }
+                }
+            }
+            Ok(None) => state.hub.end_credential(Credential::Session(key)),
+            Err(err) => tracing::debug!(error = %err, "could not check a connected session"),
+        }
+    }
+}
+
+/// Whether the session or token that authenticated a connection of `user`
+/// still works, for a connection that may have missed its revocation.
+pub async fn credential_valid(
+    state: &AppState,
+    user: UserId,
+    credential: Credential,
+) -> Result<bool> {
+    match credential {
+        Credential::Session(key) => Ok(state
+            .store
+            .get_session(&key.to_hex(), now_ms())
+            .await?
+            .is_some()),
+        Credential::Token(id) => Ok(state
+            .store
+            .list_api_tokens(user)
+            .await?
+            .iter()
+            .any(|t| t.id == id)),
+    }
 }
 
 /// Creates a personal API token; the token itself is returned only now.
@@ -309,6 +378,7 @@ pub async fn list_api_tokens(state: &AppState, user: &User) -> Result<Vec<ApiTok
     Ok(state.store.list_api_tokens(user.id).await?)
 }
 
+/// Deletes the token, closing the WebSockets it opened on every node.
 pub async fn delete_api_token(state: &AppState, user: &User, id: TokenId) -> Result<()> {
     state
         .store
@@ -317,7 +387,9 @@ pub async fn delete_api_token(state: &AppState, user: &User, id: TokenId) -> Res
         .map_err(|e| match e {
             StoreError::NotFound => AppError::not_found("token_not_found", "no such token"),
             other => other.into(),
-        })
+        })?;
+    state.cluster.token_revoked(id);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -331,6 +403,7 @@ mod tests {
         assert_ne!(a, random_token());
         assert_eq!(hash_token("x").len(), 64);
         assert_eq!(hash_token("x"), hash_token("x"));
+        assert_eq!(session_key(&a).to_hex(), hash_token(&a));
     }
 
     #[test]

@@ -765,16 +765,20 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn delete_other_sessions(&self, user: UserId, keep: Option<&str>) -> StoreResult<u64> {
-        let done = sqlx::query(
-            "delete from sessions where user_id = $1 and token_hash <> coalesce($2, '')",
+    async fn delete_other_sessions(
+        &self,
+        user: UserId,
+        keep: Option<&str>,
+    ) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar::<_, String>(
+            "delete from sessions where user_id = $1 and token_hash <> coalesce($2, '') \
+             returning token_hash",
         )
         .bind(user.to_string())
         .bind(keep)
-        .execute(&self.pool)
+        .fetch_all(&self.pool)
         .await
-        .map_err(db_err)?;
-        Ok(done.rows_affected())
+        .map_err(db_err)
     }
 
     // ---- API tokens
@@ -819,9 +823,19 @@ impl Store for PostgresStore {
         .collect()
     }
 
-    async fn get_api_token_user(&self, token_hash: &str, now: i64) -> StoreResult<Option<User>> {
-        let user = sqlx::query_as::<_, UserRow>(concat!(
-            "select ",
+    async fn get_api_token_user(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<(TokenId, User)>> {
+        #[derive(FromRow)]
+        struct Row {
+            token_id: String,
+            #[sqlx(flatten)]
+            user: UserRow,
+        }
+        let found = sqlx::query_as::<_, Row>(concat!(
+            "select t.id as token_id, ",
             user_cols!(),
             " from api_tokens t join users u on u.id = t.user_id where t.token_hash = $1"
         ))
@@ -829,9 +843,12 @@ impl Store for PostgresStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(db_err)?
-        .map(UserRow::into_user)
+        .map(|row| {
+            let token = TokenId::parse(&row.token_id).map_err(|_| corrupt("token id"))?;
+            Ok::<_, StoreError>((token, row.user.into_user()?))
+        })
         .transpose()?;
-        if user.is_some() {
+        if found.is_some() {
             // Minute resolution is plenty for "last used", and spares a write per request.
             sqlx::query(
                 "update api_tokens set last_used_at = $1 \
@@ -844,7 +861,7 @@ impl Store for PostgresStore {
             .await
             .map_err(db_err)?;
         }
-        Ok(user)
+        Ok(found)
     }
 
     async fn delete_api_token(&self, user: UserId, id: TokenId) -> StoreResult<()> {

@@ -13,4 +13,5 @@ mod multinode;
 mod outage;
 mod profiles;
 mod rooms;
+mod sessions;
 mod ws;

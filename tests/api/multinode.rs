@@ -854,6 +854,170 @@ async fn a_removal_missed_during_a_redis_outage_applies_when_it_returns() {
     schema.drop_schema().await.expect("drop the schema");
 }
 
+/// Another login session of `username`, on the node at `addr`.
+async fn login_on(addr: SocketAddr, username: &str) -> Client {
+    let mut client = Client::at(addr);
+    let (status, body) = client
+        .post(
+            "/tools/api/auth/login/",
+            json!({"username": username, "password": crate::helpers::PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "login {username}: {body}");
+    client.profile = body["data"].clone();
+    client
+}
+
+async fn assert_session_ended(ws: &mut crate::helpers::Ws) {
+    let close = ws.closed().await.expect("a close frame");
+    assert_eq!(close.code, CloseCode::Policy);
+    assert_eq!(close.reason.as_str(), "session ended");
+}
+
+/// A logout or a token deleted on one node closes the sockets that session or
+/// token opened on the others; the user's other sockets stay.
+#[tokio::test]
+async fn revoking_a_session_or_token_closes_its_sockets_on_every_node() {
+    let Some((db, redis)) =
+        services("revoking_a_session_or_token_closes_its_sockets_on_every_node")
+    else {
+        return;
+    };
+    let schema = test_schema(&db).await.expect("a fresh PostgreSQL schema");
+    let ns = unique("ns");
+    let nodes = [
+        Node::start(schema.url(), &redis, &ns).await,
+        Node::start(schema.url(), &redis, &ns).await,
+    ];
+    let (a, b) = (nodes[0].addr, nodes[1].addr);
+    let ann = Client::register(a, "ann").await;
+    let laptop = login_on(b, "ann").await;
+    let (status, body) = ann
+        .post("/tools/api/auth/tokens/", json!({"name": "bot"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let token_id = body["data"]["id"].as_str().unwrap().to_string();
+    let mut bot = Client::at(b);
+    bot.bearer = Some(body["data"]["token"].as_str().unwrap().to_string());
+    bot.profile = ann.profile.clone();
+    wait_for_redis(&ann, "ok").await;
+    wait_for_redis(&laptop, "ok").await;
+
+    // All on node B: ann's first session, her second one, her token.
+    let ann_on_b = ann.on(b);
+    let mut first = ann_on_b.ws("/ws/").await;
+    first.next_of("connection_established").await;
+    let mut second = laptop.ws("/ws/chat/general/").await;
+    second.next_of("connection_established").await;
+    let mut token = bot.ws("/ws/").await;
+    token.next_of("connection_established").await;
+
+    let (status, body) = ann.post("/tools/api/auth/logout/", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_session_ended(&mut first).await;
+    let said = laptop.say("general", "after the logout").await;
+    for ws in [&mut second, &mut token] {
+        assert_eq!(
+            ws.next_of("chat_message").await["message"]["id"],
+            said["id"]
+        );
+    }
+
+    let (status, body) = laptop
+        .on(a)
+        .delete(&format!("/tools/api/auth/tokens/{token_id}/"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_session_ended(&mut token).await;
+    let said = laptop.say("general", "after the token").await;
+    assert_eq!(
+        second.next_of("chat_message").await["message"]["id"],
+        said["id"]
+    );
+    for node in nodes {
+        node.stop().await;
+    }
+    schema.drop_schema().await.expect("drop the schema");
+}
+
+/// A logout made while Redis is down never reaches the other nodes as an
+/// event; when the bus returns every connection re-checks its credential.
+#[tokio::test]
+async fn a_logout_missed_during_a_redis_outage_applies_when_it_returns() {
+    let Some((db, _)) = services("a_logout_missed_during_a_redis_outage_applies_when_it_returns")
+    else {
+        return;
+    };
+    let port = RedisServer::free_port();
+    let Some(mut redis) = RedisServer::start(port).await else {
+        eprintln!("skipping a_logout_missed_during_a_redis_outage: redis-server is not installed");
+        return;
+    };
+    let schema = test_schema(&db).await.expect("a fresh PostgreSQL schema");
+    let ns = unique("ns");
+    let nodes = [
+        Node::start(schema.url(), &redis.url(), &ns).await,
+        Node::start(schema.url(), &redis.url(), &ns).await,
+    ];
+    let (a, b) = (nodes[0].addr, nodes[1].addr);
+    let ann = Client::register(a, "ann").await;
+    let laptop = login_on(b, "ann").await;
+    wait_for_redis(&ann, "ok").await;
+    wait_for_redis(&laptop, "ok").await;
+    let mut revoked = ann.on(b).ws("/ws/").await;
+    revoked.next_of("connection_established").await;
+    let mut kept = laptop.ws("/ws/").await;
+    kept.next_of("connection_established").await;
+
+    redis.stop().await;
+    wait_for_redis(&ann, "unreachable").await;
+    wait_for_redis(&laptop, "unreachable").await;
+    let (status, body) = ann.post("/tools/api/auth/logout/", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Long enough for node A to give up publishing the logout; both sockets
+    // are read meanwhile, so they keep answering pings (and stay open).
+    let quiet = Duration::from_secs(2);
+    tokio::join!(
+        revoked.expect_none_of("chat_message", quiet),
+        kept.expect_none_of("chat_message", quiet)
+    );
+    let mut redis = RedisServer::start(port).await.expect("redis restarts");
+
+    let close = tokio::time::timeout(Duration::from_secs(20), async {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            tokio::select! {
+                frame = revoked.stream.next() => match frame {
+                    Some(Ok(Message::Close(frame))) => return frame,
+                    Some(Ok(_)) => {}
+                    other => panic!("the connection ended without a close frame: {other:?}"),
+                },
+                frame = kept.stream.next() => match frame {
+                    Some(Ok(Message::Close(frame))) => panic!("the other session's socket closed: {frame:?}"),
+                    Some(Ok(_)) => {}
+                    other => panic!("the other session's socket failed: {other:?}"),
+                },
+            }
+        }
+    })
+    .await
+    .expect("node B closes the socket once Redis is back")
+    .expect("a close frame");
+    assert_eq!(close.code, CloseCode::Policy);
+    assert_eq!(close.reason.as_str(), "session ended");
+    let said = laptop.say("general", "still here").await;
+    assert_eq!(
+        kept.next_of("chat_message").await["message"]["id"],
+        said["id"]
+    );
+    redis.stop().await;
+    for node in nodes {
+        node.stop().await;
+    }
+    schema.drop_schema().await.expect("drop the schema");
+}
+
 #[tokio::test]
 async fn a_dead_nodes_users_go_offline_and_limits_are_shared() {
     let Some((db, redis)) = services("a_dead_nodes_users_go_offline_and_limits_are_shared") else {
