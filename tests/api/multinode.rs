@@ -499,11 +499,17 @@ async fn three_nodes_share_chat_presence_typing_and_receipts() {
     // another node, hence the longer wait.)
     drop(bob_ws);
     let mut left = BTreeSet::new();
-    for _ in 0..2 {
-        let frame = ann_ws
-            .next_of_within("user_left", Duration::from_secs(15))
-            .await;
-        left.insert(frame["user_id"].as_str().unwrap().to_string());
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while left.len() < 2 {
+        let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(frame) = ann_ws.try_next_json(wait).await else {
+            panic!("user_left for cat and bob within 20 s; got {left:?}, frames {seen:?}");
+        };
+        if frame["type"] == "user_left" {
+            left.insert(frame["user_id"].as_str().unwrap().to_string());
+        }
+        seen.push(frame);
     }
     assert_eq!(left, BTreeSet::from([cat.id(), bob.id()]));
     for node in nodes {
