@@ -196,6 +196,10 @@ async fn on_joined(state: &AppState, room: &Room, user: &User) -> Result<()> {
 /// Live side of someone no longer belonging to a room: they stop receiving it
 /// at once, on every node.
 async fn on_left(state: &AppState, room: &Room, user: &User, reason: &'static str) -> Result<()> {
+    // Asked before the unfollow below: that closes the user's room sockets,
+    // and once another node has marked them offline they would not be
+    // announced as leaving at all.
+    let was_online = state.cluster.is_online(user.id).await;
     state.cluster.room_changed(&room.id);
     let lost_access = reason == "removed" || room.kind != RoomKind::Public;
     state.cluster.unfollow(user.id, &room.id, lost_access);
@@ -205,7 +209,7 @@ async fn on_left(state: &AppState, room: &Room, user: &User, reason: &'static st
     }
     .encode();
     state.cluster.to_user(user.id, frame, true);
-    if state.cluster.is_online(user.id).await {
+    if was_online {
         let profile = profiles::view(state, user, None).await?;
         presence::announce(
             state,

@@ -618,6 +618,43 @@ pub async fn room_lists_show_unread_and_last_message(store: &DynStore) {
         None
     );
 
+    // History from before someone joined is not unread for them: their read
+    // position starts at the room's last seq, whether added or invited.
+    let cat = user(store, "cat").await;
+    let member = store
+        .insert_member(&busy.id, cat.id, Role::Member, NOW + 4)
+        .await
+        .unwrap();
+    assert_eq!(member.last_read_seq, 3);
+    store
+        .insert_messages(&[text(&busy, &ann, "after cat came", None, NOW + 5)])
+        .await
+        .unwrap();
+    let cats = store.list_rooms_for_user(cat.id).await.unwrap();
+    assert_eq!((cats[0].room.id.as_str(), cats[0].unread), ("busy", 1));
+    store
+        .insert_invite(&Invite {
+            code: "late".into(),
+            room_id: busy.id.clone(),
+            created_by: ann.id,
+            created_at: NOW,
+            expires_at: None,
+            max_uses: None,
+            uses: 0,
+            revoked: false,
+        })
+        .await
+        .unwrap();
+    let dan = user(store, "dan").await;
+    assert_eq!(
+        store
+            .redeem_invite("late", dan.id, NOW + 6)
+            .await
+            .unwrap()
+            .last_read_seq,
+        4
+    );
+
     let public: Vec<(String, i64)> = store
         .list_public_rooms("", 10)
         .await
@@ -627,7 +664,7 @@ pub async fn room_lists_show_unread_and_last_message(store: &DynStore) {
         .collect();
     assert_eq!(
         public,
-        [("busy".to_string(), 2)],
+        [("busy".to_string(), 4)],
         "group and archived rooms are not listed"
     );
     assert_eq!(store.list_public_rooms("BU", 10).await.unwrap().len(), 1);

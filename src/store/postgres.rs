@@ -1121,7 +1121,8 @@ impl Store for PostgresStore {
         at: i64,
     ) -> StoreResult<Member> {
         sqlx::query(
-            "insert into room_members (room_id, user_id, role, joined_at) values ($1, $2, $3, $4)",
+            "insert into room_members (room_id, user_id, role, joined_at, last_read_seq) \
+             select $1, $2, $3, $4, last_seq from rooms where id = $1",
         )
         .bind(room.as_str())
         .bind(user.to_string())
@@ -1339,7 +1340,8 @@ impl Store for PostgresStore {
             return Err(StoreError::Conflict("invite_invalid"));
         };
         sqlx::query(
-            "insert into room_members (room_id, user_id, role, joined_at) values ($1, $2, 'member', $3)",
+            "insert into room_members (room_id, user_id, role, joined_at, last_read_seq) \
+             select $1, $2, 'member', $3, last_seq from rooms where id = $1",
         )
         .bind(&room)
         .bind(user.to_string())

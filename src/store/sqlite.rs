@@ -1130,12 +1130,14 @@ impl Store for SqliteStore {
         at: i64,
     ) -> StoreResult<Member> {
         sqlx::query(
-            "insert into room_members (room_id, user_id, role, joined_at) values (?, ?, ?, ?)",
+            "insert into room_members (room_id, user_id, role, joined_at, last_read_seq) \
+             select ?, ?, ?, ?, last_seq from rooms where id = ?",
         )
         .bind(room.as_str())
         .bind(user.to_string())
         .bind(role.code())
         .bind(at)
+        .bind(room.as_str())
         .execute(&self.writer)
         .await
         .map_err(|e| match &e {
@@ -1349,13 +1351,17 @@ impl Store for SqliteStore {
         let Some(room) = room else {
             return Err(StoreError::Conflict("invite_invalid"));
         };
-        sqlx::query("insert into room_members (room_id, user_id, role, joined_at) values (?, ?, 'member', ?)")
-            .bind(&room)
-            .bind(user.to_string())
-            .bind(at)
-            .execute(&mut *tx)
-            .await
-            .map_err(unique_as("already_member"))?;
+        sqlx::query(
+            "insert into room_members (room_id, user_id, role, joined_at, last_read_seq) \
+             select ?, ?, 'member', ?, last_seq from rooms where id = ?",
+        )
+        .bind(&room)
+        .bind(user.to_string())
+        .bind(at)
+        .bind(&room)
+        .execute(&mut *tx)
+        .await
+        .map_err(unique_as("already_member"))?;
         tx.commit().await.map_err(db_err)?;
         self.get_member(&room_id(&room)?, user)
             .await?
