@@ -143,8 +143,8 @@ mod tests {
         }
     }
 
-    /// Every key the templates and scripts use exists: `t("...")` in the
-    /// scripts, `t("...")`/`t_with("...")` in the templates.
+    /// Every key the templates and scripts use exists: `t('...')`/`tn('...')`
+    /// in the scripts, `t("...")`/`t_with("...")` in the templates.
     #[test]
     fn every_key_used_in_templates_and_scripts_exists() {
         let catalogs = Catalogs::load().expect("catalogues parse");
@@ -167,10 +167,10 @@ mod tests {
         );
     }
 
-    /// Literal keys in `t("key"` / `t('key'` / `t_with("key"` calls.
+    /// Literal keys in `t("key"` / `t('key'` / `tn('key'` / `t_with("key"` calls.
     fn used_keys(text: &str) -> Vec<&str> {
         let mut keys = Vec::new();
-        for opener in ["t(\"", "t('", "t_with(\""] {
+        for opener in ["t(\"", "t('", "tn('", "t_with(\""] {
             let mut rest = text;
             while let Some(at) = rest.find(opener) {
                 let before = rest[..at].chars().next_back();

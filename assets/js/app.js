@@ -4,7 +4,7 @@
 // by seq, each once; after a reconnect the open room resumes from the last
 // seq shown and everything else (room list, participants) is reloaded.
 import { $, bootData, debounce, toast } from './dom.js';
-import { initI18n, t, errorText } from './i18n.js';
+import { initI18n, t, tn, errorText } from './i18n.js';
 import { ApiError, get, post } from './api.js';
 import { Connection, newClientId } from './connection.js';
 import { RoomList } from './rooms.js';
@@ -481,7 +481,7 @@ function updateSubtitle() {
   }
   const total = participants.people.size || room.member_count || 0;
   const online = [...participants.people.values()].filter((p) => p.is_online).length;
-  els.subtitle.textContent = `${kind} · ${t('room.members_online', { n: total, online })}`;
+  els.subtitle.textContent = `${kind} · ${tn('room.members_online', total, { online })}`;
 }
 
 function updateComposerState() {

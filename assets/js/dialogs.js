@@ -2,7 +2,7 @@
 // returns to the opener): new group, new direct message, public rooms, a
 // user's profile card, and a room's details and moderation.
 import { h, clear, debounce, toast } from './dom.js';
-import { t, formatDateTime } from './i18n.js';
+import { t, tn, formatDateTime } from './i18n.js';
 import { del, get, patch, post } from './api.js';
 import { avatar, avatarWithDot, realName, shownName, tagPills, roomTitle } from './format.js';
 
@@ -173,7 +173,7 @@ export function publicRoomsDialog(ctx) {
                 'li',
                 { class: 'member-row' },
                 h('span', { class: 'room-icon', 'aria-hidden': 'true' }, '#'),
-                h('span', { class: 'result-main' }, h('strong', {}, roomTitle(room)), h('small', {}, t('room.members', { n: room.member_count ?? 0 }) + (room.description ? ` · ${room.description}` : ''))),
+                h('span', { class: 'result-main' }, h('strong', {}, roomTitle(room)), h('small', {}, tn('room.members', room.member_count ?? 0) + (room.description ? ` · ${room.description}` : ''))),
                 h('span', { class: 'member-actions' },
                   h('button', { type: 'button', class: 'btn small', onclick: () => (dialog.close(), ctx.openRoom(room.room_id, room)) }, t('dialog.open')),
                   mine ? null : h('button', { type: 'button', class: 'btn small primary', onclick: async () => {
@@ -343,7 +343,7 @@ export async function roomInfoDialog(ctx, roomId) {
             h(
               'li',
               { class: 'member-row' },
-              h('span', { class: 'result-main' }, h('span', { class: 'invite-url' }, invite.url), h('small', {}, t('room.invite_uses', { n: invite.uses }))),
+              h('span', { class: 'result-main' }, h('span', { class: 'invite-url' }, invite.url), h('small', {}, tn('room.invite_uses', invite.uses))),
               h('span', { class: 'member-actions' },
                 h('button', { type: 'button', class: 'btn small', onclick: async () => {
                   await navigator.clipboard?.writeText(invite.url).catch(() => {});

@@ -20,6 +20,15 @@ export function t(key, vars) {
   return text;
 }
 
+/**
+ * t() for a count: `key.one`, `key.few`, … as the language's plural rules
+ * say, else `key` itself (Chinese has one form).
+ */
+export function tn(key, count, vars = {}) {
+  const form = `${key}.${new Intl.PluralRules(lang).select(count)}`;
+  return t(form in catalog ? form : key, { n: count, ...vars });
+}
+
 /** The translated message for an API or WebSocket error code. */
 export function errorText(code, fallback) {
   return catalog[`error.${code}`] ?? fallback ?? t('error.generic');

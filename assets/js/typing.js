@@ -1,6 +1,6 @@
 // "Alice is typing…": who is typing in the open room, each expiring by
 // itself shortly after the server's own 6 s expiry in case a stop is lost.
-import { t } from './i18n.js';
+import { t, tn } from './i18n.js';
 
 const EXPIRE_MS = 7000;
 
@@ -32,7 +32,7 @@ export class TypingIndicator {
     let text = '';
     if (names.length === 1) text = t('typing.one', { name: names[0] });
     else if (names.length === 2) text = t('typing.two', { a: names[0], b: names[1] });
-    else if (names.length > 2) text = t('typing.many', { a: names[0], b: names[1], n: names.length - 2, total: names.length });
+    else if (names.length > 2) text = tn('typing.many', names.length - 2, { a: names[0], b: names[1], total: names.length });
     this.el.textContent = text;
   }
 }
