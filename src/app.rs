@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use axum::ServiceExt;
 use axum::extract::Request;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -141,6 +142,13 @@ impl Application {
         } = self;
         let app = crate::http::router(state.clone());
         let shutdown = state.shutdown.clone();
+        // Small frames (acks, typing, a lone message) go out at once: with
+        // Nagle's algorithm they would wait for the peer's delayed ACK (40 ms).
+        let listener = listener.tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %err, "could not set TCP_NODELAY");
+            }
+        });
         axum::serve(
             listener,
             ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app),

@@ -21,6 +21,8 @@ use crate::state::AppState;
 
 /// Largest frame or message a client may send.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// Outgoing bytes gathered before a socket write, when more frames are queued.
+const WRITE_BATCH_BYTES: usize = 16 * 1024;
 
 #[derive(Deserialize)]
 pub struct WsQuery {
@@ -102,7 +104,10 @@ fn upgrade_to(
         .max_frame_size(MAX_FRAME_BYTES)
         // Small buffers: memory per idle connection is what limits how many we hold.
         .read_buffer_size(1024)
-        .write_buffer_size(0)
+        // Frames queued together go out in one write (the writer flushes after
+        // each batch); 0 would make a syscall per frame. The buffer only grows
+        // as far as a batch needs, so idle connections stay small.
+        .write_buffer_size(WRITE_BATCH_BYTES)
         .max_write_buffer_size(1024 * 1024)
         .on_upgrade(move |socket| tasks.track_future(session::run(socket, state, start))))
 }
