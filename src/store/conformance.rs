@@ -869,6 +869,94 @@ pub async fn active_days_are_counted_per_user(store: &DynStore) {
     );
 }
 
+/// Batches far larger than one statement (the SQLite store writes them in
+/// chunks of up to 256 rows): seqs stay gapless per room, repeated client ids
+/// anywhere in a batch or in an earlier one return the original.
+pub async fn large_batches_keep_seqs_and_client_ids(store: &DynStore) {
+    let ann = user(store, "ann").await;
+    let bob = user(store, "bob").await;
+    let members = [(ann.id, Role::Owner), (bob.id, Role::Member)];
+    let a = room(store, "big-a", RoomKind::Group, &members).await;
+    let b = room(store, "big-b", RoomKind::Group, &members).await;
+    let first: Vec<NewMessage> = (0..700)
+        .map(|i| {
+            let (to, from) = if i % 3 == 0 { (&b, &bob) } else { (&a, &ann) };
+            text(to, from, &format!("m{i}"), Some(&format!("k{i}")), NOW + i)
+        })
+        .collect();
+    let stored = store.insert_messages(&first).await.unwrap();
+    assert!(
+        stored
+            .iter()
+            .all(|o| matches!(o, InsertOutcome::Inserted(_)))
+    );
+    let in_room = |outcomes: &[InsertOutcome], room: &Room| -> Vec<i64> {
+        outcomes
+            .iter()
+            .filter(|o| matches!(o, InsertOutcome::Inserted(m) if m.room_id == room.id))
+            .map(|o| o.message().seq)
+            .collect()
+    };
+    let (in_a, in_b) = (in_room(&stored, &a), in_room(&stored, &b));
+    assert_eq!(in_a, (1..=466).collect::<Vec<_>>());
+    assert_eq!(in_b, (1..=234).collect::<Vec<_>>());
+
+    // Every other message repeats a client id of the first batch (its own
+    // sender and room); the rest are new, and one new id appears twice.
+    let second: Vec<NewMessage> = (0..301)
+        .map(|i| {
+            // The last one repeats message 149's new id, from the same sender and room.
+            let n = if i == 300 { 298 } else { i * 2 };
+            let (to, from) = if n % 3 == 0 { (&b, &bob) } else { (&a, &ann) };
+            let key = if i == 300 {
+                "new-149".to_string()
+            } else if i % 2 == 0 {
+                format!("k{n}")
+            } else {
+                format!("new-{i}")
+            };
+            text(
+                to,
+                from,
+                &format!("again {i}"),
+                Some(&key),
+                NOW + 1000 + i as i64,
+            )
+        })
+        .collect();
+    let again = store.insert_messages(&second).await.unwrap();
+    for (i, outcome) in again.iter().enumerate().take(300) {
+        if i % 2 == 0 {
+            let original = stored[i * 2].message();
+            assert!(
+                matches!(outcome, InsertOutcome::Duplicate(m) if m.id == original.id && m.seq == original.seq),
+                "message {i} repeats k{}",
+                i * 2
+            );
+        } else {
+            assert!(
+                matches!(outcome, InsertOutcome::Inserted(_)),
+                "message {i} is new"
+            );
+        }
+    }
+    assert!(
+        matches!(&again[300], InsertOutcome::Duplicate(m) if m.id == again[149].message().id),
+        "a client id repeated inside one batch returns its first message"
+    );
+    let (new_a, new_b) = (in_room(&again, &a), in_room(&again, &b));
+    assert_eq!(new_a, (467..467 + new_a.len() as i64).collect::<Vec<_>>());
+    assert_eq!(new_b, (235..235 + new_b.len() as i64).collect::<Vec<_>>());
+    assert_eq!(new_a.len() + new_b.len(), 150);
+    let last_a = store.get_room(&a.id).await.unwrap().unwrap().last_seq;
+    assert_eq!(last_a, 466 + new_a.len() as i64);
+    let page = store
+        .list_messages(&a.id, Page::Latest { limit: 200 })
+        .await
+        .unwrap();
+    assert_eq!(page.messages.last().unwrap().seq, last_a);
+}
+
 /// Paging must agree with a plain `Vec` model for any page request.
 pub async fn paging_matches_a_vec_model(store: &DynStore) {
     let ann = user(store, "ann").await;
@@ -952,6 +1040,7 @@ macro_rules! conformance_suite {
             invites_count_uses_and_expire,
             seqs_are_gapless_per_room_and_client_ids_idempotent,
             active_days_are_counted_per_user,
+            large_batches_keep_seqs_and_client_ids,
             paging_matches_a_vec_model,
         );
     };
