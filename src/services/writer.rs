@@ -19,7 +19,7 @@ use crate::store::{DynStore, StoreError};
 use crate::views::MessageView;
 
 /// Most messages committed in one transaction.
-const MAX_BATCH: usize = 512;
+const MAX_BATCH: usize = 1024;
 /// Messages waiting for the writer before senders wait too.
 const QUEUE: usize = 8192;
 
