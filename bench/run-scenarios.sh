@@ -104,7 +104,16 @@ scenario() {
       # Accounts are made first, then the server restarts, so that what hashing
       # their passwords allocated is not counted as memory of the connections.
     fresh_data
-    local s3=(--rooms "$(q 1000 50)" --members 100 --connections-per-user 100
+    # Each side holds one descriptor per connection: where the hard open-file
+    # limit is below 100 000 (and cannot be raised), as many rooms as fit.
+    local s3_rooms
+    s3_rooms=$(q 1000 50)
+    local fit=$(( ($(ulimit -n) - 500) / 100 ))
+    if [ "$fit" -lt "$s3_rooms" ]; then
+      echo "S3: open-file limit $(ulimit -n): $fit rooms of 100 instead of $s3_rooms" | tee -a "$OUT/meta.txt"
+      s3_rooms=$fit
+    fi
+    local s3=(--rooms "$s3_rooms" --members 100 --connections-per-user 100
       --senders-per-room 0 --read-buffer 4096 --connect-concurrency 512
       --connect-timeout 30s --state-file "$DATA/bench-state.json")
     start_server S3-setup

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -29,6 +30,8 @@ pub struct SqliteStore {
     reader: SqlitePool,
     /// Runs the periodic WAL checkpoints.
     checkpointer: SqlitePool,
+    /// Set by the checkpoints when the WAL has grown large (see `restart_wal`).
+    restart_wanted: Arc<AtomicBool>,
     batch: BatchSql,
 }
 
@@ -66,24 +69,32 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
-        tokio::spawn(checkpoints(checkpointer.clone()));
+        let restart_wanted = Arc::new(AtomicBool::new(false));
+        tokio::spawn(checkpoints(checkpointer.clone(), restart_wanted.clone()));
         Ok(Self {
             writer,
             reader,
             checkpointer,
+            restart_wanted,
             batch: BatchSql::new(),
         })
     }
 }
 
 /// How often committed WAL pages are copied into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// WAL frames (4 KiB pages) past which a checkpoint also restarts the WAL.
+const WAL_RESTART_FRAMES: i64 = 16384;
 
-/// Copies the WAL into the database file every second, beside the writer
+/// Copies the WAL into the database file four times a second, beside the writer
 /// instead of inside one of its commits (SQLite's automatic checkpoint): a
 /// passive checkpoint never blocks the writer, and its fsync waits on the disk
-/// while messages keep being committed. Ends when the store is closed.
-async fn checkpoints(pool: SqlitePool) {
+/// while messages keep being committed. Under constant writes a passive
+/// checkpoint never catches up with the last commit, so the WAL would only grow
+/// (1.2 GB in 12 s of S4): past 64 MiB it asks the writer to catch up after
+/// its next commit, which lets SQLite start the WAL over (see `restart_wal`).
+/// Ends when the store is closed.
+async fn checkpoints(pool: SqlitePool, restart_wanted: Arc<AtomicBool>) {
     let mut every = tokio::time::interval(CHECKPOINT_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -91,12 +102,46 @@ async fn checkpoints(pool: SqlitePool) {
         if pool.is_closed() {
             break;
         }
-        if let Err(err) = sqlx::query("pragma wal_checkpoint(passive)")
-            .execute(&pool)
+        // (busy, frames in the WAL, frames copied)
+        match sqlx::query_as::<_, (i64, i64, i64)>("pragma wal_checkpoint(passive)")
+            .fetch_one(&pool)
             .await
-            && !pool.is_closed()
         {
-            tracing::warn!(error = %err, "WAL checkpoint failed");
+            Ok((_, frames, _)) if frames >= WAL_RESTART_FRAMES => {
+                restart_wanted.store(true, Ordering::Relaxed);
+            }
+            Ok(_) => {}
+            Err(err) if !pool.is_closed() => tracing::warn!(error = %err, "WAL checkpoint failed"),
+            Err(_) => break,
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Right after a commit, on the writer's own connection, when the periodic
+    /// checkpoints asked for it: a passive checkpoint here copies what the last
+    /// one left (the commits of the last moment), and as nothing is written
+    /// meanwhile it catches up with the end of the WAL, so the next commit
+    /// starts the WAL over from its beginning (cut back to `journal_size_limit`).
+    /// Passive, so it never waits: if the other checkpoint or a reader is in
+    /// the way it is tried again after the next commit. Never fails the commit.
+    async fn restart_wal(&self) {
+        if !self.restart_wanted.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        let caught_up = match sqlx::query_as::<_, (i64, i64, i64)>("pragma wal_checkpoint(passive)")
+            .fetch_one(&self.writer)
+            .await
+        {
+            // (busy, frames in the WAL, frames copied)
+            Ok((busy, frames, copied)) => busy == 0 && copied >= frames,
+            Err(err) => {
+                tracing::debug!(error = %err, "WAL checkpoint by the writer failed");
+                false
+            }
+        };
+        if !caught_up {
+            self.restart_wanted.store(true, Ordering::Relaxed);
         }
     }
 }
@@ -1623,6 +1668,7 @@ impl Store for SqliteStore {
             .map_err(db_err)?;
         }
         tx.commit().await.map_err(db_err)?;
+        self.restart_wal().await;
         Ok(outcomes)
     }
 
