@@ -53,7 +53,7 @@ def chat_row(name, reports):
 def main(dirs):
     print("| scenario | runs | deliveries/s | p50 ms | p99 ms | p99.9 ms | max ms | lost | duplicated | failed connections | server CPU % |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for name in ["S1", "S2", "S3", "S4", "S6"]:
+    for name in ["S1", "S2", "S4", "S6"]:
         reports = load(dirs, name)
         if reports:
             print(chat_row(name, reports))

@@ -3,7 +3,7 @@ use parley::config::Cli;
 
 // glibc's malloc keeps an arena per thread and holds on to memory freed on
 // another thread; with tens of thousands of sockets that cost several KiB per
-// idle connection (measured in docs/benchmarks.md).
+// idle connection (S3 in docs/benchmarks.md measures memory per connection).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
