@@ -36,66 +36,91 @@ def worst(values):
     return f"{max(values):,}" if values else "–"
 
 
+def table(headers, rows):
+    """A Markdown table."""
+    print("| " + " | ".join(headers) + " |")
+    print("|" + "---|" * len(headers))
+    for row in rows:
+        print("| " + " | ".join(str(cell) for cell in row) + " |")
+
+
+def latency_cells(latencies, digits):
+    """Median p50, p99, p99.9 and max of several runs' latency summaries."""
+    latencies = [l or {} for l in latencies]
+    return [med([l.get(q) for l in latencies], digits) for q in ("p50", "p99", "p99_9", "max")]
+
+
 def chat_row(name, reports):
-    lat = [r["latency_ms"] or {} for r in reports]
     msgs = [r["messages"] for r in reports]
     srv = [r.get("server") or {} for r in reports]
-    return (
-        f"| {name} | {len(reports)} | {med([m['deliveries_per_second'] for m in msgs], 0)} "
-        f"| {med([l.get('p50') for l in lat])} | {med([l.get('p99') for l in lat])} "
-        f"| {med([l.get('p99_9') for l in lat])} | {med([l.get('max') for l in lat])} "
-        f"| {worst([m['lost'] for m in msgs])} | {worst([m['duplicated'] for m in msgs])} "
-        f"| {worst([r['connections']['failed'] for r in reports])} "
-        f"| {med([s.get('cpu_percent') for s in srv], 0)} |"
-    )
+    return [
+        name,
+        len(reports),
+        med([m["deliveries_per_second"] for m in msgs], 0),
+        *latency_cells([r["latency_ms"] for r in reports], 2),
+        worst([m["lost"] for m in msgs]),
+        worst([m["duplicated"] for m in msgs]),
+        worst([r["connections"]["failed"] for r in reports]),
+        med([s.get("cpu_percent") for s in srv], 0),
+    ]
 
 
 def main(dirs):
-    print("| scenario | runs | deliveries/s | p50 ms | p99 ms | p99.9 ms | max ms | lost | duplicated | failed connections | server CPU % |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for name in ["S1", "S2", "S4", "S6"]:
-        reports = load(dirs, name)
-        if reports:
-            print(chat_row(name, reports))
+    chat = [(name, load(dirs, name)) for name in ["S1", "S2", "S4", "S6"]]
+    table(
+        ["scenario", "runs", "deliveries/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms",
+         "lost", "duplicated", "failed connections", "server CPU %"],
+        [chat_row(name, reports) for name, reports in chat if reports],
+    )
 
     s3 = load(dirs, "S3")
     if s3:
         print()
-        print("| S3 idle | runs | connections ok | failed | RSS before KiB | RSS held KiB | KiB per connection |")
-        print("|---|---|---|---|---|---|---|")
         srv = [r["server"] for r in s3]
-        print(
-            f"| {s3[0]['settings']['connections']:,} connections | {len(s3)} "
-            f"| {med([r['connections']['ok'] for r in s3], 0)} | {worst([r['connections']['failed'] for r in s3])} "
-            f"| {med([s['rss_before_kib'] for s in srv], 0)} | {med([s['rss_end_kib'] for s in srv], 0)} "
-            f"| {med([s['rss_per_connection_kib'] for s in srv])} |"
+        table(
+            ["S3 idle", "runs", "connections ok", "failed", "RSS before KiB", "RSS held KiB",
+             "KiB per connection"],
+            [[
+                f"{s3[0]['settings']['connections']:,} connections",
+                len(s3),
+                med([r["connections"]["ok"] for r in s3], 0),
+                worst([r["connections"]["failed"] for r in s3]),
+                med([s["rss_before_kib"] for s in srv], 0),
+                med([s["rss_end_kib"] for s in srv], 0),
+                med([s["rss_per_connection_kib"] for s in srv]),
+            ]],
         )
 
     s5 = load(dirs, "S5")
     if s5:
         print()
-        print("| S5 history page | runs | pages/s | p50 ms | p99 ms | p99.9 ms | max ms | errors |")
-        print("|---|---|---|---|---|---|---|---|")
+        rows = []
         for i, page in enumerate(s5[0]["pages"]):
             pages = [r["pages"][i] for r in s5]
-            lat = [p["latency_ms"] or {} for p in pages]
-            errors = max(sum(p["errors"].values()) for p in pages)
-            print(
-                f"| `{page['query']}` | {len(pages)} | {med([p['per_second'] for p in pages], 0)} "
-                f"| {med([l.get('p50') for l in lat], 3)} | {med([l.get('p99') for l in lat], 3)} "
-                f"| {med([l.get('p99_9') for l in lat], 3)} | {med([l.get('max') for l in lat], 3)} | {errors} |"
-            )
+            rows.append([
+                f"`{page['query']}`",
+                len(pages),
+                med([p["per_second"] for p in pages], 0),
+                *latency_cells([p["latency_ms"] for p in pages], 3),
+                max(sum(p["errors"].values()) for p in pages),
+            ])
+        table(["S5 history page", "runs", "pages/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms",
+               "errors"], rows)
 
     s6 = load(dirs, "S6")
     if s6:
         print()
-        print("| S6 reconnect storm | runs | clients dropped | back | all back within s |")
-        print("|---|---|---|---|---|")
         rec = [r["reconnect"] or {} for r in s6]
         back_s = [r.get("all_back_ms") / 1000 if r.get("all_back_ms") else None for r in rec]
-        print(
-            f"| {s6[0]['settings']['connections']:,} connections | {len(s6)} "
-            f"| {med([r.get('clients') for r in rec], 0)} | {med([r.get('back') for r in rec], 0)} | {med(back_s)} |"
+        table(
+            ["S6 reconnect storm", "runs", "clients dropped", "back", "all back within s"],
+            [[
+                f"{s6[0]['settings']['connections']:,} connections",
+                len(s6),
+                med([r.get("clients") for r in rec], 0),
+                med([r.get("back") for r in rec], 0),
+                med(back_s),
+            ]],
         )
 
 

@@ -3,10 +3,12 @@
 
 let catalog = {};
 let lang = 'zh-CN';
+let plurals = new Intl.PluralRules(lang);
 
 export function initI18n(strings, language) {
   catalog = strings || {};
   lang = language || 'zh-CN';
+  plurals = new Intl.PluralRules(lang);
 }
 
 export function language() {
@@ -25,7 +27,7 @@ export function t(key, vars) {
  * say, else `key` itself (Chinese has one form).
  */
 export function tn(key, count, vars = {}) {
-  const form = `${key}.${new Intl.PluralRules(lang).select(count)}`;
+  const form = `${key}.${plurals.select(count)}`;
   return t(form in catalog ? form : key, { n: count, ...vars });
 }
 

@@ -79,6 +79,29 @@ impl SqliteStore {
             batch: BatchSql::new(),
         })
     }
+
+    /// Right after a commit, on the writer's own connection, when the periodic
+    /// checkpoints asked for it: a passive checkpoint here copies what the last
+    /// one left (the commits of the last moment), and as nothing is written
+    /// meanwhile it catches up with the end of the WAL, so the next commit
+    /// starts the WAL over from its beginning (cut back to `journal_size_limit`).
+    /// Passive, so it never waits: if the other checkpoint or a reader is in
+    /// the way it is tried again after the next commit. Never fails the commit.
+    async fn restart_wal(&self) {
+        if !self.restart_wanted.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        let caught_up = match passive_checkpoint(&self.writer).await {
+            Ok(done) => !done.busy && done.copied >= done.frames,
+            Err(err) => {
+                tracing::debug!(error = %err, "WAL checkpoint by the writer failed");
+                false
+            }
+        };
+        if !caught_up {
+            self.restart_wanted.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 /// How often committed WAL pages are copied into the database file.
@@ -102,12 +125,8 @@ async fn checkpoints(pool: SqlitePool, restart_wanted: Arc<AtomicBool>) {
         if pool.is_closed() {
             break;
         }
-        // (busy, frames in the WAL, frames copied)
-        match sqlx::query_as::<_, (i64, i64, i64)>("pragma wal_checkpoint(passive)")
-            .fetch_one(&pool)
-            .await
-        {
-            Ok((_, frames, _)) if frames >= WAL_RESTART_FRAMES => {
+        match passive_checkpoint(&pool).await {
+            Ok(done) if done.frames >= WAL_RESTART_FRAMES => {
                 restart_wanted.store(true, Ordering::Relaxed);
             }
             Ok(_) => {}
@@ -117,33 +136,26 @@ async fn checkpoints(pool: SqlitePool, restart_wanted: Arc<AtomicBool>) {
     }
 }
 
-impl SqliteStore {
-    /// Right after a commit, on the writer's own connection, when the periodic
-    /// checkpoints asked for it: a passive checkpoint here copies what the last
-    /// one left (the commits of the last moment), and as nothing is written
-    /// meanwhile it catches up with the end of the WAL, so the next commit
-    /// starts the WAL over from its beginning (cut back to `journal_size_limit`).
-    /// Passive, so it never waits: if the other checkpoint or a reader is in
-    /// the way it is tried again after the next commit. Never fails the commit.
-    async fn restart_wal(&self) {
-        if !self.restart_wanted.swap(false, Ordering::Relaxed) {
-            return;
-        }
-        let caught_up = match sqlx::query_as::<_, (i64, i64, i64)>("pragma wal_checkpoint(passive)")
-            .fetch_one(&self.writer)
-            .await
-        {
-            // (busy, frames in the WAL, frames copied)
-            Ok((busy, frames, copied)) => busy == 0 && copied >= frames,
-            Err(err) => {
-                tracing::debug!(error = %err, "WAL checkpoint by the writer failed");
-                false
-            }
-        };
-        if !caught_up {
-            self.restart_wanted.store(true, Ordering::Relaxed);
-        }
-    }
+/// What `pragma wal_checkpoint` reports.
+struct Checkpoint {
+    /// Another checkpoint, or a reader or writer, was in the way.
+    busy: bool,
+    /// Frames in the WAL.
+    frames: i64,
+    /// Frames now copied into the database file.
+    copied: i64,
+}
+
+/// Copies what it can of the WAL into the database file, waiting for nobody.
+async fn passive_checkpoint(pool: &SqlitePool) -> Result<Checkpoint, sqlx::Error> {
+    let (busy, frames, copied): (i64, i64, i64) = sqlx::query_as("pragma wal_checkpoint(passive)")
+        .fetch_one(pool)
+        .await?;
+    Ok(Checkpoint {
+        busy: busy != 0,
+        frames,
+        copied,
+    })
 }
 
 fn db_err(e: sqlx::Error) -> StoreError {
@@ -445,7 +457,8 @@ const MAX_STATEMENT_ROWS: usize = 256;
 struct BatchSql {
     /// `insert into messages … values (…), (…)`.
     insert: Vec<SqlStr>,
-    /// Stored messages matching (room, sender, client_id) triples.
+    /// Stored messages matching (room, sender, client_id, index) rows, each
+    /// with the index of the key it matched.
     stored: Vec<SqlStr>,
 }
 
@@ -466,11 +479,12 @@ impl BatchSql {
             stored: sizes
                 .map(|rows| {
                     sql_text(format!(
-                        "select {} from (values {}) k join messages m on m.room_id = k.column1 \
+                        "select k.column4 as key_index, {} from (values {}) k \
+                         join messages m on m.room_id = k.column1 \
                          and m.sender_id = k.column2 and m.client_id = k.column3 \
                          left join users u on u.id = m.sender_id",
                         message_cols!(),
-                        placeholders(rows, 3)
+                        placeholders(rows, 4)
                     ))
                 })
                 .collect(),
@@ -507,24 +521,34 @@ fn statement_chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
     })
 }
 
-/// What makes a message unique besides its seq: (room, sender, client_id).
-type ClientKey<'a> = (&'a str, String, &'a str);
+/// What makes a message unique besides its seq: (room, sender id, client_id).
+type ClientKey<'a> = (&'a str, &'a str, &'a str);
 
-fn client_key(msg: &NewMessage) -> Option<ClientKey<'_>> {
-    match (&msg.sender, &msg.client_id) {
-        (Some(sender), Some(client_id)) => {
-            Some((msg.room_id.as_str(), sender.id.to_string(), client_id))
-        }
-        _ => None,
-    }
+/// A stored message found by its client key, and which key it was.
+#[derive(FromRow)]
+struct StoredRow {
+    key_index: i64,
+    #[sqlx(flatten)]
+    message: MessageRow,
 }
 
-/// A message about to be inserted, with its ids as the text they are stored as.
+/// A message of the batch with its ids as the text they are stored as (each
+/// formatted once per message).
 struct NewRow<'a> {
     message: &'a NewMessage,
     id: String,
     sender_id: Option<String>,
-    seq: i64,
+}
+
+impl NewRow<'_> {
+    fn client_key(&self) -> Option<ClientKey<'_>> {
+        match (&self.sender_id, &self.message.client_id) {
+            (Some(sender), Some(client_id)) => {
+                Some((self.message.room_id.as_str(), sender, client_id))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Batch data as one JSON text bind.
@@ -1558,46 +1582,59 @@ impl Store for SqliteStore {
             .map(|(id, seq)| (id, (seq, None)))
             .collect();
 
+        let rows: Vec<NewRow> = batch
+            .iter()
+            .map(|message| NewRow {
+                message,
+                id: message.id.to_string(),
+                sender_id: message.sender.as_ref().map(|s| s.id.to_string()),
+            })
+            .collect();
+
         // Client ids this batch repeats from earlier batches, looked up together.
-        let keys: Vec<ClientKey> = batch.iter().filter_map(client_key).collect();
-        let mut stored: HashMap<(String, String, String), Message> = HashMap::new();
+        let keys: Vec<ClientKey> = rows.iter().filter_map(NewRow::client_key).collect();
+        let mut stored: HashMap<ClientKey, Message> = HashMap::new();
+        let mut first_key = 0;
         for chunk in statement_chunks(&keys) {
             let mut query =
-                sqlx::query_as::<_, MessageRow>(BatchSql::pick(&self.batch.stored, chunk.len()));
-            for (room, sender, client_id) in chunk {
-                query = query.bind(*room).bind(sender.as_str()).bind(*client_id);
+                sqlx::query_as::<_, StoredRow>(BatchSql::pick(&self.batch.stored, chunk.len()));
+            for (index, (room, sender, client_id)) in (first_key..).zip(chunk) {
+                query = query
+                    .bind(*room)
+                    .bind(*sender)
+                    .bind(*client_id)
+                    .bind(index as i64);
             }
-            for row in query.fetch_all(&mut *tx).await.map_err(db_err)? {
-                let key = (
-                    row.room_id.clone(),
-                    row.sender_id.clone().unwrap_or_default(),
-                    row.client_id.clone().unwrap_or_default(),
-                );
-                stored.insert(key, row.into_message()?);
+            first_key += chunk.len();
+            for found in query.fetch_all(&mut *tx).await.map_err(db_err)? {
+                let key = usize::try_from(found.key_index)
+                    .ok()
+                    .and_then(|i| keys.get(i))
+                    .ok_or_else(|| {
+                        StoreError::Unavailable("a client id lookup answered an unknown key".into())
+                    })?;
+                stored.insert(*key, found.message.into_message()?);
             }
         }
-        let stored_as = |(room, sender, client_id): &ClientKey| {
-            stored.get(&(room.to_string(), sender.clone(), client_id.to_string()))
-        };
 
         let mut outcomes: Vec<InsertOutcome> = Vec::with_capacity(batch.len());
         let mut seen: HashMap<ClientKey, usize> = HashMap::new();
-        let mut rows: Vec<NewRow> = Vec::with_capacity(batch.len());
-        let mut active: Vec<(String, i64)> = Vec::new();
-        for msg in batch {
-            let key = client_key(msg);
-            if let Some(key) = &key {
-                if let Some(&i) = seen.get(key) {
+        let mut active: Vec<(&str, i64)> = Vec::new();
+        // The messages to insert, with their seqs.
+        let mut fresh: Vec<(&NewRow, i64)> = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let msg = row.message;
+            if let Some(key) = row.client_key() {
+                if let Some(&i) = seen.get(&key) {
                     let original = outcomes[i].message().clone();
                     outcomes.push(InsertOutcome::Duplicate(original));
                     continue;
                 }
-                if !stored.is_empty()
-                    && let Some(original) = stored_as(key)
-                {
+                if let Some(original) = stored.get(&key) {
                     outcomes.push(InsertOutcome::Duplicate(original.clone()));
                     continue;
                 }
+                seen.insert(key, outcomes.len());
             }
             let (seq, at) = last_seq
                 .get_mut(msg.room_id.as_str())
@@ -1605,34 +1642,24 @@ impl Store for SqliteStore {
             *seq += 1;
             *at = Some(msg.created_at);
             let seq = *seq;
-            let sender_id = msg.sender.as_ref().map(|s| s.id.to_string());
-            if let (Some(sender), MessageType::Text) = (&sender_id, msg.message_type) {
+            if let (Some(sender), MessageType::Text) = (&row.sender_id, msg.message_type) {
                 let day = day_of(msg.created_at);
                 if !active.iter().any(|(user, d)| user == sender && *d == day) {
-                    active.push((sender.clone(), day));
+                    active.push((sender, day));
                 }
             }
-            rows.push(NewRow {
-                message: msg,
-                id: msg.id.to_string(),
-                sender_id,
-                seq,
-            });
-            if let Some(key) = key {
-                seen.insert(key, outcomes.len());
-            }
+            fresh.push((row, seq));
             outcomes.push(InsertOutcome::Inserted(msg.clone().into_message(seq)));
         }
-
-        if !rows.is_empty() {
-            for chunk in statement_chunks(&rows) {
+        if !fresh.is_empty() {
+            for chunk in statement_chunks(&fresh) {
                 let mut query = sqlx::query(BatchSql::pick(&self.batch.insert, chunk.len()));
-                for row in chunk {
+                for (row, seq) in chunk {
                     let msg = row.message;
                     query = query
                         .bind(row.id.as_str())
                         .bind(msg.room_id.as_str())
-                        .bind(row.seq)
+                        .bind(*seq)
                         .bind(row.sender_id.as_deref())
                         .bind(msg.message_type.code())
                         .bind(msg.content.as_str())
@@ -1775,9 +1802,10 @@ mod tests {
         for (power, text) in sql.insert.iter().enumerate() {
             assert_eq!(text.as_str().matches('?').count(), 9 << power);
         }
+        // Four keys of (room, sender, client_id, index).
         assert_eq!(
             BatchSql::pick(&sql.stored, 4).as_str().matches('?').count(),
-            12
+            16
         );
     }
 }
