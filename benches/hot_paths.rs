@@ -13,10 +13,10 @@ use parley::domain::tags;
 use parley::domain::time::now_ms;
 use parley::domain::user::{Language, Membership, ThemeMode, ThemeStyle, User};
 use parley::realtime::hub::{ChatFrame, ConnControl, Credential, Hub, Outbound, Scope};
+use parley::realtime::outbox::Outbox;
 use parley::realtime::protocol::{ClientMsg, ServerEvent};
 use parley::store::{NewRoom, NewUser};
 use parley::views::MessageView;
-use tokio::sync::mpsc;
 
 fn sender() -> Arc<Sender> {
     Arc::new(Sender {
@@ -64,16 +64,16 @@ fn fan_out(c: &mut Criterion) {
     let room = RoomId::parse("big").expect("room id");
     let mut receivers = Vec::new();
     for _ in 0..1000 {
-        let (tx, rx) = mpsc::channel(1024);
+        let outbox = Outbox::new(1024);
         hub.register(
             UserId::new(),
             Scope::Room(room.clone()),
             vec![room.clone()],
-            tx,
+            outbox.clone(),
             ConnControl::new(),
             Credential::Token(TokenId::new()),
         );
-        receivers.push(rx);
+        receivers.push(outbox);
     }
     let frame = Utf8Bytes::from(r#"{"type":"chat_message","message":{}}"#.repeat(8));
     let frames: Arc<[ChatFrame]> = Arc::from(vec![ChatFrame {
@@ -85,8 +85,8 @@ fn fan_out(c: &mut Criterion) {
     c.bench_function("fan-out one message to 1000 local sessions", |b| {
         b.iter(|| {
             hub.broadcast_chat(&room, &frames);
-            for rx in &mut receivers {
-                while let Ok(item) = rx.try_recv() {
+            for outbox in &receivers {
+                for item in outbox.try_take() {
                     black_box(matches!(item, Outbound::Chat { .. }));
                 }
             }

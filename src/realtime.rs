@@ -2,6 +2,7 @@
 
 pub mod delivery;
 pub mod hub;
+pub mod outbox;
 pub mod protocol;
 pub mod session;
 pub mod typing;

@@ -15,7 +15,7 @@ use crate::error::{AppError, Result};
 use crate::http::api::rooms::room_id;
 use crate::http::extract::{ApiQuery, SESSION_COOKIE, bearer_token};
 use crate::realtime::hub::{Credential, Scope};
-use crate::realtime::session::{self, SessionStart};
+use crate::realtime::session::{self, Opening, SessionStart};
 use crate::services::{accounts, rooms};
 use crate::state::AppState;
 
@@ -99,6 +99,7 @@ fn upgrade_to(
             })?;
     start.permit = Some(permit);
     let tasks = state.tasks.clone();
+    let opening = Box::new(Opening { state, start });
     Ok(upgrade
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
@@ -109,7 +110,7 @@ fn upgrade_to(
         // as far as a batch needs, so idle connections stay small.
         .write_buffer_size(WRITE_BATCH_BYTES)
         .max_write_buffer_size(1024 * 1024)
-        .on_upgrade(move |socket| tasks.track_future(session::run(socket, state, start))))
+        .on_upgrade(move |socket| tasks.track_future(session::run(Box::new(socket), opening))))
 }
 
 /// What a connection was authenticated with, and until when it works.

@@ -9,11 +9,11 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use axum::extract::ws::Utf8Bytes;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::ids::{RoomId, SessionKey, TokenId, UserId};
 use crate::domain::time::now_ms;
+use crate::realtime::outbox::{Outbox, Refused};
 
 pub type ConnId = u64;
 
@@ -171,14 +171,14 @@ pub enum Scope {
 struct Subscriber {
     conn: ConnId,
     user: UserId,
-    tx: mpsc::Sender<Outbound>,
+    outbox: Arc<Outbox>,
     control: Arc<ConnControl>,
 }
 
 struct Conn {
     user: UserId,
     scope: Scope,
-    tx: mpsc::Sender<Outbound>,
+    outbox: Arc<Outbox>,
     control: Arc<ConnControl>,
     rooms: Vec<RoomId>,
     credential: Credential,
@@ -248,7 +248,7 @@ impl Hub {
         user: UserId,
         scope: Scope,
         rooms: Vec<RoomId>,
-        tx: mpsc::Sender<Outbound>,
+        outbox: Arc<Outbox>,
         control: Arc<ConnControl>,
         credential: Credential,
     ) -> (ConnId, bool) {
@@ -260,7 +260,7 @@ impl Hub {
                 Subscriber {
                     conn: id,
                     user,
-                    tx: tx.clone(),
+                    outbox: outbox.clone(),
                     control: control.clone(),
                 },
             );
@@ -274,7 +274,7 @@ impl Hub {
             Conn {
                 user,
                 scope,
-                tx,
+                outbox,
                 control,
                 rooms,
                 credential,
@@ -367,7 +367,7 @@ impl Hub {
         let sub = Subscriber {
             conn: id,
             user: conn.user,
-            tx: conn.tx.clone(),
+            outbox: conn.outbox.clone(),
             control: conn.control.clone(),
         };
         state.subscribe(room, sub);
@@ -468,7 +468,7 @@ impl Hub {
             let sub = Subscriber {
                 conn: *id,
                 user,
-                tx: conn.tx.clone(),
+                outbox: conn.outbox.clone(),
                 control: conn.control.clone(),
             };
             offer(&sub, Outbound::Frame(frame.clone()));
@@ -520,7 +520,7 @@ impl Hub {
             let sub = Subscriber {
                 conn: *id,
                 user: conn.user,
-                tx: conn.tx.clone(),
+                outbox: conn.outbox.clone(),
                 control: conn.control.clone(),
             };
             offer(&sub, Outbound::Tick(frame.clone()));
@@ -536,7 +536,7 @@ impl Hub {
             let sub = Subscriber {
                 conn: *id,
                 user: conn.user,
-                tx: conn.tx.clone(),
+                outbox: conn.outbox.clone(),
                 control: conn.control.clone(),
             };
             offer(&sub, Outbound::Resync { membership: true });
@@ -546,21 +546,23 @@ impl Hub {
 
 /// Queues without waiting; a full queue means the client is not reading.
 fn offer(sub: &Subscriber, item: Outbound) {
-    match sub.tx.try_send(item) {
+    match sub.outbox.try_push(item) {
         Ok(()) => {}
-        Err(mpsc::error::TrySendError::Full(_)) => {
+        Err(Refused::Full) => {
             if !sub.control.is_closed() {
                 tracing::info!(conn = sub.conn, user_id = %sub.user, "closing slow consumer");
             }
             sub.control.close(close::TRY_AGAIN_LATER, "slow consumer");
         }
         // The session is ending; it unregisters itself.
-        Err(mpsc::error::TrySendError::Closed(_)) => {}
+        Err(Refused::Closed) => {}
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::VecDeque;
+
     use super::*;
 
     fn room(name: &str) -> RoomId {
@@ -573,7 +575,7 @@ mod tests {
         scope: Scope,
         rooms: &[&str],
         cap: usize,
-    ) -> (ConnId, mpsc::Receiver<Outbound>, Arc<ConnControl>) {
+    ) -> (ConnId, Rx, Arc<ConnControl>) {
         authed(hub, user, scope, rooms, cap, token())
     }
 
@@ -584,12 +586,31 @@ mod tests {
         rooms: &[&str],
         cap: usize,
         credential: Credential,
-    ) -> (ConnId, mpsc::Receiver<Outbound>, Arc<ConnControl>) {
-        let (tx, rx) = mpsc::channel(cap);
+    ) -> (ConnId, Rx, Arc<ConnControl>) {
+        let tx = Outbox::new(cap);
+        let rx = Rx {
+            outbox: tx.clone(),
+            taken: VecDeque::new(),
+        };
         let control = ConnControl::new();
         let rooms = rooms.iter().map(|r| room(r)).collect();
         let (id, _first) = hub.register(user, scope, rooms, tx, control.clone(), credential);
         (id, rx, control)
+    }
+
+    /// A connection's outbox as its writer sees it, one item at a time.
+    struct Rx {
+        outbox: Arc<Outbox>,
+        taken: VecDeque<Outbound>,
+    }
+
+    impl Rx {
+        fn try_recv(&mut self) -> Result<Outbound, ()> {
+            if self.taken.is_empty() {
+                self.taken = self.outbox.try_take();
+            }
+            self.taken.pop_front().ok_or(())
+        }
     }
 
     fn token() -> Credential {
@@ -605,7 +626,7 @@ mod tests {
         hub: &Hub,
         user: UserId,
         credential: Credential,
-    ) -> (ConnId, mpsc::Receiver<Outbound>, Arc<ConnControl>) {
+    ) -> (ConnId, Rx, Arc<ConnControl>) {
         authed(hub, user, Scope::AllRooms, &[], 8, credential)
     }
 
@@ -613,7 +634,7 @@ mod tests {
     fn the_first_and_last_connection_of_a_user_are_reported() {
         let hub = Hub::new();
         let ann = UserId::new();
-        let (tx, _rx) = mpsc::channel(8);
+        let tx = Outbox::new(8);
         let (a, first) = hub.register(
             ann,
             Scope::AllRooms,

@@ -4,7 +4,7 @@
 //! (see `delivery`); when a gap lasts, it asks the reader to fetch the missing
 //! messages from the database.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -23,6 +24,7 @@ use crate::domain::user::User;
 use crate::error::AppError;
 use crate::realtime::delivery::{Delivery, Fill};
 use crate::realtime::hub::{ConnControl, Credential, Hub, Outbound, SESSION_ENDED, Scope, close};
+use crate::realtime::outbox::{Outbox, Refused};
 use crate::realtime::protocol::{ClientMsg, RoomPresence, ServerEvent, UserBrief};
 use crate::services::messages::{self, ReadUpTo};
 use crate::services::{accounts, presence, profiles, rooms};
@@ -33,6 +35,8 @@ use crate::views::{MessageView, ProfileView, RoomView};
 /// Messages a client may have waiting for their commit at once; past that the
 /// session stops reading until one completes (back-pressure, not buffering).
 const MAX_PENDING_SENDS: usize = 64;
+/// Most frames written before a flush.
+const WRITE_BATCH: usize = 64;
 /// A write that takes longer than this means the peer is gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Stored messages read per query when resuming or filling a gap.
@@ -56,107 +60,47 @@ type PendingSend = Pin<
     Box<dyn Future<Output = (Option<String>, Result<InsertOutcome, AppError>)> + Send + 'static>,
 >;
 
-/// Runs a connection until either side ends it.
-pub async fn run(socket: WebSocket, state: AppState, start: SessionStart) {
-    // A debug span: an info span would cost every idle connection a few hundred bytes.
-    let span = tracing::debug_span!("ws.session", user_id = %start.user.id, scope = ?start.scope);
-    let (sink, stream) = socket.split();
-    serve(sink, stream, state, start).instrument(span).await;
+/// What a connection task starts from, boxed: a task's future keeps its
+/// arguments for as long as it runs, and this one runs as long as the
+/// connection (memory per idle connection is what limits how many we hold).
+pub struct Opening {
+    pub state: AppState,
+    pub start: SessionStart,
 }
 
-/// The session over any sink/stream of messages, so it can be driven without a socket.
-pub async fn serve<Si, St, E>(sink: Si, stream: St, state: AppState, start: SessionStart)
-where
-    Si: Sink<Message> + Unpin + Send + 'static,
-    St: Stream<Item = Result<Message, E>> + Unpin,
-    E: Into<axum::Error>,
-{
-    let opened = Instant::now();
-    let SessionStart {
-        user,
-        credential,
-        expires_at,
-        scope,
-        since_seq,
-        permit: _permit,
-    } = start;
-    let user_id = user.id;
-    let (tx, rx) = mpsc::channel(state.config.ws_outbound_queue);
-    let fills = Arc::new(FillRequests::default());
-    let control = ConnControl::new();
-    control.set_expires_at(expires_at);
-    let writer = Writer {
-        me: user_id,
-        rx,
-        fills: fills.clone(),
-        control: control.clone(),
-        shutdown: state.shutdown.clone(),
-    };
+/// Runs a connection until either side ends it.
+pub async fn run(socket: Box<WebSocket>, opening: Box<Opening>) {
+    // A debug span: an info span would cost every idle connection a few hundred bytes.
+    let span = tracing::debug_span!(
+        "ws.session",
+        user_id = %opening.start.user.id,
+        scope = ?opening.start.scope
+    );
+    serve(socket, opening).instrument(span).await;
+}
 
+async fn serve(socket: Box<WebSocket>, opening: Box<Opening>) {
+    // Moved out inside blocks, so that the boxes are freed now rather than
+    // when the connection ends (a box moved out of lives to the end of its scope).
+    let Opening { state, start } = {
+        let opening = opening;
+        *opening
+    };
+    let (sink, stream) = {
+        let socket = socket;
+        *socket
+    }
+    .split();
     // Futures that run once are boxed: their state would otherwise stay in
     // this long-lived future, making every idle connection bigger.
-    let opening = Box::pin(Session::open(
-        &state,
-        user,
-        scope,
-        since_seq,
-        tx.clone(),
-        control.clone(),
-    ));
-    let mut session = match opening.await {
-        Ok(session) => session,
-        Err(err) => {
-            tracing::warn!(error = %err, "could not open session");
-            let _ = tx.try_send(Outbound::Frame(error_frame(
-                err.code(),
-                &err.public_message(),
-                None,
-            )));
-            control.close(close::INTERNAL, "could not open session");
-            drop(tx);
-            writer.run(sink).await;
-            return;
-        }
+    let Some(mut session) = Box::pin(Session::start(&state, start, sink)).await else {
+        return;
     };
-    Box::pin(session.register(&state, credential)).await;
-    // A revocation committed after the upgrade was authenticated, but before
-    // the hub knew this connection, found nothing here to close: look again.
-    Box::pin(session.recheck_credential(&state)).await;
-    let writer = state.tasks.spawn(writer.run(sink).in_current_span());
-    tracing::info!(%user_id, "websocket connected");
-
-    match (session.scope.clone(), since_seq) {
-        (Scope::Room(room), Some(since)) => {
-            if let Err(err) = Box::pin(session.replay(&state, &room, since)).await {
-                session.reply_error(&err, None);
-            }
-        }
-        // A message committed after the room positions were read but before
-        // the hub knew this connection would otherwise wait for the next one.
-        _ => session.reply(Outbound::Resync { membership: false }),
-    }
-    session.read_loop(&state, stream, &fills).await;
-
-    let (code, reason) = match control.close_reason() {
-        Some(reason) => reason,
-        None if state.shutdown.is_cancelled() => (close::RESTART, "server restarting"),
-        None => (close::NORMAL, "closed"),
-    };
-    Box::pin(session.unregister(&state)).await;
-    drop(session);
-    drop(tx);
-    let _ = writer.await;
-    tracing::info!(
-        code,
-        reason,
-        %user_id,
-        duration_ms = opened.elapsed().as_millis() as u64,
-        "websocket closed"
-    );
+    session.read_loop(&state, stream).await;
+    Box::pin(session.finish(&state)).await;
 }
 
 struct Session {
-    hub: Hub,
     /// Rooms followed at registration (`/ws/`: every room the user belongs to).
     rooms: Vec<RoomId>,
     me: UserId,
@@ -165,12 +109,113 @@ struct Session {
     /// once announced (memory per connection matters), rebuilt for a departure.
     profile: Option<Box<ProfileView>>,
     scope: Scope,
-    tx: mpsc::Sender<Outbound>,
+    outbox: Arc<Outbox>,
     control: Arc<ConnControl>,
+    /// Gaps the writer wants filled from the store.
+    fills: Arc<FillRequests>,
+    hub: Hub,
     conn_id: Option<u64>,
+    writer: Option<JoinHandle<()>>,
+    opened: Instant,
+    /// One of the server's `--max-connections`, held until the session ends.
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Session {
+    /// Opens the session: loads and queues what the client gets first, joins
+    /// the hub and starts the writer. `None` if it could not open (the client
+    /// was told, and the connection is closed).
+    async fn start<Si>(state: &AppState, start: SessionStart, sink: Si) -> Option<Self>
+    where
+        Si: Sink<Message> + Unpin + Send + 'static,
+    {
+        let SessionStart {
+            user,
+            credential,
+            expires_at,
+            scope,
+            since_seq,
+            permit,
+        } = start;
+        let user_id = user.id;
+        let outbox = Outbox::new(state.config.ws_outbound_queue);
+        let fills = Arc::new(FillRequests::default());
+        let control = ConnControl::new();
+        control.set_expires_at(expires_at);
+        let writer = Writer {
+            me: user_id,
+            outbox: outbox.clone(),
+            fills: fills.clone(),
+            control: control.clone(),
+            shutdown: state.shutdown.clone(),
+        };
+        let opened = Self::open(
+            state,
+            user,
+            scope,
+            since_seq,
+            outbox.clone(),
+            control.clone(),
+            fills,
+        )
+        .await;
+        let mut session = match opened {
+            Ok(session) => session,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not open session");
+                let _ = outbox.try_push(Outbound::Frame(error_frame(
+                    err.code(),
+                    &err.public_message(),
+                    None,
+                )));
+                control.close(close::INTERNAL, "could not open session");
+                outbox.close();
+                writer.run(sink).await;
+                return None;
+            }
+        };
+        session._permit = permit;
+        session.register(state, credential).await;
+        // A revocation committed after the upgrade was authenticated, but before
+        // the hub knew this connection, found nothing here to close: look again.
+        session.recheck_credential(state).await;
+        session.writer = Some(state.tasks.spawn(writer.run(sink).in_current_span()));
+        tracing::info!(%user_id, "websocket connected");
+
+        match (session.scope.clone(), since_seq) {
+            (Scope::Room(room), Some(since)) => {
+                if let Err(err) = session.replay(state, &room, since).await {
+                    session.reply_error(&err, None);
+                }
+            }
+            // A message committed after the room positions were read but before
+            // the hub knew this connection would otherwise wait for the next one.
+            _ => session.reply(Outbound::Resync { membership: false }),
+        }
+        Some(session)
+    }
+
+    /// Leaves the hub, lets the writer send what is queued and the close frame, and logs the end.
+    async fn finish(mut self, state: &AppState) {
+        let (code, reason) = match self.control.close_reason() {
+            Some(reason) => reason,
+            None if state.shutdown.is_cancelled() => (close::RESTART, "server restarting"),
+            None => (close::NORMAL, "closed"),
+        };
+        self.unregister(state).await;
+        self.outbox.close();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.await;
+        }
+        tracing::info!(
+            code,
+            reason,
+            user_id = %self.me,
+            duration_ms = self.opened.elapsed().as_millis() as u64,
+            "websocket closed"
+        );
+    }
+
     /// Loads what the session needs and queues, before anything else can reach
     /// the connection, `connection_established` and where each room starts.
     async fn open(
@@ -178,8 +223,9 @@ impl Session {
         user: User,
         scope: Scope,
         since_seq: Option<i64>,
-        tx: mpsc::Sender<Outbound>,
+        outbox: Arc<Outbox>,
         control: Arc<ConnControl>,
+        fills: Arc<FillRequests>,
     ) -> Result<Self, AppError> {
         let mut profile = profiles::view(state, &user, Some(&user)).await?;
         profile.is_online = true;
@@ -264,7 +310,7 @@ impl Session {
             .encode(),
         };
         // The queue is not yet registered anywhere: these are the first items in it.
-        let _ = tx.try_send(Outbound::Frame(frame));
+        let _ = outbox.try_push(Outbound::Frame(frame));
         profile.email = None;
         for (room, last_seq) in &positions {
             let item = match (&scope, since_seq) {
@@ -279,20 +325,24 @@ impl Session {
                     last_seq: *last_seq,
                 },
             };
-            if tx.try_send(item).is_err() {
+            if outbox.try_push(item).is_err() {
                 break;
             }
         }
         Ok(Self {
-            hub: state.hub.clone(),
             rooms: positions.into_iter().map(|(room, _)| room).collect(),
             me: user.id,
             sender: rooms::sender_of(&user),
             profile: Some(Box::new(profile)),
             scope,
-            tx,
+            outbox,
             control,
+            fills,
+            hub: state.hub.clone(),
             conn_id: None,
+            writer: None,
+            opened: Instant::now(),
+            _permit: None,
         })
     }
 
@@ -304,7 +354,7 @@ impl Session {
             self.me,
             self.scope.clone(),
             rooms,
-            self.tx.clone(),
+            self.outbox.clone(),
             self.control.clone(),
             credential,
         );
@@ -393,7 +443,7 @@ impl Session {
 
     /// Queues a frame for this connection; a full queue means the client is not reading.
     fn reply(&self, item: Outbound) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(item) {
+        if let Err(Refused::Full) = self.outbox.try_push(item) {
             self.control.close(close::TRY_AGAIN_LATER, "slow consumer");
         }
     }
@@ -412,7 +462,7 @@ impl Session {
         )));
     }
 
-    async fn read_loop<St, E>(&mut self, state: &AppState, mut stream: St, fills: &FillRequests)
+    async fn read_loop<St, E>(&mut self, state: &AppState, mut stream: St)
     where
         St: Stream<Item = Result<Message, E>> + Unpin,
         E: Into<axum::Error>,
@@ -426,8 +476,8 @@ impl Session {
                 Some((client_id, result)) = pending.next(), if !pending.is_empty() => {
                     self.on_sent(client_id.as_deref(), result);
                 }
-                () = fills.ready.notified() => {
-                    let (recheck, due) = fills.take();
+                () = self.fills.ready.notified() => {
+                    let (recheck, due) = self.fills.take();
                     if recheck {
                         Box::pin(self.recheck_credential(state)).await;
                         if !self.control.is_closed() {
@@ -777,7 +827,7 @@ impl Session {
     /// Queues with back-pressure (replays can be long); gives up if the session ends.
     async fn send(&self, item: Outbound) {
         tokio::select! {
-            _ = self.tx.send(item) => {}
+            _ = self.outbox.push(item) => {}
             () = self.control.cancelled() => {}
         }
     }
@@ -861,7 +911,7 @@ impl FillRequests {
 /// The only task that writes to the socket.
 struct Writer {
     me: UserId,
-    rx: mpsc::Receiver<Outbound>,
+    outbox: Arc<Outbox>,
     /// Gaps to fetch from the store, for the reader.
     fills: Arc<FillRequests>,
     control: Arc<ConnControl>,
@@ -869,9 +919,8 @@ struct Writer {
 }
 
 impl Writer {
-    async fn run<Si: Sink<Message> + Unpin>(mut self, mut sink: Si) {
+    async fn run<Si: Sink<Message> + Unpin>(self, mut sink: Si) {
         let mut delivery = Delivery::default();
-        let mut out: Vec<Utf8Bytes> = Vec::with_capacity(16);
         let (code, reason) = loop {
             let fill_at = delivery.next_fill_at().map(tokio::time::Instant::from_std);
             tokio::select! {
@@ -879,29 +928,15 @@ impl Writer {
                 () = self.control.cancelled() => break self.control.close_reason().unwrap_or((close::NORMAL, "closed")),
                 () = self.shutdown.cancelled() => {
                     // Deliver what is already queued, then ask clients to reconnect elsewhere.
-                    while let Ok(item) = self.rx.try_recv() {
-                        let _ping = self.apply(&mut delivery, item, &mut out);
-                    }
-                    if write_all(&mut sink, &mut out).await.is_err() {
+                    let items = self.outbox.try_take();
+                    if self.deliver(&mut sink, &mut delivery, items).await.is_err() {
                         return;
                     }
                     break (close::RESTART, "server restarting");
                 }
-                item = self.rx.recv() => {
-                    let Some(item) = item else { break (close::NORMAL, "closed") };
-                    let mut ping = self.apply(&mut delivery, item, &mut out);
-                    // Write whatever else is queued in the same flush.
-                    while out.len() < 64 {
-                        match self.rx.try_recv() {
-                            Ok(item) => ping |= self.apply(&mut delivery, item, &mut out),
-                            Err(_) => break,
-                        }
-                    }
-                    if ping && feed(&mut sink, Message::Ping(Default::default())).await.is_err() {
-                        self.control.close(close::GOING_AWAY, "write failed");
-                        return;
-                    }
-                    if write_all(&mut sink, &mut out).await.is_err() {
+                items = self.outbox.take() => {
+                    let Some(items) = items else { break (close::NORMAL, "closed") };
+                    if self.deliver(&mut sink, &mut delivery, items).await.is_err() {
                         self.control.close(close::GOING_AWAY, "write failed");
                         return;
                     }
@@ -919,6 +954,33 @@ impl Writer {
         };
         let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
         let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;
+    }
+
+    /// Applies the items taken from the outbox and writes the frames they
+    /// produce, flushing at least every `WRITE_BATCH` frames. The frame list
+    /// lives only for the batch: an idle connection keeps no buffer.
+    async fn deliver<Si: Sink<Message> + Unpin>(
+        &self,
+        sink: &mut Si,
+        delivery: &mut Delivery,
+        items: VecDeque<Outbound>,
+    ) -> Result<(), ()> {
+        let mut out = Vec::new();
+        let mut unflushed = false;
+        for item in items {
+            if self.apply(delivery, item, &mut out) {
+                feed(sink, Message::Ping(Default::default())).await?;
+                unflushed = true;
+            }
+            if out.len() >= WRITE_BATCH {
+                write_all(sink, &mut out).await?;
+                unflushed = false;
+            }
+        }
+        if unflushed || !out.is_empty() {
+            write_all(sink, &mut out).await?;
+        }
+        Ok(())
     }
 
     /// Applies one queued item; true if it asks for a WebSocket ping.

@@ -1,0 +1,216 @@
+//! A connection's queue of outgoing items. The hub and the session push; the
+//! connection's writer takes everything queued at once.
+//!
+//! Bounded: a full outbox means the client is not reading (a slow consumer).
+//! It holds no buffer while empty, which is most of the time for most
+//! connections: memory per idle connection is what limits how many a server
+//! holds (a channel would keep a block of slots allocated for each one).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::Notify;
+
+use crate::realtime::hub::Outbound;
+
+/// Why an item was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// `capacity` items are waiting already.
+    Full,
+    /// The connection is ending; nobody will take it.
+    Closed,
+}
+
+pub struct Outbox {
+    queue: Mutex<Queue>,
+    capacity: usize,
+    /// Wakes the writer: items arrived, or the outbox closed.
+    filled: Notify,
+    /// Wakes a session waiting for room in a full outbox.
+    drained: Notify,
+}
+
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<Outbound>,
+    closed: bool,
+}
+
+impl Outbox {
+    pub fn new(capacity: usize) -> Arc<Self> {
+        Arc::new(Self {
+            queue: Mutex::default(),
+            capacity,
+            filled: Notify::new(),
+            drained: Notify::new(),
+        })
+    }
+
+    // Nothing panics while holding the lock, and a queue left between two
+    // statements is still a valid queue.
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues without waiting.
+    pub fn try_push(&self, item: Outbound) -> Result<(), Refused> {
+        self.enqueue(item).map_err(|(why, _)| why)
+    }
+
+    /// Queues, waiting while the outbox is full (back-pressure for long replays).
+    pub async fn push(&self, item: Outbound) -> Result<(), Refused> {
+        let mut item = item;
+        loop {
+            match self.enqueue(item) {
+                Err((Refused::Full, back)) => item = back,
+                done => return done.map_err(|(why, _)| why),
+            }
+            // A take between the check and here leaves a permit: no wake-up is lost.
+            self.drained.notified().await;
+        }
+    }
+
+    /// Queues, or gives the item back with the reason it was refused.
+    fn enqueue(&self, item: Outbound) -> Result<(), (Refused, Outbound)> {
+        let mut queue = self.lock();
+        if queue.closed {
+            return Err((Refused::Closed, item));
+        }
+        if queue.items.len() >= self.capacity {
+            return Err((Refused::Full, item));
+        }
+        queue.items.push_back(item);
+        drop(queue);
+        self.filled.notify_one();
+        Ok(())
+    }
+
+    /// Everything queued, oldest first, once there is something; `None` once
+    /// the outbox is closed and empty. Only the writer calls it.
+    pub async fn take(&self) -> Option<VecDeque<Outbound>> {
+        loop {
+            let items = self.try_take();
+            if !items.is_empty() {
+                return Some(items);
+            }
+            if self.lock().closed {
+                return None;
+            }
+            // A push between the check and here leaves a permit: no wake-up is lost.
+            self.filled.notified().await;
+        }
+    }
+
+    /// Everything queued now, oldest first (possibly nothing).
+    pub fn try_take(&self) -> VecDeque<Outbound> {
+        let items = std::mem::take(&mut self.lock().items);
+        if !items.is_empty() {
+            self.drained.notify_one();
+        }
+        items
+    }
+
+    /// No more items will be accepted; the writer takes what is queued, then ends.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.filled.notify_one();
+        self.drained.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::extract::ws::Utf8Bytes;
+
+    use super::*;
+
+    fn frame(text: &'static str) -> Outbound {
+        Outbound::Frame(Utf8Bytes::from_static(text))
+    }
+
+    fn texts(items: VecDeque<Outbound>) -> Vec<String> {
+        items
+            .into_iter()
+            .map(|item| match item {
+                Outbound::Frame(f) => f.as_str().to_owned(),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn items_come_out_in_order_and_all_at_once() {
+        let outbox = Outbox::new(8);
+        outbox.try_push(frame("a")).unwrap();
+        outbox.try_push(frame("b")).unwrap();
+        assert_eq!(texts(outbox.take().await.unwrap()), ["a", "b"]);
+        assert!(outbox.try_take().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_full_outbox_refuses_until_taken() {
+        let outbox = Outbox::new(2);
+        outbox.try_push(frame("a")).unwrap();
+        outbox.try_push(frame("b")).unwrap();
+        assert_eq!(outbox.try_push(frame("c")), Err(Refused::Full));
+        assert_eq!(texts(outbox.try_take()), ["a", "b"]);
+        outbox.try_push(frame("d")).unwrap();
+        assert_eq!(texts(outbox.try_take()), ["d"]);
+    }
+
+    #[tokio::test]
+    async fn the_writer_wakes_for_an_item_pushed_while_it_waits() {
+        let outbox = Outbox::new(4);
+        let writer = tokio::spawn({
+            let outbox = outbox.clone();
+            async move { outbox.take().await.map(texts) }
+        });
+        tokio::task::yield_now().await;
+        outbox.try_push(frame("late")).unwrap();
+        let taken = tokio::time::timeout(Duration::from_secs(5), writer).await;
+        assert_eq!(taken.unwrap().unwrap(), Some(vec!["late".to_owned()]));
+    }
+
+    #[tokio::test]
+    async fn push_waits_for_room_then_queues() {
+        let outbox = Outbox::new(1);
+        outbox.try_push(frame("first")).unwrap();
+        let pusher = tokio::spawn({
+            let outbox = outbox.clone();
+            async move { outbox.push(frame("second")).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!pusher.is_finished(), "no room yet");
+        assert_eq!(texts(outbox.try_take()), ["first"]);
+        let pushed = tokio::time::timeout(Duration::from_secs(5), pusher).await;
+        assert_eq!(pushed.unwrap().unwrap(), Ok(()));
+        assert_eq!(texts(outbox.try_take()), ["second"]);
+    }
+
+    #[tokio::test]
+    async fn closing_ends_the_writer_after_what_is_queued_and_refuses_more() {
+        let outbox = Outbox::new(4);
+        outbox.try_push(frame("last")).unwrap();
+        outbox.close();
+        assert_eq!(outbox.try_push(frame("too late")), Err(Refused::Closed));
+        assert_eq!(texts(outbox.take().await.unwrap()), ["last"]);
+        assert!(outbox.take().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn closing_releases_a_waiting_push() {
+        let outbox = Outbox::new(1);
+        outbox.try_push(frame("full")).unwrap();
+        let pusher = tokio::spawn({
+            let outbox = outbox.clone();
+            async move { outbox.push(frame("blocked")).await }
+        });
+        tokio::task::yield_now().await;
+        outbox.close();
+        let pushed = tokio::time::timeout(Duration::from_secs(5), pusher).await;
+        assert_eq!(pushed.unwrap().unwrap(), Err(Refused::Closed));
+    }
+}
