@@ -8,7 +8,7 @@ use anyhow::Context;
 use axum::ServiceExt;
 use axum::extract::Request;
 use axum::serve::ListenerExt;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -57,9 +57,8 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
         let store = open_store(&config).await?;
-        let listener = TcpListener::bind(config.bind)
-            .await
-            .with_context(|| format!("could not listen on {}", config.bind))?;
+        let listener =
+            listen(config.bind).with_context(|| format!("could not listen on {}", config.bind))?;
 
         let hub = Hub::new();
         let rooms = Arc::new(RoomCache::default());
@@ -167,6 +166,17 @@ impl Application {
         {
             tracing::warn!("some sessions did not finish within {deadline:?}");
         }
+        // Users still in their grace period will not come back to this node:
+        // they are gone now (other nodes hear it before this one leaves).
+        let departures = state.hub.take_all_departures();
+        let announced = async {
+            for (user, rooms) in departures {
+                presence::depart(&state, user, &rooms).await;
+            }
+        };
+        if tokio::time::timeout(deadline, announced).await.is_err() {
+            tracing::warn!("some departures were not announced within {deadline:?}");
+        }
         if let Some(redis) = state.cluster.redis() {
             redis.leave().await;
         }
@@ -229,6 +239,16 @@ fn spawn_background(state: &AppState) {
                 () = s.shutdown.cancelled() => break,
             }
             messages::expire_typing(&s);
+            // Users whose grace period ran out without a reconnect are gone.
+            let departures = s.hub.take_departures(Instant::now());
+            if !departures.is_empty() {
+                let state = s.clone();
+                s.tasks.spawn(async move {
+                    for (user, rooms) in departures {
+                        presence::depart(&state, user, &rooms).await;
+                    }
+                });
+            }
             if last_housekeeping.elapsed() > Duration::from_secs(60) {
                 s.limits.housekeeping();
                 last_housekeeping = Instant::now();
@@ -283,4 +303,22 @@ pub fn shutdown_on_signal(token: CancellationToken) {
         tracing::info!("shutdown signal received");
         token.cancel();
     });
+}
+
+/// Connections the kernel may hold waiting for `accept`. A reconnect storm
+/// (thousands of clients at once) overflows tokio's default of 1 024, and each
+/// dropped handshake costs its client a SYN retry a second or more later. The
+/// kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 65_535;
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does: a restarted server can bind again at once.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }

@@ -201,6 +201,10 @@ pub struct Config {
     #[arg(long, env = "PARLEY_HEARTBEAT_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
     pub heartbeat_interval: Duration,
 
+    /// How long after a user's last connection closes they are announced as gone (`user_left`). Coming back sooner (a reload, a network blip, a reconnect storm) announces nothing; 0 announces at once
+    #[arg(long, env = "PARLEY_PRESENCE_GRACE", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
+    pub presence_grace: Duration,
+
     /// Frames queued for one WebSocket before it counts as a slow consumer and is closed (1013).
     #[arg(
         long,
@@ -360,6 +364,8 @@ impl Config {
         config.allowed_origins = Vec::new();
         config.registration_open = true;
         config.heartbeat_interval = Duration::from_secs(30);
+        // Departures at once, as most tests expect; the grace has tests of its own.
+        config.presence_grace = Duration::ZERO;
         config.shutdown_timeout = Duration::from_secs(5);
         config
     }
@@ -409,6 +415,7 @@ impl std::fmt::Debug for Config {
                 "heartbeat_interval",
                 &humantime::format_duration(self.heartbeat_interval).to_string(),
             )
+            .field("presence_grace", &self.presence_grace)
             .field("ws_outbound_queue", &self.ws_outbound_queue)
             .field("max_connections", &self.max_connections)
             .field("tail_cache_mib", &self.tail_cache_mib)

@@ -37,6 +37,7 @@ pub async fn room_socket(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response> {
+    let revocations_before = state.hub.revocations();
     let (user, login) = authenticate(&state, &headers).await?;
     let room = room_id(&id)?;
     rooms::access(&state, &room, user.id).await?;
@@ -55,6 +56,7 @@ pub async fn room_socket(
             expires_at: login.expires_at,
             scope: Scope::Room(room),
             since_seq: query.since_seq,
+            revocations_before,
             permit: None,
         },
     )
@@ -66,6 +68,7 @@ pub async fn user_socket(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response> {
+    let revocations_before = state.hub.revocations();
     let (user, login) = authenticate(&state, &headers).await?;
     upgrade_to(
         state,
@@ -76,6 +79,7 @@ pub async fn user_socket(
             expires_at: login.expires_at,
             scope: Scope::AllRooms,
             since_seq: None,
+            revocations_before,
             permit: None,
         },
     )

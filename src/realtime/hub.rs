@@ -7,6 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
 
 use axum::extract::ws::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
@@ -198,6 +199,28 @@ struct State {
     /// Open connections per login session or API token, so revoking one finds
     /// its connections without looking at anyone else's.
     credentials: HashMap<Credential, Vec<ConnId>>,
+    /// Users whose last connection here closed, still counted as present
+    /// until their departure is due (`--presence-grace`): a reconnect before
+    /// then continues their presence, and nobody hears they left.
+    departing: HashMap<UserId, Departing>,
+}
+
+struct Departing {
+    /// What their last connection followed, for the announcement.
+    rooms: Vec<RoomId>,
+    due: Instant,
+}
+
+/// What closing a connection means for its user's presence on this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// They have another connection here.
+    Stays,
+    /// That was their last connection: they are gone now.
+    Leaves,
+    /// That was their last connection: they count as gone once the departure
+    /// is due, unless they reconnect first (`Hub::take_departures`).
+    LeavesLater,
 }
 
 impl State {
@@ -220,6 +243,8 @@ impl State {
 pub struct Hub {
     state: Arc<RwLock<State>>,
     next_id: Arc<AtomicU64>,
+    /// Credentials ended so far (see `revocations`).
+    revocations: Arc<AtomicU64>,
 }
 
 impl Hub {
@@ -267,7 +292,9 @@ impl Hub {
         }
         let conns = state.users.entry(user).or_default();
         conns.push(id);
-        let first = conns.len() == 1;
+        let first_here = conns.len() == 1;
+        // Back before their departure was due: their presence goes on.
+        let first = first_here && state.departing.remove(&user).is_none();
         state.credentials.entry(credential).or_default().push(id);
         state.conns.insert(
             id,
@@ -283,22 +310,30 @@ impl Hub {
         (id, first)
     }
 
-    /// Removes a connection; returns the rooms it followed and whether it was
-    /// the user's last connection on this node.
-    pub fn unregister(&self, id: ConnId) -> (Vec<RoomId>, bool) {
+    /// Removes a connection; returns the rooms it followed and what it means
+    /// for its user's presence. With `depart_at`, a user leaving here is kept
+    /// as departing until then instead of leaving at once.
+    pub fn unregister(&self, id: ConnId, depart_at: Option<Instant>) -> (Vec<RoomId>, Presence) {
         let mut state = self.write();
         let Some(conn) = state.conns.remove(&id) else {
-            return (Vec::new(), false);
+            return (Vec::new(), Presence::Stays);
         };
         for room in &conn.rooms {
             state.unsubscribe(room, id);
         }
-        let mut last = false;
+        let mut presence = Presence::Stays;
         if let Some(conns) = state.users.get_mut(&conn.user) {
             conns.retain(|c| *c != id);
             if conns.is_empty() {
                 state.users.remove(&conn.user);
-                last = true;
+                presence = match depart_at {
+                    Some(due) => {
+                        let rooms = conn.rooms.clone();
+                        state.departing.insert(conn.user, Departing { rooms, due });
+                        Presence::LeavesLater
+                    }
+                    None => Presence::Leaves,
+                };
             }
         }
         if let Some(conns) = state.credentials.get_mut(&conn.credential) {
@@ -307,7 +342,35 @@ impl Hub {
                 state.credentials.remove(&conn.credential);
             }
         }
-        (conn.rooms, last)
+        (conn.rooms, presence)
+    }
+
+    /// Users whose departure is due by `now` and who did not come back: from
+    /// here on they are gone, with the rooms their last connection followed.
+    pub fn take_departures(&self, now: Instant) -> Vec<(UserId, Vec<RoomId>)> {
+        self.write()
+            .departing
+            .extract_if(|_, d| d.due <= now)
+            .map(|(user, d)| (user, d.rooms))
+            .collect()
+    }
+
+    /// Every pending departure, due or not (the server is stopping).
+    pub fn take_all_departures(&self) -> Vec<(UserId, Vec<RoomId>)> {
+        self.write()
+            .departing
+            .drain()
+            .map(|(user, d)| (user, d.rooms))
+            .collect()
+    }
+
+    /// How many credentials have been ended on this node. A connection
+    /// authenticated before a revocation that reached this node ahead of its
+    /// registration was not found by it: when the count read before
+    /// authenticating is unchanged after registering, no such revocation
+    /// happened, and the credential needs no second look in the database.
+    pub fn revocations(&self) -> u64 {
+        self.revocations.load(Ordering::SeqCst)
     }
 
     /// What authenticated a connection.
@@ -317,6 +380,9 @@ impl Hub {
 
     /// The session or token was revoked: its connections here close (1008).
     pub fn end_credential(&self, credential: Credential) {
+        // Counted before looking: a connection registered after the look reads
+        // the new count (see `revocations`).
+        self.revocations.fetch_add(1, Ordering::SeqCst);
         let state = self.read();
         let Some(ids) = state.credentials.get(&credential) else {
             return;
@@ -476,13 +542,21 @@ impl Hub {
     }
 
     /// Users with a connection on this node.
+    /// Users present on this node: connected, or departing but not yet gone.
     pub fn local_users(&self) -> Vec<UserId> {
-        self.read().users.keys().copied().collect()
+        let state = self.read();
+        state
+            .users
+            .keys()
+            .chain(state.departing.keys())
+            .copied()
+            .collect()
     }
 
-    /// Whether the user has any local connection open.
+    /// Whether the user is present on this node (see `local_users`).
     pub fn is_online(&self, user: UserId) -> bool {
-        self.read().users.contains_key(&user)
+        let state = self.read();
+        state.users.contains_key(&user) || state.departing.contains_key(&user)
     }
 
     pub fn connection_count(&self) -> usize {
@@ -655,9 +729,69 @@ mod tests {
         assert!(!second);
         assert!(hub.is_online(ann));
         assert_eq!(hub.local_users(), vec![ann]);
-        assert_eq!(hub.unregister(a), (vec![room("r1"), room("r2")], false));
-        assert_eq!(hub.unregister(b), (vec![room("r1")], true));
+        assert_eq!(
+            hub.unregister(a, None),
+            (vec![room("r1"), room("r2")], Presence::Stays)
+        );
+        assert_eq!(
+            hub.unregister(b, None),
+            (vec![room("r1")], Presence::Leaves)
+        );
         assert!(!hub.is_online(ann));
+    }
+
+    #[test]
+    fn a_departing_user_stays_present_until_due_and_a_reconnect_continues_their_presence() {
+        let hub = Hub::new();
+        let (ann, bob) = (UserId::new(), UserId::new());
+        let now = Instant::now();
+        let soon = now + std::time::Duration::from_secs(5);
+        let (a, _, _) = conn(&hub, ann, Scope::Room(room("r1")), &["r1"], 8);
+        let (b, _, _) = conn(&hub, bob, Scope::Room(room("r1")), &["r1"], 8);
+        assert_eq!(
+            hub.unregister(a, Some(soon)),
+            (vec![room("r1")], Presence::LeavesLater)
+        );
+        assert_eq!(
+            hub.unregister(b, Some(soon)),
+            (vec![room("r1")], Presence::LeavesLater)
+        );
+        assert!(hub.is_online(ann), "present until the departure is due");
+        assert!(hub.take_departures(now).is_empty(), "not due yet");
+
+        // Ann comes back in time: not her first connection, and no departure.
+        let (again, first) = hub.register(
+            ann,
+            Scope::Room(room("r1")),
+            vec![room("r1")],
+            Outbox::new(8),
+            ConnControl::new(),
+            token(),
+        );
+        assert!(!first, "her presence went on");
+        assert_eq!(hub.take_departures(soon), vec![(bob, vec![room("r1")])]);
+        assert!(!hub.is_online(bob));
+        assert!(hub.is_online(ann));
+        assert!(hub.take_departures(soon).is_empty(), "each departure once");
+
+        // Bob returns after he was gone: a first connection again.
+        let (_, first) = hub.register(
+            bob,
+            Scope::AllRooms,
+            vec![],
+            Outbox::new(8),
+            ConnControl::new(),
+            token(),
+        );
+        assert!(first);
+
+        hub.unregister(again, Some(soon));
+        assert_eq!(
+            hub.local_users().len(),
+            2,
+            "connected and departing both count"
+        );
+        assert_eq!(hub.take_all_departures(), vec![(ann, vec![room("r1")])]);
     }
 
     #[test]
@@ -789,7 +923,7 @@ mod tests {
         let hub = Hub::new();
         let bot = token();
         let (id, _rx, _) = opened_with(&hub, UserId::new(), bot);
-        hub.unregister(id);
+        hub.unregister(id, None);
         assert!(hub.read().credentials.is_empty());
         assert_eq!(hub.credential_of(id), None);
     }

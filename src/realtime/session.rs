@@ -23,7 +23,9 @@ use crate::domain::time::now_ms;
 use crate::domain::user::User;
 use crate::error::AppError;
 use crate::realtime::delivery::{Delivery, Fill};
-use crate::realtime::hub::{ConnControl, Credential, Hub, Outbound, SESSION_ENDED, Scope, close};
+use crate::realtime::hub::{
+    ConnControl, Credential, Hub, Outbound, Presence, SESSION_ENDED, Scope, close,
+};
 use crate::realtime::outbox::{Outbox, Refused};
 use crate::realtime::protocol::{ClientMsg, RoomPresence, ServerEvent, UserBrief};
 use crate::services::messages::{self, ReadUpTo};
@@ -53,6 +55,8 @@ pub struct SessionStart {
     pub scope: Scope,
     /// Resume this room from this seq as soon as the connection opens (`?since_seq=`).
     pub since_seq: Option<i64>,
+    /// `Hub::revocations` before the credential was checked.
+    pub revocations_before: u64,
     pub permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -135,6 +139,7 @@ impl Session {
             expires_at,
             scope,
             since_seq,
+            revocations_before,
             permit,
         } = start;
         let user_id = user.id;
@@ -177,8 +182,11 @@ impl Session {
         session._permit = permit;
         session.register(state, credential).await;
         // A revocation committed after the upgrade was authenticated, but before
-        // the hub knew this connection, found nothing here to close: look again.
-        session.recheck_credential(state).await;
+        // the hub knew this connection, found nothing here to close: look again
+        // if there was any revocation meanwhile.
+        if state.hub.revocations() != revocations_before {
+            session.recheck_credential(state).await;
+        }
         session.writer = Some(state.tasks.spawn(writer.run(sink).in_current_span()));
         tracing::info!(%user_id, "websocket connected");
 
@@ -363,7 +371,7 @@ impl Session {
         if let Some(profile) = profile.filter(|_| first_here)
             && state.cluster.came_online(self.me).await
         {
-            let rooms = self.presence_rooms(state, &followed).await;
+            let rooms = presence::rooms_to_tell(state, self.me, &followed).await;
             presence::announce(
                 state,
                 &rooms,
@@ -387,58 +395,24 @@ impl Session {
         }
     }
 
-    /// Leaves the hub; announces the user's departure if this was their last connection anywhere.
+    /// Leaves the hub. If this was the user's last connection here, they leave
+    /// once `--presence-grace` has passed without them coming back (announced
+    /// by the shared timer, see `presence::depart`), or now without one.
     async fn unregister(&mut self, state: &AppState) {
         let Some(id) = self.conn_id.take() else {
             return;
         };
-        let (rooms, last_here) = state.hub.unregister(id);
+        let grace = state.config.presence_grace;
+        let depart_at = (!grace.is_zero()).then(|| Instant::now() + grace);
+        let (rooms, presence) = state.hub.unregister(id, depart_at);
         for room in &rooms {
             if state.typing.stop(room, self.me) {
                 messages::announce_typing(state, room, self.me, &self.sender.username, false);
             }
         }
-        if last_here && state.cluster.went_offline(self.me).await {
-            if let Err(err) = state.store.update_last_seen(self.me, now_ms()).await {
-                tracing::warn!(error = %err, "could not record last_seen");
-            }
-            let profile = match state.store.get_user(self.me).await {
-                Ok(Some(user)) => profiles::view(state, &user, None).await.ok(),
-                _ => None,
-            };
-            let Some(profile) = profile else {
-                tracing::warn!("could not load the profile to announce a departure");
-                return;
-            };
-            let rooms = self.presence_rooms(state, &rooms).await;
-            presence::announce(
-                state,
-                &rooms,
-                self.me,
-                &self.sender.username,
-                &profile,
-                false,
-            );
+        if presence == Presence::Leaves {
+            presence::depart(state, self.me, &rooms).await;
         }
-    }
-
-    /// Where the user's arrival and departure are announced: every room they
-    /// belong to, plus any public room this connection was watching, so the
-    /// same rooms hear both.
-    async fn presence_rooms(&self, state: &AppState, followed: &[RoomId]) -> Vec<RoomId> {
-        let mut rooms = match state.store.list_room_ids_for_user(self.me).await {
-            Ok(rooms) => rooms,
-            Err(err) => {
-                tracing::warn!(error = %err, "could not list rooms for presence");
-                Vec::new()
-            }
-        };
-        for room in followed {
-            if !rooms.contains(room) {
-                rooms.push(room.clone());
-            }
-        }
-        rooms
     }
 
     /// Queues a frame for this connection; a full queue means the client is not reading.
@@ -837,7 +811,7 @@ impl Drop for Session {
     /// A session that panicked still leaves the hub.
     fn drop(&mut self) {
         if let Some(id) = self.conn_id.take() {
-            self.hub.unregister(id);
+            self.hub.unregister(id, None);
         }
     }
 }

@@ -48,20 +48,58 @@ pub async fn reap_dead_nodes(state: &AppState, redis: &RedisLink) {
         tracing::warn!(%node, users = users.len(), "a node stopped without a word; its users are offline");
         let still_online = state.cluster.online(&users).await;
         for user_id in users.into_iter().filter(|u| !still_online.contains(u)) {
-            if let Err(err) = announce_gone(state, user_id).await {
+            if let Err(err) = announce_gone(state, user_id, &[]).await {
                 tracing::warn!(error = %err, %user_id, "could not announce a departure");
             }
         }
     }
 }
 
-async fn announce_gone(state: &AppState, user_id: UserId) -> crate::error::Result<()> {
-    state.store.update_last_seen(user_id, now_ms()).await?;
+/// The user's last connection on this node is gone (and their grace period
+/// over): if they are now offline everywhere, record when they were last seen
+/// and tell their rooms, and `followed`, the rooms that connection watched.
+pub async fn depart(state: &AppState, user_id: UserId, followed: &[RoomId]) {
+    if !state.cluster.went_offline(user_id).await {
+        return;
+    }
+    if let Err(err) = announce_gone(state, user_id, followed).await {
+        tracing::warn!(error = %err, %user_id, "could not announce a departure");
+    }
+}
+
+async fn announce_gone(
+    state: &AppState,
+    user_id: UserId,
+    followed: &[RoomId],
+) -> crate::error::Result<()> {
+    if let Err(err) = state.store.update_last_seen(user_id, now_ms()).await {
+        // Not worth keeping the rooms from hearing it.
+        tracing::warn!(error = %err, %user_id, "could not record last_seen");
+    }
     let Some(user) = state.store.get_user(user_id).await? else {
         return Ok(());
     };
     let profile = profiles::view(state, &user, None).await?;
-    let rooms = state.store.list_room_ids_for_user(user_id).await?;
+    let rooms = rooms_to_tell(state, user_id, followed).await;
     announce(state, &rooms, user.id, &user.username, &profile, false);
     Ok(())
+}
+
+/// Where a user's arrival and departure are announced: every room they
+/// belong to, plus any public room their connection was watching (`followed`),
+/// so the same rooms hear both.
+pub async fn rooms_to_tell(state: &AppState, user_id: UserId, followed: &[RoomId]) -> Vec<RoomId> {
+    let mut rooms = match state.store.list_room_ids_for_user(user_id).await {
+        Ok(rooms) => rooms,
+        Err(err) => {
+            tracing::warn!(error = %err, "could not list rooms for presence");
+            Vec::new()
+        }
+    };
+    for room in followed {
+        if !rooms.contains(room) {
+            rooms.push(room.clone());
+        }
+    }
+    rooms
 }

@@ -78,6 +78,9 @@ impl Node {
             // reads them, and on a loaded machine a test may leave one unread
             // for a few seconds; a short interval closed them mid-test.
             .args(["--heartbeat-interval", "30s"])
+            // Departures wait this long before they are announced (the default
+            // is 5 s); short, so tests that wait for a departure stay quick.
+            .args(["--presence-grace", "1s"])
             .arg("--data-dir")
             .arg(data.path())
             .env(
@@ -861,6 +864,58 @@ async fn a_removal_missed_during_a_redis_outage_applies_when_it_returns() {
 }
 
 /// Another login session of `username`, on the node at `addr`.
+/// A user whose connection moves from one node to another within the
+/// presence grace period (a load balancer sent the reconnect elsewhere) never
+/// appears to leave; once gone from both for longer, they leave once.
+#[tokio::test]
+async fn a_reconnect_to_another_node_within_the_grace_is_not_a_departure() {
+    let Some((db, redis)) =
+        services("a_reconnect_to_another_node_within_the_grace_is_not_a_departure")
+    else {
+        return;
+    };
+    let schema = test_schema(&db).await.expect("a fresh PostgreSQL schema");
+    let ns = unique("ns");
+    let nodes = [
+        Node::start(schema.url(), &redis, &ns).await,
+        Node::start(schema.url(), &redis, &ns).await,
+    ];
+    let (a, b) = (nodes[0].addr, nodes[1].addr);
+    let ann = Client::register(a, "ann").await;
+    let bob = Client::register(a, "bob").await;
+    let room = ann.create_room("Moving", "group", &[&bob]).await;
+    wait_for_redis(&ann, "ok").await;
+    wait_for_redis(&bob.on(b), "ok").await;
+
+    let mut watcher = ann.ws(&format!("/ws/chat/{room}/")).await;
+    watcher.next_of("connection_established").await;
+    let mut on_a = bob.ws(&format!("/ws/chat/{room}/")).await;
+    on_a.next_of("connection_established").await;
+    assert_eq!(watcher.next_of("user_joined").await["user_id"], bob.id());
+
+    on_a.stream.close(None).await.unwrap();
+    let mut on_b = bob.on(b).ws(&format!("/ws/chat/{room}/")).await;
+    on_b.next_of("connection_established").await;
+    // Node A's grace (1 s) runs out with bob online on node B: nothing said.
+    watcher
+        .expect_none_of("user_left", Duration::from_secs(3))
+        .await;
+    watcher
+        .expect_none_of("user_joined", Duration::from_millis(100))
+        .await;
+
+    on_b.stream.close(None).await.unwrap();
+    let left = watcher.next_of("user_left").await;
+    assert_eq!(left["user_id"], bob.id());
+    watcher
+        .expect_none_of("user_left", Duration::from_secs(2))
+        .await;
+    for node in nodes {
+        node.stop().await;
+    }
+    schema.drop_schema().await.expect("drop the schema");
+}
+
 async fn login_on(addr: SocketAddr, username: &str) -> Client {
     let mut client = Client::at(addr);
     let (status, body) = client

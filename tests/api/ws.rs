@@ -371,6 +371,101 @@ async fn three_tabs_are_one_presence() {
 }
 
 #[tokio::test]
+async fn a_reconnect_within_the_presence_grace_is_neither_a_leave_nor_a_join() {
+    let app = spawn_app_with(|c| c.presence_grace = Duration::from_secs(3)).await;
+    let ann = app.user("ann").await;
+    let bob = app.user("bob").await;
+    let room = ann.create_room("Team", "group", &[&bob]).await;
+    let mut watcher = ann.ws(&format!("/ws/chat/{room}/")).await;
+    watcher.next_of("connection_established").await;
+    let mut tab = bob.ws(&format!("/ws/chat/{room}/")).await;
+    tab.next_of("connection_established").await;
+    assert_eq!(watcher.next_of("user_joined").await["user_id"], bob.id());
+
+    // A reload: the socket closes and a new one opens a moment later.
+    tab.stream.close(None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut reloaded = bob.ws(&format!("/ws/chat/{room}/")).await;
+    let hello = reloaded.next_of("connection_established").await;
+    assert!(
+        hello["online"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u == &json!(bob.id())),
+        "still listed online: {hello}"
+    );
+    let (_, profile) = ann
+        .get(&format!("/tools/api/user/{}/profile/", bob.id()))
+        .await;
+    assert_eq!(profile["data"]["is_online"], true);
+    // Past the grace period, still nothing: the presence went on.
+    watcher
+        .expect_none_of("user_left", Duration::from_secs(4))
+        .await;
+    watcher
+        .expect_none_of("user_joined", Duration::from_millis(100))
+        .await;
+    reloaded.stream.close(None).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_user_who_stays_away_leaves_once_the_presence_grace_is_over() {
+    let app = spawn_app_with(|c| c.presence_grace = Duration::from_millis(1500)).await;
+    let ann = app.user("ann").await;
+    let bob = app.user("bob").await;
+    let room = ann.create_room("Team", "group", &[&bob]).await;
+    let mut watcher = ann.ws(&format!("/ws/chat/{room}/")).await;
+    watcher.next_of("connection_established").await;
+    let mut tab = bob.ws(&format!("/ws/chat/{room}/")).await;
+    tab.next_of("connection_established").await;
+    watcher.next_of("user_joined").await;
+
+    tab.stream.close(None).await.unwrap();
+    // Within the grace period they still count as present...
+    watcher
+        .expect_none_of("user_left", Duration::from_millis(700))
+        .await;
+    let (_, profile) = ann
+        .get(&format!("/tools/api/user/{}/profile/", bob.id()))
+        .await;
+    assert_eq!(profile["data"]["is_online"], true);
+    // ...then they leave, once (the shared timer ticks every second).
+    let left = watcher.next_of("user_left").await;
+    assert_eq!(left["user_id"], bob.id());
+    let (_, profile) = ann
+        .get(&format!("/tools/api/user/{}/profile/", bob.id()))
+        .await;
+    assert_eq!(profile["data"]["is_online"], false);
+    assert!(profile["data"]["last_seen"].is_string());
+    watcher
+        .expect_none_of("user_left", Duration::from_millis(1500))
+        .await;
+
+    // Coming back after that is an arrival again.
+    let mut back = bob.ws(&format!("/ws/chat/{room}/")).await;
+    back.next_of("connection_established").await;
+    assert_eq!(watcher.next_of("user_joined").await["user_id"], bob.id());
+}
+
+#[tokio::test]
+async fn users_in_their_presence_grace_leave_when_the_server_stops() {
+    let app = spawn_app_with(|c| c.presence_grace = Duration::from_secs(60)).await;
+    let ann = app.user("ann").await;
+    let bob = app.user("bob").await;
+    let room = ann.create_room("Team", "group", &[&bob]).await;
+    let mut tab = bob.ws(&format!("/ws/chat/{room}/")).await;
+    tab.next_of("connection_established").await;
+    tab.stream.close(None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let state = app.state.clone();
+    let bob_id = UserId::parse(&bob.id()).unwrap();
+    assert!(state.hub.is_online(bob_id), "departing, not gone");
+    app.stop().await;
+    assert!(!state.hub.is_online(bob_id), "gone once the server stopped");
+}
+
+#[tokio::test]
 async fn typing_is_shown_to_others_and_expires() {
     let app = spawn_app().await;
     let ann = app.user("ann").await;
