@@ -10,7 +10,8 @@
 #   QUICK=1 bench/run-scenarios.sh        # reduced scale: proves the script works, not a measurement
 #
 # Environment: OUT (output directory, default bench/results/<date>), SERVER_CPU (0),
-# CLIENT_CPU (1), PORT (18000), QUICK (0). Run it on a quiet machine; it only
+# CLIENT_CPU (1), PORT (18000), QUICK (0), SERVER_BIN (another build of the server
+# to measure, e.g. an older commit's; the generator is always this checkout's). Run it on a quiet machine; it only
 # ever talks to 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,7 @@ PORT=${PORT:-18000}
 OUT=${OUT:-bench/results/$(date +%Y%m%d-%H%M%S)}
 URL="http://127.0.0.1:$PORT"
 BIN=target/release/parley
+SERVER_BIN=${SERVER_BIN:-$BIN}
 SCENARIOS=("$@")
 [ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(S1 S2 S3 S4 S5 S6)
 
@@ -34,6 +36,7 @@ cargo build --release --locked --quiet
 mkdir -p "$OUT"
 {
   echo "commit: $(git rev-parse HEAD 2>/dev/null || echo unknown)"
+  echo "server: $SERVER_BIN"
   echo "date: $(date -u +%FT%TZ)"
   echo "quick: $QUICK"
   echo "cpus: $(nproc)  server on CPU $SERVER_CPU, generator on CPU $CLIENT_CPU"
@@ -63,7 +66,7 @@ fresh_data() { DATA=$(mktemp -d /tmp/parley-bench-XXXXXX); }
 start_server() {
   local name=$1
   shift
-  taskset -c "$SERVER_CPU" "$BIN" serve --data-dir "$DATA" --bind "127.0.0.1:$PORT" \
+  taskset -c "$SERVER_CPU" "$SERVER_BIN" serve --data-dir "$DATA" --bind "127.0.0.1:$PORT" \
     --log-format json "$@" > "$OUT/$name.server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 100); do
@@ -133,7 +136,7 @@ scenario() {
       # pages of 50, the latest and 500 000 back. Seeded with the server stopped.
     fresh_data
     echo "==> S5: seeding"
-    taskset -c "$SERVER_CPU" "$BIN" bench seed-history --data-dir "$DATA" --no-progress \
+    taskset -c "$SERVER_CPU" "$SERVER_BIN" bench seed-history --data-dir "$DATA" --no-progress \
       --room-messages "$(q 1000000 100000)" --total-messages "$(q 10000000 200000)" \
       | tee "$OUT/S5.seed.txt"
     start_server S5
