@@ -808,11 +808,12 @@ impl Session {
 }
 
 impl Drop for Session {
-    /// A session that panicked still leaves the hub.
+    /// A session that panicked still leaves the hub, and its writer still ends.
     fn drop(&mut self) {
         if let Some(id) = self.conn_id.take() {
             self.hub.unregister(id, None);
         }
+        self.outbox.close();
     }
 }
 
