@@ -82,7 +82,8 @@ pub struct ChatOptions {
     pub connect_concurrency: usize,
 
     /// Local addresses to connect from (127.0.0.2, 127.0.0.3, …), each good for
-    /// ~28 000 connections; 0 picks one per 20 000 connections. Loopback IPv4 only.
+    /// ~28 000 connections; 0 picks one per 20 000 connections, none (the
+    /// system chooses) up to 20 000. Loopback IPv4 only.
     #[arg(long, default_value_t = 0)]
     pub source_addrs: usize,
 

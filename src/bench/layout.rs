@@ -76,8 +76,14 @@ impl Layout {
 
 /// Local addresses to connect from: each source address has its own ~28 000
 /// ephemeral ports, so many connections to one server port need several.
-/// Only for an IPv4 loopback target (all of 127.0.0.0/8 is local); elsewhere
-/// the system chooses.
+/// Only for an IPv4 loopback target (all of 127.0.0.0/8 is local); elsewhere,
+/// and when one address is enough, the system chooses (empty list).
+///
+/// Binding a source address costs more than it seems: `bind(addr, 0)` has to
+/// find a port no socket on that address holds, and with tens of thousands
+/// taken (TIME_WAIT included) each call scans the range. In a reconnect storm
+/// that made the generator reopen ~300 connections a second; `connect()`
+/// without a bind picks its port per destination and stays fast.
 pub fn source_addresses(target: IpAddr, connections: usize, wanted: usize) -> Vec<IpAddr> {
     let IpAddr::V4(v4) = target else {
         return Vec::new();
@@ -85,10 +91,10 @@ pub fn source_addresses(target: IpAddr, connections: usize, wanted: usize) -> Ve
     if !v4.is_loopback() {
         return Vec::new();
     }
-    let count = if wanted > 0 {
-        wanted
-    } else {
-        connections.div_ceil(PER_SOURCE).max(1)
+    let count = match wanted {
+        0 if connections <= PER_SOURCE => return Vec::new(),
+        0 => connections.div_ceil(PER_SOURCE),
+        wanted => wanted,
     };
     // 127.0.0.2, 127.0.0.3, ... (a /8 has room for far more than anyone needs).
     (0..count.min(250 * 256))
@@ -146,8 +152,9 @@ mod tests {
     #[test]
     fn source_addresses_only_for_ipv4_loopback() {
         let local: IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(source_addresses(local, 100, 0).is_empty());
         assert_eq!(
-            source_addresses(local, 100, 0),
+            source_addresses(local, 100, 1),
             ["127.0.0.2".parse::<IpAddr>().unwrap()]
         );
         let many = source_addresses(local, 100_000, 0);

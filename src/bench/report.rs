@@ -241,11 +241,14 @@ impl ChatReport {
         );
         let _ = writeln!(
             out,
-            "connections          {} ok, {} failed of {} (from {} source addresses); failures: {}",
+            "connections          {} ok, {} failed of {} ({}); failures: {}",
             c.ok,
             c.failed,
             c.attempted,
-            s.source_addresses,
+            match s.source_addresses {
+                0 => "source address chosen by the system".to_string(),
+                n => format!("from {n} source addresses"),
+            },
             map_line(&c.failures)
         );
         if let Some(connect) = &c.connect_ms {
