@@ -14,6 +14,7 @@ use crate::domain::user::{Language, Membership, ThemeMode, ThemeStyle, User};
 
 pub mod postgres;
 pub mod sqlite;
+mod thread_priority;
 
 #[cfg(test)]
 mod conformance;

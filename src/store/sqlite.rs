@@ -14,6 +14,7 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, FromRow, QueryBuilder, SqlSafeStr, SqlStr, Sqlite};
 use tracing::instrument;
 
+use super::thread_priority;
 use super::{
     ApiTokenRecord, Invite, MessagePage, NewRoom, NewUser, Page, ProfileChanges, RoomChanges,
     RoomSummary, SessionRecord, Store, StoreError, StoreResult,
@@ -54,20 +55,21 @@ impl SqliteStore {
         {
             std::fs::create_dir_all(parent)?;
         }
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.clone().pragma("cache_size", "-4000"))
+        let writer = background_pool(WRITER_THREAD)
+            .connect_with(
+                options
+                    .clone()
+                    .pragma("cache_size", "-4000")
+                    .thread_name(|_| WRITER_THREAD.to_owned()),
+            )
             .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.clone())
             .await?;
-        let checkpointer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
+        let checkpointer = background_pool(CHECKPOINT_THREAD)
+            .connect_with(options.thread_name(|_| CHECKPOINT_THREAD.to_owned()))
             .await?;
         let restart_wanted = Arc::new(AtomicBool::new(false));
         tokio::spawn(checkpoints(checkpointer.clone(), restart_wanted.clone()));
@@ -102,6 +104,191 @@ impl SqliteStore {
             self.restart_wanted.store(true, Ordering::Relaxed);
         }
     }
+
+    /// Stores a batch in one transaction: each message gets its room's next
+    /// seq, and a message whose client id its sender already used is answered
+    /// with the stored one. Set-based: a constant handful of statements per
+    /// batch, whatever its size (each statement costs a round trip to the
+    /// driver's worker thread); the rows go in as multi-row statements whose
+    /// texts stay prepared (see `BatchSql`). Without `find_resends`, client ids
+    /// are only compared within the batch, and `None` means an earlier batch
+    /// holds one of them (nothing was written).
+    async fn write_batch(
+        &self,
+        batch: &[NewMessage],
+        find_resends: bool,
+    ) -> StoreResult<Option<Vec<InsertOutcome>>> {
+        let mut tx = self
+            .writer
+            .begin_with("begin immediate")
+            .await
+            .map_err(db_err)?;
+
+        let mut room_ids: Vec<&str> = batch.iter().map(|m| m.room_id.as_str()).collect();
+        room_ids.sort_unstable();
+        room_ids.dedup();
+        let rooms: Vec<(String, i64)> = sqlx::query_as(
+            "select id, last_seq from rooms where id in (select value from json_each(?))",
+        )
+        .bind(json_text(&room_ids)?)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if rooms.len() != room_ids.len() {
+            return Err(StoreError::NotFound);
+        }
+        // The seq last handed out per room, and the time of its newest message.
+        let mut last_seq: HashMap<String, (i64, Option<i64>)> = rooms
+            .into_iter()
+            .map(|(id, seq)| (id, (seq, None)))
+            .collect();
+
+        let rows: Vec<NewRow> = batch
+            .iter()
+            .map(|message| NewRow {
+                message,
+                id: message.id.to_string(),
+                sender_id: message.sender.as_ref().map(|s| s.id.to_string()),
+            })
+            .collect();
+
+        // Client ids this batch repeats from earlier batches, looked up together.
+        let keys: Vec<ClientKey> = if find_resends {
+            rows.iter().filter_map(NewRow::client_key).collect()
+        } else {
+            Vec::new()
+        };
+        let mut stored: HashMap<ClientKey, Message> = HashMap::new();
+        let mut first_key = 0;
+        for chunk in statement_chunks(&keys) {
+            let mut query =
+                sqlx::query_as::<_, StoredRow>(BatchSql::pick(&self.batch.stored, chunk.len()));
+            for (index, (room, sender, client_id)) in (first_key..).zip(chunk) {
+                query = query
+                    .bind(*room)
+                    .bind(*sender)
+                    .bind(*client_id)
+                    .bind(index as i64);
+            }
+            first_key += chunk.len();
+            for found in query.fetch_all(&mut *tx).await.map_err(db_err)? {
+                let key = usize::try_from(found.key_index)
+                    .ok()
+                    .and_then(|i| keys.get(i))
+                    .ok_or_else(|| {
+                        StoreError::Unavailable("a client id lookup answered an unknown key".into())
+                    })?;
+                stored.insert(*key, found.message.into_message()?);
+            }
+        }
+
+        let mut outcomes: Vec<InsertOutcome> = Vec::with_capacity(batch.len());
+        let mut seen: HashMap<ClientKey, usize> = HashMap::new();
+        let mut active: Vec<(&str, i64)> = Vec::new();
+        // The messages to insert, with their seqs.
+        let mut fresh: Vec<(&NewRow, i64)> = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let msg = row.message;
+            if let Some(key) = row.client_key() {
+                if let Some(&i) = seen.get(&key) {
+                    let original = outcomes[i].message().clone();
+                    outcomes.push(InsertOutcome::Duplicate(original));
+                    continue;
+                }
+                if let Some(original) = stored.get(&key) {
+                    outcomes.push(InsertOutcome::Duplicate(original.clone()));
+                    continue;
+                }
+                seen.insert(key, outcomes.len());
+            }
+            let (seq, at) = last_seq
+                .get_mut(msg.room_id.as_str())
+                .ok_or(StoreError::NotFound)?;
+            *seq += 1;
+            *at = Some(msg.created_at);
+            let seq = *seq;
+            if let (Some(sender), MessageType::Text) = (&row.sender_id, msg.message_type) {
+                let day = day_of(msg.created_at);
+                if !active.iter().any(|(user, d)| user == sender && *d == day) {
+                    active.push((sender, day));
+                }
+            }
+            fresh.push((row, seq));
+            outcomes.push(InsertOutcome::Inserted(msg.clone().into_message(seq)));
+        }
+        if !fresh.is_empty() {
+            for chunk in statement_chunks(&fresh) {
+                let mut query = sqlx::query(BatchSql::pick(&self.batch.insert, chunk.len()));
+                for (row, seq) in chunk {
+                    let msg = row.message;
+                    query = query
+                        .bind(row.id.as_str())
+                        .bind(msg.room_id.as_str())
+                        .bind(*seq)
+                        .bind(row.sender_id.as_deref())
+                        .bind(msg.message_type.code())
+                        .bind(msg.content.as_str())
+                        .bind(msg.client_id.as_deref())
+                        .bind(msg.event.as_deref())
+                        .bind(msg.created_at);
+                }
+                match query.execute(&mut *tx).await {
+                    Ok(_) => {}
+                    // Dropping the transaction rolls it back.
+                    Err(sqlx::Error::Database(e)) if !find_resends && e.is_unique_violation() => {
+                        return Ok(None);
+                    }
+                    Err(e) => return Err(db_err(e)),
+                }
+            }
+            let moved: Vec<(&str, i64, i64)> = last_seq
+                .iter()
+                .filter_map(|(room, (seq, at))| at.map(|at| (room.as_str(), *seq, at)))
+                .collect();
+            sqlx::query(
+                "update rooms set last_seq = json_extract(k.value, '$[1]'), last_message_at = json_extract(k.value, '$[2]') \
+                 from json_each(?) k where rooms.id = json_extract(k.value, '$[0]')",
+            )
+            .bind(json_text(&moved)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        if !active.is_empty() {
+            // `where true` lets SQLite tell the upsert clause from a join constraint.
+            sqlx::query(
+                "insert into user_activity_days (user_id, day) \
+                 select json_extract(value, '$[0]'), json_extract(value, '$[1]') from json_each(?) where true \
+                 on conflict do nothing",
+            )
+            .bind(json_text(&active)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        self.restart_wal().await;
+        Ok(Some(outcomes))
+    }
+}
+
+/// The names of the writer's and the checkpointer's connection threads.
+const WRITER_THREAD: &str = "sqlite-writer";
+const CHECKPOINT_THREAD: &str = "sqlite-checkpnt";
+
+/// A pool of one connection whose thread (named `thread`) runs below the
+/// event loop's priority, so that under saturation deliveries go first (see
+/// `thread_priority`). Each new connection is a new thread, lowered once it runs.
+fn background_pool(thread: &'static str) -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |_, _| {
+            Box::pin(async move {
+                thread_priority::lower_priority_of(thread);
+                Ok(())
+            })
+        })
 }
 
 /// How often committed WAL pages are copied into the database file.
@@ -1582,155 +1769,21 @@ impl Store for SqliteStore {
 
     // ---- messages
 
-    /// Set-based: a constant handful of statements per batch, whatever its size
-    /// (each statement costs a round trip to the driver's worker thread). Batch
-    /// data goes in as JSON arrays read with `json_each`, so every statement's
-    /// text is fixed and stays prepared.
     #[instrument(skip_all, fields(batch = batch.len()))]
     async fn insert_messages(&self, batch: &[NewMessage]) -> StoreResult<Vec<InsertOutcome>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self
-            .writer
-            .begin_with("begin immediate")
-            .await
-            .map_err(db_err)?;
-
-        let mut room_ids: Vec<&str> = batch.iter().map(|m| m.room_id.as_str()).collect();
-        room_ids.sort_unstable();
-        room_ids.dedup();
-        let rooms: Vec<(String, i64)> = sqlx::query_as(
-            "select id, last_seq from rooms where id in (select value from json_each(?))",
-        )
-        .bind(json_text(&room_ids)?)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        if rooms.len() != room_ids.len() {
-            return Err(StoreError::NotFound);
+        // A resend of a message stored by an earlier batch is rare (a client
+        // retrying after a reconnect), so the first attempt does not look for
+        // one: if there is one, the unique index on client ids refuses the
+        // insert and the batch is written again, this time with the lookup.
+        if let Some(outcomes) = self.write_batch(batch, false).await? {
+            return Ok(outcomes);
         }
-        // The seq last handed out per room, and the time of its newest message.
-        let mut last_seq: HashMap<String, (i64, Option<i64>)> = rooms
-            .into_iter()
-            .map(|(id, seq)| (id, (seq, None)))
-            .collect();
-
-        let rows: Vec<NewRow> = batch
-            .iter()
-            .map(|message| NewRow {
-                message,
-                id: message.id.to_string(),
-                sender_id: message.sender.as_ref().map(|s| s.id.to_string()),
-            })
-            .collect();
-
-        // Client ids this batch repeats from earlier batches, looked up together.
-        let keys: Vec<ClientKey> = rows.iter().filter_map(NewRow::client_key).collect();
-        let mut stored: HashMap<ClientKey, Message> = HashMap::new();
-        let mut first_key = 0;
-        for chunk in statement_chunks(&keys) {
-            let mut query =
-                sqlx::query_as::<_, StoredRow>(BatchSql::pick(&self.batch.stored, chunk.len()));
-            for (index, (room, sender, client_id)) in (first_key..).zip(chunk) {
-                query = query
-                    .bind(*room)
-                    .bind(*sender)
-                    .bind(*client_id)
-                    .bind(index as i64);
-            }
-            first_key += chunk.len();
-            for found in query.fetch_all(&mut *tx).await.map_err(db_err)? {
-                let key = usize::try_from(found.key_index)
-                    .ok()
-                    .and_then(|i| keys.get(i))
-                    .ok_or_else(|| {
-                        StoreError::Unavailable("a client id lookup answered an unknown key".into())
-                    })?;
-                stored.insert(*key, found.message.into_message()?);
-            }
-        }
-
-        let mut outcomes: Vec<InsertOutcome> = Vec::with_capacity(batch.len());
-        let mut seen: HashMap<ClientKey, usize> = HashMap::new();
-        let mut active: Vec<(&str, i64)> = Vec::new();
-        // The messages to insert, with their seqs.
-        let mut fresh: Vec<(&NewRow, i64)> = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let msg = row.message;
-            if let Some(key) = row.client_key() {
-                if let Some(&i) = seen.get(&key) {
-                    let original = outcomes[i].message().clone();
-                    outcomes.push(InsertOutcome::Duplicate(original));
-                    continue;
-                }
-                if let Some(original) = stored.get(&key) {
-                    outcomes.push(InsertOutcome::Duplicate(original.clone()));
-                    continue;
-                }
-                seen.insert(key, outcomes.len());
-            }
-            let (seq, at) = last_seq
-                .get_mut(msg.room_id.as_str())
-                .ok_or(StoreError::NotFound)?;
-            *seq += 1;
-            *at = Some(msg.created_at);
-            let seq = *seq;
-            if let (Some(sender), MessageType::Text) = (&row.sender_id, msg.message_type) {
-                let day = day_of(msg.created_at);
-                if !active.iter().any(|(user, d)| user == sender && *d == day) {
-                    active.push((sender, day));
-                }
-            }
-            fresh.push((row, seq));
-            outcomes.push(InsertOutcome::Inserted(msg.clone().into_message(seq)));
-        }
-        if !fresh.is_empty() {
-            for chunk in statement_chunks(&fresh) {
-                let mut query = sqlx::query(BatchSql::pick(&self.batch.insert, chunk.len()));
-                for (row, seq) in chunk {
-                    let msg = row.message;
-                    query = query
-                        .bind(row.id.as_str())
-                        .bind(msg.room_id.as_str())
-                        .bind(*seq)
-                        .bind(row.sender_id.as_deref())
-                        .bind(msg.message_type.code())
-                        .bind(msg.content.as_str())
-                        .bind(msg.client_id.as_deref())
-                        .bind(msg.event.as_deref())
-                        .bind(msg.created_at);
-                }
-                query.execute(&mut *tx).await.map_err(db_err)?;
-            }
-            let moved: Vec<(&str, i64, i64)> = last_seq
-                .iter()
-                .filter_map(|(room, (seq, at))| at.map(|at| (room.as_str(), *seq, at)))
-                .collect();
-            sqlx::query(
-                "update rooms set last_seq = json_extract(k.value, '$[1]'), last_message_at = json_extract(k.value, '$[2]') \
-                 from json_each(?) k where rooms.id = json_extract(k.value, '$[0]')",
-            )
-            .bind(json_text(&moved)?)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        }
-        if !active.is_empty() {
-            // `where true` lets SQLite tell the upsert clause from a join constraint.
-            sqlx::query(
-                "insert into user_activity_days (user_id, day) \
-                 select json_extract(value, '$[0]'), json_extract(value, '$[1]') from json_each(?) where true \
-                 on conflict do nothing",
-            )
-            .bind(json_text(&active)?)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        }
-        tx.commit().await.map_err(db_err)?;
-        self.restart_wal().await;
-        Ok(outcomes)
+        self.write_batch(batch, true).await?.ok_or_else(|| {
+            StoreError::Unavailable("a resent message was refused after its lookup".into())
+        })
     }
 
     async fn list_messages(&self, room: &RoomId, page: Page) -> StoreResult<MessagePage> {
