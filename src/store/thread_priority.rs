@@ -8,7 +8,7 @@
 //! so far. A few nice levels lower, the store's threads leave the core to the
 //! event loop whenever it has work and commit in the time left, so commits
 //! gather more messages and the spread of delivery latency narrows (S4 on two
-//! cores: p99 ≈ 1.85× the mean at equal priority, ≈ 1.55× with this; see
+//! cores: p99 1.8–2.0× the mean at equal priority, 1.5–1.7× with this; see
 //! docs/benchmarks.md). A core with time to spare runs both at once, so nothing
 //! changes below saturation. Under systemd each service is its own scheduling
 //! group, so this does not hand the core to other programs either.
