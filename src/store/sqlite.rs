@@ -55,22 +55,15 @@ impl SqliteStore {
         {
             std::fs::create_dir_all(parent)?;
         }
-        let writer = background_pool(WRITER_THREAD)
-            .connect_with(
-                options
-                    .clone()
-                    .pragma("cache_size", "-4000")
-                    .thread_name(|_| WRITER_THREAD.to_owned()),
-            )
-            .await?;
+        let writer =
+            connect_background(WRITER_THREAD, options.clone().pragma("cache_size", "-4000"))
+                .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.clone())
             .await?;
-        let checkpointer = background_pool(CHECKPOINT_THREAD)
-            .connect_with(options.thread_name(|_| CHECKPOINT_THREAD.to_owned()))
-            .await?;
+        let checkpointer = connect_background(CHECKPOINT_THREAD, options).await?;
         let restart_wanted = Arc::new(AtomicBool::new(false));
         tokio::spawn(checkpoints(checkpointer.clone(), restart_wanted.clone()));
         Ok(Self {
@@ -111,8 +104,9 @@ impl SqliteStore {
     /// batch, whatever its size (each statement costs a round trip to the
     /// driver's worker thread); the rows go in as multi-row statements whose
     /// texts stay prepared (see `BatchSql`). Without `find_resends`, client ids
-    /// are only compared within the batch, and `None` means an earlier batch
-    /// holds one of them (nothing was written).
+    /// are only compared within the batch. `None`: a unique index refused the
+    /// insert (without `find_resends`, an earlier batch holds one of the client
+    /// ids), and nothing was written.
     async fn write_batch(
         &self,
         batch: &[NewMessage],
@@ -235,9 +229,7 @@ impl SqliteStore {
                 match query.execute(&mut *tx).await {
                     Ok(_) => {}
                     // Dropping the transaction rolls it back.
-                    Err(sqlx::Error::Database(e)) if !find_resends && e.is_unique_violation() => {
-                        return Ok(None);
-                    }
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Ok(None),
                     Err(e) => return Err(db_err(e)),
                 }
             }
@@ -276,10 +268,13 @@ impl SqliteStore {
 const WRITER_THREAD: &str = "sqlite-writer";
 const CHECKPOINT_THREAD: &str = "sqlite-checkpnt";
 
-/// A pool of one connection whose thread (named `thread`) runs below the
+/// A pool of one connection whose thread, named `thread`, runs below the
 /// event loop's priority, so that under saturation deliveries go first (see
 /// `thread_priority`). Each new connection is a new thread, lowered once it runs.
-fn background_pool(thread: &'static str) -> SqlitePoolOptions {
+async fn connect_background(
+    thread: &'static str,
+    options: SqliteConnectOptions,
+) -> Result<SqlitePool, sqlx::Error> {
     SqlitePoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(10))
@@ -289,6 +284,8 @@ fn background_pool(thread: &'static str) -> SqlitePoolOptions {
                 Ok(())
             })
         })
+        .connect_with(options.thread_name(move |_| thread.to_owned()))
+        .await
 }
 
 /// How often committed WAL pages are copied into the database file.
@@ -1782,7 +1779,9 @@ impl Store for SqliteStore {
             return Ok(outcomes);
         }
         self.write_batch(batch, true).await?.ok_or_else(|| {
-            StoreError::Unavailable("a resent message was refused after its lookup".into())
+            StoreError::Unavailable(
+                "a unique index refused a batch whose resends were looked up".into(),
+            )
         })
     }
 

@@ -41,14 +41,18 @@ pub fn lower_priority_of(name: &str) {
     for task in tasks.flatten() {
         let named = std::fs::read_to_string(task.path().join("comm"))
             .is_ok_and(|comm| comm.trim_end() == name);
-        let tid = task
+        if !named {
+            continue;
+        }
+        let Some(tid) = task
             .file_name()
             .to_str()
             .and_then(|tid| tid.parse().ok())
-            .and_then(Pid::from_raw);
-        if let (true, Some(tid)) = (named, tid)
-            && let Err(err) = setpriority_process(Some(tid), nice)
-        {
+            .and_then(Pid::from_raw)
+        else {
+            continue;
+        };
+        if let Err(err) = setpriority_process(Some(tid), nice) {
             tracing::debug!(error = %err, thread = name, "lowering a thread's priority failed");
         }
     }
@@ -60,12 +64,8 @@ pub fn lower_priority_of(_name: &str) {}
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
-    use rustix::process::{Pid, getpid, getpriority_process};
-
-    /// This thread's id, as `/proc/self/task` lists it.
-    fn own_tid() -> Pid {
-        rustix::thread::gettid()
-    }
+    use rustix::process::{getpid, getpriority_process};
+    use rustix::thread::gettid;
 
     #[test]
     fn lowers_only_the_named_threads() {
@@ -75,7 +75,7 @@ mod tests {
         let named = std::thread::Builder::new()
             .name("nice-test-bg".into())
             .spawn(move || {
-                tid_tx.send(own_tid()).unwrap();
+                tid_tx.send(gettid()).unwrap();
                 done_rx.recv().unwrap();
             })
             .unwrap();
@@ -87,7 +87,7 @@ mod tests {
             getpriority_process(Some(background)).unwrap(),
             (base + BACKGROUND_NICE).min(19)
         );
-        assert_eq!(getpriority_process(Some(own_tid())).unwrap(), base);
+        assert_eq!(getpriority_process(Some(gettid())).unwrap(), base);
         done_tx.send(()).unwrap();
         named.join().unwrap();
     }
