@@ -550,7 +550,10 @@ async fn participants_lists_profiles_roles_and_presence() {
     let ann = app.user("ann").await;
     let bob = app.user("bob").await;
     let room = ann.create_room("Duo", "group", &[&bob]).await;
-    let _socket = bob.ws(&format!("/ws/chat/{room}/")).await;
+    let mut socket = bob.ws(&format!("/ws/chat/{room}/")).await;
+    // The upgrade answers before the session registers its presence;
+    // connection_established is sent after it.
+    socket.next_of("connection_established").await;
     let (status, body) = ann
         .get(&format!("/tools/api/chat/{room}/participants/"))
         .await;
