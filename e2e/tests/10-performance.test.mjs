@@ -50,15 +50,42 @@ test('a room with 10 000 loaded messages keeps the DOM small', async () => {
   const token = await apiToken(server, me.username, me.password);
   const room = await apiCall(server, token, 'POST', '/chat/rooms/', { name: 'Ten thousand', room_type: 'group' });
   const total = 10000;
-  let next = 0;
-  const worker = async () => {
-    while (next < total) {
-      const i = next;
-      next += 1;
-      await apiCall(server, token, 'POST', `/chat/${room.room_id}/send/`, { content: `bulk ${i}`, client_id: `bulk-${i}` });
-    }
-  };
-  await Promise.all(Array.from({ length: 16 }, worker));
+  // Seeded over one WebSocket with up to 200 unacknowledged, from a second
+  // page of the same session (settings: its CSP allows connecting to the server,
+  // and it opens no socket of its own). One HTTP request per message took ~70 s
+  // against the debug build in CI.
+  const seeder = await page.context().newPage();
+  await seeder.goto(`${server.url}/settings`);
+  const seeded = await seeder.evaluate(
+    async ({ roomId, total }) => {
+      const ws = new WebSocket(`${location.origin.replace(/^http/, 'ws')}/ws/chat/${roomId}/`);
+      let sent = 0;
+      let acked = 0;
+      await new Promise((resolve, reject) => {
+        const pump = () => {
+          for (; sent < total && sent - acked < 200; sent += 1) {
+            ws.send(JSON.stringify({ type: 'message', content: `bulk ${sent}`, client_id: `bulk-${sent}` }));
+          }
+        };
+        ws.onopen = pump;
+        ws.onerror = () => reject(new Error(`socket error after ${acked} acks`));
+        ws.onclose = (e) => reject(new Error(`closed ${e.code} after ${acked} acks`));
+        ws.onmessage = (e) => {
+          const frame = JSON.parse(e.data);
+          if (frame.type === 'error') reject(new Error(e.data));
+          if (frame.type !== 'chat_message') return;
+          acked += 1;
+          if (acked === total) resolve();
+          else pump();
+        };
+      });
+      ws.close();
+      return acked;
+    },
+    { roomId: room.room_id, total },
+  );
+  assert.equal(seeded, total);
+  await seeder.close();
   await page.locator('.room-item', { hasText: 'Ten thousand' }).click();
   await page.locator('#message-rows .row').first().waitFor();
   // Scroll to the top until the whole history is loaded.
