@@ -11,8 +11,9 @@
 #
 # Environment: OUT (output directory, default bench/results/<date>), SERVER_CPU (0),
 # CLIENT_CPU (1), PORT (18000), QUICK (0), SERVER_BIN (another build of the server
-# to measure, e.g. an older commit's; the generator is always this checkout's). Run it on a quiet machine; it only
-# ever talks to 127.0.0.1.
+# to measure, e.g. an older commit's; the generator is always this checkout's),
+# CARGO_TARGET_DIR (where cargo builds, as for cargo). Run it on a quiet machine;
+# it only ever talks to 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +23,7 @@ CLIENT_CPU=${CLIENT_CPU:-1}
 PORT=${PORT:-18000}
 OUT=${OUT:-bench/results/$(date +%Y%m%d-%H%M%S)}
 URL="http://127.0.0.1:$PORT"
-BIN=target/release/parley
+BIN=${CARGO_TARGET_DIR:-target}/release/parley
 SERVER_BIN=${SERVER_BIN:-$BIN}
 SCENARIOS=("$@")
 [ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(S1 S2 S3 S4 S5 S6)
