@@ -5,9 +5,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use axum::ServiceExt;
-use axum::extract::Request;
-use axum::serve::ListenerExt;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -16,10 +13,12 @@ use tokio_util::task::TaskTracker;
 use crate::cluster::{Cluster, RedisLink};
 use crate::config::Config;
 use crate::domain::time::now_ms;
+use crate::http::serve::ServeLimits;
 use crate::limits::Limits;
 use crate::realtime::hub::Hub;
 use crate::realtime::protocol::ServerEvent;
 use crate::realtime::typing::Typing;
+use crate::realtime::user_slots::UserSlots;
 use crate::services::room_cache::RoomCache;
 use crate::services::tail_cache::TailCache;
 use crate::services::writer::MessageWriter;
@@ -30,6 +29,8 @@ use crate::store::{self, DynStore};
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    /// HTTP connections served at once (from the open-file budget).
+    max_http_connections: usize,
     /// Stops the message writer, after every session has finished.
     writer_stop: CancellationToken,
     writer_task: tokio::task::JoinHandle<()>,
@@ -38,14 +39,18 @@ pub struct Application {
 /// Connects to the store and applies migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
     let url = config.database_url()?;
-    let store = store::connect(&url, config.db_max_connections)
-        .await
-        .with_context(|| {
-            format!(
-                "could not open the database {}",
-                crate::config::redact_url(&url)
-            )
-        })?;
+    let store = store::connect_with(
+        &url,
+        config.db_max_connections,
+        config.sqlite_synchronous.store_setting(),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "could not open the database {}",
+            crate::config::redact_url(&url)
+        )
+    })?;
     store
         .migrate()
         .await
@@ -59,6 +64,28 @@ impl Application {
         let store = open_store(&config).await?;
         let listener =
             listen(config.bind).with_context(|| format!("could not listen on {}", config.bind))?;
+        let open_files = crate::http::serve::open_file_limit();
+        let budget = crate::http::serve::connection_budget(
+            open_files,
+            config.db_max_connections,
+            config.max_connections,
+        );
+        if budget.websockets < config.max_connections {
+            tracing::warn!(
+                open_files,
+                requested = config.max_connections,
+                websockets = budget.websockets,
+                http = budget.http,
+                "--max-connections lowered to fit the open-file limit (raise `ulimit -n` for more)"
+            );
+        } else {
+            tracing::info!(
+                open_files,
+                websockets = budget.websockets,
+                http = budget.http,
+                "connection limits"
+            );
+        }
 
         let hub = Hub::new();
         let rooms = Arc::new(RoomCache::default());
@@ -95,7 +122,9 @@ impl Application {
         let dummy_password_hash = accounts::hash_password(accounts::random_token()).await?;
         let state = AppState {
             limits: Arc::new(Limits::new(&config, redis)),
-            connections: Arc::new(Semaphore::new(config.max_connections)),
+            connections: Arc::new(Semaphore::new(budget.websockets)),
+            user_slots: UserSlots::new(config.max_connections_per_user),
+            proxies: Arc::from(config.proxies()),
             config: Arc::new(config),
             store,
             hub,
@@ -116,6 +145,7 @@ impl Application {
         Ok(Self {
             listener,
             state,
+            max_http_connections: budget.http,
             writer_stop,
             writer_task,
         })
@@ -136,25 +166,16 @@ impl Application {
         let Self {
             listener,
             state,
+            max_http_connections,
             writer_stop,
             writer_task,
         } = self;
         let app = crate::http::router(state.clone());
-        let shutdown = state.shutdown.clone();
-        // Small frames (acks, typing, a lone message) go out at once: with
-        // Nagle's algorithm they would wait for the peer's delayed ACK (40 ms).
-        let listener = listener.tap_io(|tcp| {
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %err, "could not set TCP_NODELAY");
-            }
-        });
-        axum::serve(
-            listener,
-            ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app),
-        )
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-        .context("the HTTP server failed")?;
+        let limits = ServeLimits {
+            header_timeout: state.config.http_header_timeout,
+            max_open: max_http_connections,
+        };
+        crate::http::serve::serve(listener, app, limits, state.shutdown.clone()).await;
 
         // axum does not wait for upgraded connections: sessions are in `tasks`,
         // and each closes with 1012 once its queued frames are written.

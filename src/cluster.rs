@@ -40,6 +40,10 @@ pub enum Event {
         room: RoomId,
         frame: String,
         skip_user: Option<UserId>,
+        /// Typing, presence, read receipts: dropped for clients that are behind.
+        /// (Absent from older nodes' events: those are delivered as needed.)
+        #[serde(default)]
+        ephemeral: bool,
     },
     /// A frame for a user's connections (`all_rooms_only`: only their `/ws/` ones).
     User {
@@ -116,6 +120,19 @@ impl Cluster {
             room: room.clone(),
             frame: frame.as_str().to_string(),
             skip_user,
+            ephemeral: false,
+        });
+    }
+
+    /// As [`Cluster::to_room`], for what a client that is behind may miss:
+    /// typing, presence and read receipts (see `Urgency::Ephemeral`).
+    pub fn to_room_ephemeral(&self, room: &RoomId, frame: Utf8Bytes, skip_user: Option<UserId>) {
+        self.hub.broadcast_ephemeral(room, &frame, skip_user);
+        self.publish(|| Event::Room {
+            room: room.clone(),
+            frame: frame.as_str().to_string(),
+            skip_user,
+            ephemeral: true,
         });
     }
 
@@ -239,7 +256,14 @@ pub fn apply(hub: &Hub, rooms: &RoomCache, event: Event) {
             room,
             frame,
             skip_user,
+            ephemeral: false,
         } => hub.broadcast(&room, &Utf8Bytes::from(frame), skip_user),
+        Event::Room {
+            room,
+            frame,
+            skip_user,
+            ephemeral: true,
+        } => hub.broadcast_ephemeral(&room, &Utf8Bytes::from(frame), skip_user),
         Event::User {
             user,
             frame,

@@ -12,6 +12,8 @@ use anyhow::{Context, bail};
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 use url::Url;
 
+use crate::domain::net::IpNet;
+
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "parley",
@@ -238,7 +240,7 @@ pub struct Config {
     #[arg(long, env = "PARLEY_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub shutdown_timeout: Duration,
 
-    /// Trust X-Forwarded-For from a reverse proxy (the client IP for login throttling and sessions).
+    /// Same as `--trusted-proxies 127.0.0.0/8,::1`: a reverse proxy on this machine.
     #[arg(long, env = "PARLEY_TRUST_PROXY_HEADERS", default_value_t = false, action = ArgAction::Set, global = true)]
     pub trust_proxy_headers: bool,
 
@@ -251,6 +253,65 @@ pub struct Config {
         global = true
     )]
     pub log_format: LogFormat,
+
+    /// Reverse proxies whose `X-Forwarded-For` is believed (addresses or CIDRs,
+    /// comma separated). The client IP is the rightmost forwarded address that
+    /// is not one of them; requests from anyone else are taken at their peer address.
+    #[arg(
+        long,
+        env = "PARLEY_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_parser = parse_ip_net,
+        global = true
+    )]
+    pub trusted_proxies: Vec<IpNet>,
+
+    /// When an SQLite commit reaches the disk: `full` syncs every commit before
+    /// anything is acknowledged or delivered; `normal` syncs only at checkpoints
+    /// and may lose the last commits on a power cut or OS crash.
+    #[arg(
+        long,
+        env = "PARLEY_SQLITE_SYNCHRONOUS",
+        value_enum,
+        default_value = "full",
+        global = true
+    )]
+    pub sqlite_synchronous: SqliteSynchronousArg,
+
+    /// Most WebSocket connections one user may hold on this node; the next one
+    /// is closed at once with 4029.
+    #[arg(
+        long,
+        env = "PARLEY_MAX_CONNECTIONS_PER_USER",
+        default_value_t = 32,
+        global = true
+    )]
+    pub max_connections_per_user: usize,
+
+    /// How long a client may take to send a request's headers (and, on a kept-alive
+    /// connection, to start the next request) before the connection is closed.
+    #[arg(long, env = "PARLEY_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub http_header_timeout: Duration,
+}
+
+/// `--sqlite-synchronous`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqliteSynchronousArg {
+    Full,
+    Normal,
+}
+
+impl SqliteSynchronousArg {
+    pub fn store_setting(self) -> crate::store::SqliteSync {
+        match self {
+            Self::Full => crate::store::SqliteSync::Full,
+            Self::Normal => crate::store::SqliteSync::Normal,
+        }
+    }
+}
+
+fn parse_ip_net(text: &str) -> Result<IpNet, String> {
+    IpNet::parse(text.trim())
 }
 
 impl Config {
@@ -267,6 +328,12 @@ impl Config {
         }
         if self.ws_outbound_queue < 8 {
             bail!("--ws-outbound-queue must be at least 8");
+        }
+        if self.max_connections == 0 || self.max_connections_per_user == 0 {
+            bail!("--max-connections and --max-connections-per-user must be at least 1");
+        }
+        if self.http_header_timeout < Duration::from_millis(100) {
+            bail!("--http-header-timeout must be at least 100ms");
         }
         if self.tail_cache_mib > 65_536 {
             bail!("--tail-cache-mib is at most 65536");
@@ -348,6 +415,16 @@ impl Config {
         Url::parse(&text).expect("an address and port always form a valid URL")
     }
 
+    /// The proxies whose `X-Forwarded-For` is believed: `--trusted-proxies`,
+    /// plus loopback with `--trust-proxy-headers`.
+    pub fn proxies(&self) -> Vec<IpNet> {
+        let mut proxies = self.trusted_proxies.clone();
+        if self.trust_proxy_headers {
+            proxies.extend(IpNet::loopback());
+        }
+        proxies
+    }
+
     /// Cookies get the Secure flag when users reach us over https.
     pub fn secure_cookies(&self) -> bool {
         self.public_url().scheme() == "https"
@@ -425,6 +502,20 @@ impl std::fmt::Debug for Config {
             )
             .field("trust_proxy_headers", &self.trust_proxy_headers)
             .field("log_format", &self.log_format)
+            .field(
+                "trusted_proxies",
+                &self
+                    .trusted_proxies
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .field("sqlite_synchronous", &self.sqlite_synchronous)
+            .field("max_connections_per_user", &self.max_connections_per_user)
+            .field(
+                "http_header_timeout",
+                &humantime::format_duration(self.http_header_timeout).to_string(),
+            )
             .finish()
     }
 }

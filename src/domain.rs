@@ -4,6 +4,7 @@
 
 pub mod ids;
 pub mod message;
+pub mod net;
 pub mod room;
 pub mod tags;
 pub mod text;

@@ -21,6 +21,7 @@ pub mod assets;
 pub mod extract;
 pub mod health;
 pub mod pages;
+pub mod serve;
 pub mod ws;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

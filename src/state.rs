@@ -8,11 +8,13 @@ use tokio_util::task::TaskTracker;
 
 use crate::cluster::Cluster;
 use crate::config::Config;
+use crate::domain::net::IpNet;
 use crate::http::assets::AssetBundle;
 use crate::i18n::Catalogs;
 use crate::limits::Limits;
 use crate::realtime::hub::Hub;
 use crate::realtime::typing::Typing;
+use crate::realtime::user_slots::UserSlots;
 use crate::services::room_cache::RoomCache;
 use crate::services::tail_cache::TailCache;
 use crate::services::writer::MessageWriter;
@@ -32,8 +34,13 @@ pub struct AppState {
     pub writer: MessageWriter,
     pub limits: Arc<Limits>,
     pub typing: Arc<Typing>,
-    /// WebSocket connections still allowed (`--max-connections`).
+    /// WebSocket connections still allowed (`--max-connections`, clamped to
+    /// what the open-file limit allows).
     pub connections: Arc<Semaphore>,
+    /// WebSocket connections per user (`--max-connections-per-user`).
+    pub user_slots: Arc<UserSlots>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub proxies: Arc<[IpNet]>,
     /// A password hash to verify against when the username does not exist,
     /// so a failed login takes as long whether or not the user exists.
     pub dummy_password_hash: Arc<str>,

@@ -303,13 +303,35 @@ pub trait Store: Send + Sync + 'static {
 
 pub type DynStore = Arc<dyn Store>;
 
+/// When an SQLite commit reaches the disk. PostgreSQL follows the server's
+/// own `synchronous_commit`, which is on unless its operator turns it off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqliteSync {
+    /// Every commit is synced to the WAL file before it returns: a message
+    /// acknowledged or delivered survives a power cut or an OS crash.
+    Full,
+    /// Commits are synced only at checkpoints: the last commits before a power
+    /// cut or an OS crash may roll back (never a corrupt database). Their seqs
+    /// are then handed out again, so clients that saw them skip the new ones.
+    Normal,
+}
+
 /// Opens the back end named by the URL scheme: `sqlite:` or `postgres://`
-/// (also `postgresql://`).
+/// (also `postgresql://`), durable by default.
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<DynStore> {
+    connect_with(url, max_connections, SqliteSync::Full).await
+}
+
+/// As [`connect`], choosing how SQLite syncs its commits.
+pub async fn connect_with(
+    url: &str,
+    max_connections: u32,
+    sqlite_sync: SqliteSync,
+) -> anyhow::Result<DynStore> {
     use anyhow::Context as _;
     if url.starts_with("sqlite:") {
         Ok(Arc::new(
-            sqlite::SqliteStore::connect(url, max_connections).await?,
+            sqlite::SqliteStore::connect(url, max_connections, sqlite_sync).await?,
         ))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let store = postgres::PostgresStore::connect(url, max_connections)

@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, header};
 use axum_extra::extract::cookie::CookieJar;
 use serde::de::DeserializeOwned;
 
+use crate::domain::net::client_ip;
 use crate::domain::user::User;
 use crate::error::AppError;
 use crate::services::accounts::{self, ClientInfo};
@@ -228,7 +229,8 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
         })
 }
 
-/// Client IP and user agent. Behind a trusted proxy the IP comes from `X-Forwarded-For`.
+/// Client IP and user agent. Behind a trusted proxy (`--trusted-proxies`)
+/// the IP comes from `X-Forwarded-For` (see `domain::net::client_ip`).
 pub struct Client(pub ClientInfo);
 
 impl FromRequestParts<AppState> for Client {
@@ -244,27 +246,21 @@ impl FromRequestParts<AppState> for Client {
             .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |ConnectInfo(addr)| {
                 addr.ip()
             });
-        let forwarded = state
-            .config
-            .trust_proxy_headers
-            .then(|| {
-                parts
-                    .headers
-                    .get("x-forwarded-for")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.split(',').next())
-                    .and_then(|ip| ip.trim().parse::<IpAddr>().ok())
-            })
-            .flatten();
+        // Several headers are one list, in order.
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .collect::<Vec<&str>>();
+        let ip = client_ip(peer, forwarded.into_iter(), &state.proxies);
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
-        Ok(Self(ClientInfo {
-            ip: forwarded.unwrap_or(peer),
-            user_agent,
-        }))
+        Ok(Self(ClientInfo { ip, user_agent }))
     }
 }

@@ -14,8 +14,8 @@ use crate::domain::user::User;
 use crate::error::{AppError, Result};
 use crate::http::api::rooms::room_id;
 use crate::http::extract::{ApiQuery, SESSION_COOKIE, bearer_token};
-use crate::realtime::hub::{Credential, Scope};
-use crate::realtime::session::{self, Opening, SessionStart};
+use crate::realtime::hub::{Credential, Scope, close};
+use crate::realtime::session::{self, Opening, SessionStart, Tickets};
 use crate::services::{accounts, rooms};
 use crate::state::AppState;
 
@@ -57,7 +57,7 @@ pub async fn room_socket(
             scope: Scope::Room(room),
             since_seq: query.since_seq,
             revocations_before,
-            permit: None,
+            tickets: None,
         },
     )
 }
@@ -80,7 +80,7 @@ pub async fn user_socket(
             scope: Scope::AllRooms,
             since_seq: None,
             revocations_before,
-            permit: None,
+            tickets: None,
         },
     )
 }
@@ -101,10 +101,34 @@ fn upgrade_to(
                 code: "too_many_connections",
                 message: "the server is at its connection limit; try again later".into(),
             })?;
-    start.permit = Some(permit);
     let tasks = state.tasks.clone();
+    let upgrade = configure(upgrade);
+    let Some(user_slot) = state.user_slots.take(start.user.id) else {
+        // Refused after the upgrade, with a close code a browser can read (it
+        // hides the status of a refused upgrade). The newest goes, not the
+        // oldest: closing old ones would have every tab reconnect in turn,
+        // each closing another.
+        let max = state.user_slots.max();
+        tracing::info!(user_id = %start.user.id, max, "too many connections for one user");
+        return Ok(upgrade.on_upgrade(move |socket| {
+            tasks.track_future(session::refuse(
+                socket,
+                close::TOO_MANY_CONNECTIONS,
+                "too_many_connections",
+                format!("you already have {max} connections open; close some tabs or clients"),
+                permit,
+            ))
+        }));
+    };
+    start.tickets = Some(Tickets { permit, user_slot });
     let opening = Box::new(Opening { state, start });
     Ok(upgrade
+        .on_upgrade(move |socket| tasks.track_future(session::run(Box::new(socket), opening))))
+}
+
+/// Frame limits and buffer sizes of every connection.
+fn configure(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
+    upgrade
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
         // Small buffers: memory per idle connection is what limits how many we hold.
@@ -114,7 +138,6 @@ fn upgrade_to(
         // as far as a batch needs, so idle connections stay small.
         .write_buffer_size(WRITE_BATCH_BYTES)
         .max_write_buffer_size(1024 * 1024)
-        .on_upgrade(move |socket| tasks.track_future(session::run(Box::new(socket), opening))))
 }
 
 /// What a connection was authenticated with, and until when it works.

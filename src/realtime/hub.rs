@@ -31,8 +31,8 @@ pub enum Outbound {
     },
     /// Heartbeat: send a WebSocket ping and this `heartbeat` frame.
     Tick(Utf8Bytes),
-    /// The client has the room up to this seq: deliver what follows, in order.
-    StartAfter { room: RoomId, last_seq: i64 },
+    /// The client has these rooms up to these seqs: deliver what follows, in order.
+    StartAfter(Vec<(RoomId, i64)>),
     /// A resume began: stored messages after `since` follow as chunks.
     ResumeStart { room: RoomId, since: i64 },
     /// Stored messages being replayed, ascending.
@@ -77,11 +77,15 @@ impl ChatFrame {
 pub mod close {
     pub const NORMAL: u16 = 1000;
     pub const GOING_AWAY: u16 = 1001;
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    pub const INVALID_PAYLOAD: u16 = 1007;
     pub const POLICY: u16 = 1008;
     pub const TOO_BIG: u16 = 1009;
     pub const INTERNAL: u16 = 1011;
     pub const RESTART: u16 = 1012;
     pub const TRY_AGAIN_LATER: u16 = 1013;
+    /// The user already holds `--max-connections-per-user` connections here.
+    pub const TOO_MANY_CONNECTIONS: u16 = 4029;
 }
 
 /// The close reason (with 1008) when the credential that authenticated a
@@ -489,13 +493,33 @@ impl Hub {
 
     /// Sends a frame to every connection following `room`, except `skip_user`'s.
     pub fn broadcast(&self, room: &RoomId, frame: &Utf8Bytes, skip_user: Option<UserId>) {
+        self.broadcast_as(room, frame, skip_user, Urgency::Needed);
+    }
+
+    /// Sends a frame to every connection following `room`, except
+    /// `skip_user`'s, as something the client can do without if it is behind.
+    pub fn broadcast_ephemeral(&self, room: &RoomId, frame: &Utf8Bytes, skip_user: Option<UserId>) {
+        self.broadcast_as(room, frame, skip_user, Urgency::Ephemeral);
+    }
+
+    fn broadcast_as(
+        &self,
+        room: &RoomId,
+        frame: &Utf8Bytes,
+        skip_user: Option<UserId>,
+        urgency: Urgency,
+    ) {
         let state = self.read();
         let Some(entry) = state.rooms.get(room) else {
             return;
         };
         for sub in &entry.subs {
             if Some(sub.user) != skip_user {
-                offer(sub, Outbound::Frame(frame.clone()));
+                let item = Outbound::Frame(frame.clone());
+                match urgency {
+                    Urgency::Needed => offer(sub, item),
+                    Urgency::Ephemeral => offer_ephemeral(sub, item),
+                }
             }
         }
     }
@@ -618,10 +642,26 @@ impl Hub {
     }
 }
 
+/// Whether a client behind on reading may miss a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Urgency {
+    /// Messages and changes to rooms and members: a client missing one is wrong.
+    Needed,
+    /// Typing, presence and read receipts: the next one supersedes it.
+    Ephemeral,
+}
+
+/// Queues an ephemeral frame without waiting; dropped if the client is behind.
+fn offer_ephemeral(sub: &Subscriber, item: Outbound) {
+    // Shed: the client is behind and does without it; Closed: it is ending.
+    let _ = sub.outbox.try_push_ephemeral(item);
+}
+
 /// Queues without waiting; a full queue means the client is not reading.
 fn offer(sub: &Subscriber, item: Outbound) {
     match sub.outbox.try_push(item) {
         Ok(()) => {}
+        Err(Refused::Shed) => {}
         Err(Refused::Full) => {
             if !sub.control.is_closed() {
                 tracing::info!(conn = sub.conn, user_id = %sub.user, "closing slow consumer");

@@ -2,6 +2,10 @@
 //! connection's writer takes everything queued at once.
 //!
 //! Bounded: a full outbox means the client is not reading (a slow consumer).
+//! Ephemeral items (typing, presence, read receipts: what a client can do
+//! without) are refused once the outbox is half full, and that is no fault
+//! of the client's; so a burst of them never closes anyone, and only a reader
+//! that cannot keep up with what it must not miss is ever called slow.
 //! It holds no buffer while empty, which is most of the time for most
 //! connections: memory per idle connection is what limits how many a server
 //! holds (a channel would keep a block of slots allocated for each one).
@@ -18,6 +22,9 @@ use crate::realtime::hub::Outbound;
 pub enum Refused {
     /// `capacity` items are waiting already.
     Full,
+    /// An ephemeral item, refused because the outbox is half full: dropped,
+    /// and the client is not to blame.
+    Shed,
     /// The connection is ending; nobody will take it.
     Closed,
 }
@@ -55,14 +62,25 @@ impl Outbox {
 
     /// Queues without waiting.
     pub fn try_push(&self, item: Outbound) -> Result<(), Refused> {
-        self.enqueue(item).map_err(|(why, _)| why)
+        self.enqueue(item, self.capacity).map_err(|(why, _)| why)
+    }
+
+    /// Queues an item the client can do without (typing, presence, read
+    /// receipts), unless half the outbox is taken: the other half stays for
+    /// messages and everything else a client must not miss.
+    pub fn try_push_ephemeral(&self, item: Outbound) -> Result<(), Refused> {
+        match self.enqueue(item, self.capacity / 2) {
+            Ok(()) => Ok(()),
+            Err((Refused::Full, _)) => Err(Refused::Shed),
+            Err((why, _)) => Err(why),
+        }
     }
 
     /// Queues, waiting while the outbox is full (back-pressure for long replays).
     pub async fn push(&self, item: Outbound) -> Result<(), Refused> {
         let mut item = item;
         loop {
-            match self.enqueue(item) {
+            match self.enqueue(item, self.capacity) {
                 Err((Refused::Full, back)) => item = back,
                 done => return done.map_err(|(why, _)| why),
             }
@@ -71,13 +89,14 @@ impl Outbox {
         }
     }
 
-    /// Queues, or gives the item back with the reason it was refused.
-    fn enqueue(&self, item: Outbound) -> Result<(), (Refused, Outbound)> {
+    /// Queues unless `limit` items are waiting, or gives the item back with
+    /// the reason it was refused.
+    fn enqueue(&self, item: Outbound, limit: usize) -> Result<(), (Refused, Outbound)> {
         let mut queue = self.lock();
         if queue.closed {
             return Err((Refused::Closed, item));
         }
-        if queue.items.len() >= self.capacity {
+        if queue.items.len() >= limit {
             return Err((Refused::Full, item));
         }
         queue.items.push_back(item);
@@ -159,6 +178,29 @@ mod tests {
         assert_eq!(texts(outbox.try_take()), ["a", "b"]);
         outbox.try_push(frame("d")).unwrap();
         assert_eq!(texts(outbox.try_take()), ["d"]);
+    }
+
+    #[tokio::test]
+    async fn ephemeral_items_are_shed_past_half_and_leave_room_for_the_rest() {
+        let outbox = Outbox::new(4);
+        outbox.try_push_ephemeral(frame("typing 1")).unwrap();
+        outbox.try_push_ephemeral(frame("typing 2")).unwrap();
+        assert_eq!(
+            outbox.try_push_ephemeral(frame("typing 3")),
+            Err(Refused::Shed)
+        );
+        outbox.try_push(frame("message 1")).unwrap();
+        outbox.try_push(frame("message 2")).unwrap();
+        assert_eq!(outbox.try_push(frame("message 3")), Err(Refused::Full));
+        assert_eq!(
+            texts(outbox.try_take()),
+            ["typing 1", "typing 2", "message 1", "message 2"]
+        );
+        outbox.close();
+        assert_eq!(
+            outbox.try_push_ephemeral(frame("late")),
+            Err(Refused::Closed)
+        );
     }
 
     #[tokio::test]

@@ -23,11 +23,13 @@ use crate::domain::time::now_ms;
 use crate::domain::user::User;
 use crate::error::AppError;
 use crate::realtime::delivery::{Delivery, Fill};
+use crate::realtime::frame_budget::{FrameBudget, Verdict};
 use crate::realtime::hub::{
     ConnControl, Credential, Hub, Outbound, Presence, SESSION_ENDED, Scope, close,
 };
 use crate::realtime::outbox::{Outbox, Refused};
-use crate::realtime::protocol::{ClientMsg, RoomPresence, ServerEvent, UserBrief};
+use crate::realtime::protocol::{ClientMsg, DecodeError, RoomPresence, ServerEvent, UserBrief};
+use crate::realtime::user_slots::UserSlot;
 use crate::services::messages::{self, ReadUpTo};
 use crate::services::{accounts, presence, profiles, rooms};
 use crate::state::AppState;
@@ -44,6 +46,14 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Stored messages read per query when resuming or filling a gap.
 const PAGE: u32 = 200;
 
+/// What is left of opening once the connection is in the hub.
+struct Arrival {
+    /// The rooms the connection followed when it registered.
+    followed: Vec<RoomId>,
+    /// The user's profile, if their arrival is to be announced.
+    announce: Option<Box<ProfileView>>,
+}
+
 /// Everything decided before the upgrade.
 pub struct SessionStart {
     pub user: User,
@@ -57,7 +67,15 @@ pub struct SessionStart {
     pub since_seq: Option<i64>,
     /// `Hub::revocations` before the credential was checked.
     pub revocations_before: u64,
-    pub permit: Option<OwnedSemaphorePermit>,
+    pub tickets: Option<Tickets>,
+}
+
+/// A connection's places in the server's limits, held until it ends.
+pub struct Tickets {
+    /// One of the server's `--max-connections`.
+    pub permit: OwnedSemaphorePermit,
+    /// One of the user's `--max-connections-per-user`.
+    pub user_slot: UserSlot,
 }
 
 type PendingSend = Pin<
@@ -81,6 +99,28 @@ pub async fn run(socket: Box<WebSocket>, opening: Box<Opening>) {
         scope = ?opening.start.scope
     );
     serve(socket, opening).instrument(span).await;
+}
+
+/// Ends a connection that may not open: an `error` frame saying why, then
+/// the close frame. The permit keeps the connection counted until it is gone.
+pub async fn refuse(
+    mut socket: WebSocket,
+    code: u16,
+    error_code: &'static str,
+    message: String,
+    permit: OwnedSemaphorePermit,
+) {
+    let frame = error_frame(error_code, &message, None);
+    let close = CloseFrame {
+        code,
+        reason: Utf8Bytes::from(message),
+    };
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, async {
+        socket.send(Message::Text(frame)).await?;
+        socket.send(Message::Close(Some(close))).await
+    })
+    .await;
+    drop(permit);
 }
 
 async fn serve(socket: Box<WebSocket>, opening: Box<Opening>) {
@@ -121,8 +161,8 @@ struct Session {
     conn_id: Option<u64>,
     writer: Option<JoinHandle<()>>,
     opened: Instant,
-    /// One of the server's `--max-connections`, held until the session ends.
-    _permit: Option<OwnedSemaphorePermit>,
+    /// The connection's places in the limits, held until the session ends.
+    _tickets: Option<Tickets>,
 }
 
 impl Session {
@@ -140,7 +180,7 @@ impl Session {
             scope,
             since_seq,
             revocations_before,
-            permit,
+            tickets,
         } = start;
         let user_id = user.id;
         let outbox = Outbox::new(state.config.ws_outbound_queue);
@@ -179,15 +219,16 @@ impl Session {
                 return None;
             }
         };
-        session._permit = permit;
-        session.register(state, credential).await;
+        session._tickets = tickets;
+        let arrival = session.register(state, credential).await;
+        session.writer = Some(state.tasks.spawn(writer.run(sink).in_current_span()));
+        session.arrive(state, arrival).await;
         // A revocation committed after the upgrade was authenticated, but before
         // the hub knew this connection, found nothing here to close: look again
         // if there was any revocation meanwhile.
         if state.hub.revocations() != revocations_before {
             session.recheck_credential(state).await;
         }
-        session.writer = Some(state.tasks.spawn(writer.run(sink).in_current_span()));
         tracing::info!(%user_id, "websocket connected");
 
         match (session.scope.clone(), since_seq) {
@@ -317,26 +358,21 @@ impl Session {
             }
             .encode(),
         };
-        // The queue is not yet registered anywhere: these are the first items in it.
+        // The queue is not yet registered anywhere: these are the first items
+        // in it, and the only ones. However many rooms the user is in, where
+        // they start is one item, so opening never looks like a slow reader.
         let _ = outbox.try_push(Outbound::Frame(frame));
         profile.email = None;
-        for (room, last_seq) in &positions {
-            let item = match (&scope, since_seq) {
-                // A resume replays from the client's seq instead (never past the
-                // room's end: a stale client must not skip future messages).
-                (Scope::Room(_), Some(since)) => Outbound::ResumeStart {
-                    room: room.clone(),
-                    since: since.min(*last_seq),
-                },
-                _ => Outbound::StartAfter {
-                    room: room.clone(),
-                    last_seq: *last_seq,
-                },
-            };
-            if outbox.try_push(item).is_err() {
-                break;
-            }
-        }
+        let start = match (&scope, since_seq) {
+            // A resume replays from the client's seq instead (never past the
+            // room's end: a stale client must not skip future messages).
+            (Scope::Room(room), Some(since)) => Outbound::ResumeStart {
+                room: room.clone(),
+                since: since.min(positions[0].1),
+            },
+            _ => Outbound::StartAfter(positions.clone()),
+        };
+        let _ = outbox.try_push(start);
         Ok(Self {
             rooms: positions.into_iter().map(|(room, _)| room).collect(),
             me: user.id,
@@ -350,12 +386,14 @@ impl Session {
             conn_id: None,
             writer: None,
             opened: Instant::now(),
-            _permit: None,
+            _tickets: None,
         })
     }
 
     /// Joins the hub; announces the user if this is their first connection anywhere.
-    async fn register(&mut self, state: &AppState, credential: Credential) {
+    /// Joins the hub and records the user as online; what is left to do once
+    /// the writer runs is in the returned [`Arrival`].
+    async fn register(&mut self, state: &AppState, credential: Credential) -> Arrival {
         let rooms = std::mem::take(&mut self.rooms);
         let followed = rooms.clone();
         let (id, first_here) = state.hub.register(
@@ -368,9 +406,20 @@ impl Session {
         );
         self.conn_id = Some(id);
         let profile = self.profile.take();
-        if let Some(profile) = profile.filter(|_| first_here)
-            && state.cluster.came_online(self.me).await
-        {
+        let announce = match profile.filter(|_| first_here) {
+            Some(profile) if state.cluster.came_online(self.me).await => Some(profile),
+            _ => None,
+        };
+        Arrival { followed, announce }
+    }
+
+    /// Announces the user's arrival (if it is one) and follows rooms joined
+    /// while the connection opened. Runs while the writer already delivers:
+    /// with thousands of rooms this takes a while, and meanwhile the outbox
+    /// must drain, or the connection would look like a slow reader.
+    async fn arrive(&self, state: &AppState, arrival: Arrival) {
+        let Arrival { followed, announce } = arrival;
+        if let Some(profile) = announce {
             let rooms = presence::rooms_to_tell(state, self.me, &followed).await;
             presence::announce(
                 state,
@@ -442,6 +491,7 @@ impl Session {
         E: Into<axum::Error>,
     {
         let mut pending: FuturesUnordered<PendingSend> = FuturesUnordered::new();
+        let mut budget = FrameBudget::new(Instant::now());
         loop {
             tokio::select! {
                 biased;
@@ -470,24 +520,30 @@ impl Session {
                         Ok(frame) => frame,
                         Err(err) => {
                             let err: axum::Error = err.into();
-                            if is_too_big(&err) {
-                                self.control.close(close::TOO_BIG, "frame larger than 64 KiB");
-                            } else {
-                                tracing::debug!(error = %err, "websocket read failed");
-                                self.control.close(close::GOING_AWAY, "read failed");
-                            }
+                            let (code, reason) = close_for_read_error(&err);
+                            tracing::debug!(error = %err, code, "websocket read failed");
+                            self.control.close(code, reason);
                             break;
                         }
                     };
                     self.control.mark_received();
                     match frame {
                         Message::Text(text) => {
-                            if let Some(send) = Box::pin(self.on_text(state, &text)).await {
+                            let decoded = ClientMsg::decode(text.as_str());
+                            // Messages have their own rate; everything else spends the budget.
+                            if !matches!(decoded, Ok(ClientMsg::Message { .. }))
+                                && !self.within_budget(&mut budget)
+                            {
+                                continue;
+                            }
+                            if let Some(send) = Box::pin(self.on_frame(state, decoded)).await {
                                 pending.push(send);
                             }
                         }
                         Message::Binary(_) => {
-                            self.reply(Outbound::Frame(error_frame("binary_not_supported", "frames must be JSON text", None)))
+                            if self.within_budget(&mut budget) {
+                                self.reply(Outbound::Frame(error_frame("binary_not_supported", "frames must be JSON text", None)));
+                            }
                         }
                         Message::Close(_) => break,
                         Message::Ping(_) | Message::Pong(_) => {}
@@ -536,8 +592,29 @@ impl Session {
         }
     }
 
-    async fn on_text(&self, state: &AppState, text: &Utf8Bytes) -> Option<PendingSend> {
-        let msg = match ClientMsg::decode(text.as_str()) {
+    /// Whether a frame other than a message may be handled (see `frame_budget`);
+    /// over the budget it is dropped, and the client told once a second.
+    fn within_budget(&self, budget: &mut FrameBudget) -> bool {
+        match budget.spend(Instant::now()) {
+            Verdict::Allow => true,
+            Verdict::Drop => false,
+            Verdict::DropAndWarn => {
+                self.reply(Outbound::Frame(error_frame(
+                    "rate_limited",
+                    "too many frames: typing, receipts, resumes and pings are limited to 20 a second",
+                    None,
+                )));
+                false
+            }
+        }
+    }
+
+    async fn on_frame(
+        &self,
+        state: &AppState,
+        decoded: Result<ClientMsg, DecodeError>,
+    ) -> Option<PendingSend> {
+        let msg = match decoded {
             Ok(msg) => msg,
             Err(err) => {
                 self.reply(Outbound::Frame(error_frame(
@@ -826,16 +903,29 @@ fn error_frame(code: &str, message: &str, client_id: Option<&str>) -> Utf8Bytes 
     .encode()
 }
 
-fn is_too_big(err: &axum::Error) -> bool {
+/// The close code for what went wrong reading a frame: the peer broke the
+/// protocol (1002: reserved bits, unknown opcodes, bad fragments), sent text
+/// that is not UTF-8 (1007), or a frame over the limit (1009); anything else
+/// means the connection itself is gone (1001, which the peer will not see).
+fn close_for_read_error(err: &axum::Error) -> (u16, &'static str) {
     use std::error::Error as _;
     let mut source: Option<&(dyn std::error::Error + 'static)> = err.source();
     while let Some(e) = source {
-        if let Some(tungstenite::Error::Capacity(_)) = e.downcast_ref::<tungstenite::Error>() {
-            return true;
+        match e.downcast_ref::<tungstenite::Error>() {
+            Some(tungstenite::Error::Capacity(_)) => {
+                return (close::TOO_BIG, "frame larger than 64 KiB");
+            }
+            Some(tungstenite::Error::Protocol(_)) => {
+                return (close::PROTOCOL_ERROR, "websocket protocol violation");
+            }
+            Some(tungstenite::Error::Utf8(_)) => {
+                return (close::INVALID_PAYLOAD, "text frame is not valid UTF-8");
+            }
+            _ => {}
         }
         source = e.source();
     }
-    false
+    (close::GOING_AWAY, "read failed")
 }
 
 /// Gaps the writer wants fetched from the store, for the reader. A list and a
@@ -971,7 +1061,11 @@ impl Writer {
                 out.push(frame);
                 return true;
             }
-            Outbound::StartAfter { room, last_seq } => delivery.start_after(&room, last_seq),
+            Outbound::StartAfter(rooms) => {
+                for (room, last_seq) in &rooms {
+                    delivery.start_after(room, *last_seq);
+                }
+            }
             Outbound::ResumeStart { room, since } => delivery.resume_start(&room, since),
             Outbound::ResumeChunk { room, messages } => delivery.resume_chunk(&room, messages, out),
             Outbound::ResumeEnd { room } => {

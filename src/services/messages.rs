@@ -171,12 +171,12 @@ pub async fn mark_read(
             message_ids: ids.as_deref(),
         }
         .encode();
-        state.cluster.to_room(room, frame, None);
+        state.cluster.to_room_ephemeral(room, frame, None);
     }
     Ok(())
 }
 
-/// Typing starts or stops; the others in the room are told on each change.
+/// Typing starts or stops; the others in the room are told of the change.
 pub async fn typing(
     state: &AppState,
     user: UserId,
@@ -187,13 +187,13 @@ pub async fn typing(
     rooms::access(state, room, user)
         .await?
         .require_post(now_ms())?;
-    let changed = if is_typing {
-        state.typing.start(room, user, username, Instant::now())
-    } else {
-        state.typing.stop(room, user)
-    };
-    if changed {
-        announce_typing(state, room, user, username, is_typing);
+    // At most one change per user per room per second reaches the room; the
+    // rest is coalesced (see `realtime::typing`).
+    if let Some(now_typing) = state
+        .typing
+        .set(room, user, username, is_typing, Instant::now())
+    {
+        announce_typing(state, room, user, username, now_typing);
     }
     Ok(())
 }
@@ -212,13 +212,20 @@ pub fn announce_typing(
         is_typing,
     }
     .encode();
-    state.cluster.to_room(room, frame, Some(user));
+    state.cluster.to_room_ephemeral(room, frame, Some(user));
 }
 
-/// Ends typing states nobody refreshed within 6 s (run every second).
+/// Ends typing states nobody refreshed within 6 s, and tells the changes
+/// held back by the coalescing interval (run every second).
 pub fn expire_typing(state: &AppState) {
-    for (room, user, username) in state.typing.expire(Instant::now()) {
-        announce_typing(state, &room, user, &username, false);
+    for change in state.typing.due(Instant::now()) {
+        announce_typing(
+            state,
+            &change.room,
+            change.user,
+            &change.username,
+            change.is_typing,
+        );
     }
 }
 

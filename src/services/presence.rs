@@ -37,7 +37,7 @@ pub fn announce(
             }
             .encode()
         };
-        state.cluster.to_room(room, frame, Some(user_id));
+        state.cluster.to_room_ephemeral(room, frame, Some(user_id));
     }
 }
 

@@ -17,7 +17,7 @@ use tracing::instrument;
 use super::thread_priority;
 use super::{
     ApiTokenRecord, Invite, MessagePage, NewRoom, NewUser, Page, ProfileChanges, RoomChanges,
-    RoomSummary, SessionRecord, Store, StoreError, StoreResult,
+    RoomSummary, SessionRecord, SqliteSync, Store, StoreError, StoreResult,
 };
 use crate::domain::ids::{MessageId, RoomId, TokenId, UserId};
 use crate::domain::message::{InsertOutcome, Message, MessageType, NewMessage, Sender};
@@ -37,11 +37,21 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        sync: SqliteSync,
+    ) -> anyhow::Result<Self> {
+        // In WAL mode FULL syncs the WAL at each commit (one sync per batch of
+        // the group commit); NORMAL only at checkpoints.
+        let synchronous = match sync {
+            SqliteSync::Full => SqliteSynchronous::Full,
+            SqliteSync::Normal => SqliteSynchronous::Normal,
+        };
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(synchronous)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true)
             .pragma("cache_size", "-32000")
