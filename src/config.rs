@@ -519,3 +519,25 @@ impl std::fmt::Debug for Config {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_safe() {
+        let config = Cli::parse_from(["parley"]).config;
+        assert_eq!(
+            config.sqlite_synchronous.store_setting(),
+            crate::store::SqliteSync::Full,
+            "durable unless the operator opts out"
+        );
+        assert!(config.proxies().is_empty(), "no X-Forwarded-For believed");
+        let behind = Cli::parse_from(["parley", "--trust-proxy-headers", "true"]).config;
+        assert_eq!(behind.proxies(), IpNet::loopback().to_vec());
+        let listed =
+            Cli::parse_from(["parley", "--trusted-proxies", "10.0.0.0/8, 192.0.2.1"]).config;
+        assert_eq!(listed.proxies().len(), 2);
+        assert!(Cli::try_parse_from(["parley", "--trusted-proxies", "nginx"]).is_err());
+    }
+}

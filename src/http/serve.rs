@@ -161,12 +161,15 @@ pub struct ConnectionBudget {
     pub http: usize,
 }
 
-/// Files kept for everything but client connections: the listener, the
-/// database (its pool, WAL and shared memory), Redis, logs, the runtime.
+/// Files kept for everything but client connections and the database: the
+/// listener, Redis, logs, the runtime's own.
 const RESERVED_FILES: u64 = 64;
+/// Files per database connection (SQLite: the database, its WAL and shared
+/// memory; PostgreSQL: a socket), counting the writer and the checkpointer.
+const FILES_PER_DB_CONNECTION: u64 = 3;
 
 /// Splits the open-file limit between HTTP connections and WebSockets, after
-/// `RESERVED_FILES` and the database pool's own. WebSockets get at most
+/// `RESERVED_FILES` and the database's own. WebSockets get at most
 /// `max_websockets`; HTTP an eighth of what is left (at least 16, at most
 /// 4 096), so plain requests (`/healthz` included) always find a descriptor
 /// however many WebSockets are open.
@@ -175,7 +178,8 @@ pub fn connection_budget(
     db_connections: u32,
     max_websockets: usize,
 ) -> ConnectionBudget {
-    let usable = open_files.saturating_sub(RESERVED_FILES + 2 * u64::from(db_connections));
+    let database = FILES_PER_DB_CONNECTION * (u64::from(db_connections) + 2);
+    let usable = open_files.saturating_sub(RESERVED_FILES + database);
     let http = (usable / 8).clamp(16, 4096);
     let websockets = usable.saturating_sub(http).max(1);
     ConnectionBudget {
@@ -204,14 +208,14 @@ mod tests {
     fn the_budget_keeps_files_for_http_and_the_database() {
         // The default --max-connections (200 000) on a 20 000-file machine.
         let budget = connection_budget(20_000, 8, 200_000);
-        assert_eq!(budget.http, (20_000 - 64 - 16) / 8);
-        assert_eq!(budget.websockets, 20_000 - 64 - 16 - budget.http);
-        assert!(budget.websockets + budget.http + 64 + 16 <= 20_000);
+        let kept = 64 + 3 * 10;
+        assert_eq!(budget.http, (20_000 - kept) / 8);
+        assert_eq!(budget.websockets, 20_000 - kept - budget.http);
         // A lower --max-connections is kept as it is.
         assert_eq!(connection_budget(20_000, 8, 500).websockets, 500);
         // A tiny limit still serves someone.
-        let tiny = connection_budget(100, 8, 200_000);
-        assert_eq!((tiny.http, tiny.websockets), (16, 100 - 64 - 16 - 16));
+        let tiny = connection_budget(120, 8, 200_000);
+        assert_eq!((tiny.http, tiny.websockets), (16, 120 - 64 - 30 - 16));
         assert_eq!(connection_budget(50, 8, 200_000).websockets, 1);
         // A huge limit caps HTTP, not WebSockets.
         let huge = connection_budget(1 << 20, 8, 200_000);

@@ -1891,6 +1891,25 @@ mod tests {
         assert_eq!(sizes(255), [128, 64, 32, 16, 8, 4, 2, 1]);
     }
 
+    /// An acknowledged message must survive a power cut: FULL syncs every
+    /// commit (the default, see `config`); NORMAL only at checkpoints.
+    #[tokio::test]
+    async fn commits_are_synced_as_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        for (sync, expected) in [(SqliteSync::Full, 2), (SqliteSync::Normal, 1)] {
+            let url = format!("sqlite://{}", dir.path().join("s.db").display());
+            let store = SqliteStore::connect(&url, 2, sync).await.unwrap();
+            for pool in [&store.writer, &store.reader] {
+                let (level,): (i64,) = sqlx::query_as("pragma synchronous")
+                    .fetch_one(pool)
+                    .await
+                    .unwrap();
+                assert_eq!(level, expected, "{sync:?}");
+            }
+            store.close().await;
+        }
+    }
+
     #[test]
     fn each_statement_binds_its_rows() {
         let sql = BatchSql::new();

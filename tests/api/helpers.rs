@@ -286,6 +286,40 @@ impl Client {
     }
 }
 
+/// The address a `parley serve` process prints once it listens, and every
+/// line of its stdout (where it logs), collected as it comes so it never
+/// blocks on a full pipe.
+pub async fn listening_addr(
+    child: &mut tokio::process::Child,
+) -> (SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::AsyncBufReadExt;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.expect("read stdout") {
+            let found = line
+                .split("Open http://")
+                .nth(1)
+                .map(|rest| rest.split('/').next().expect("address").to_string());
+            seen.lock().unwrap().push(line);
+            if let Some(addr) = found {
+                return addr.parse::<SocketAddr>().expect("socket address");
+            }
+        }
+        panic!("the server exited before listening");
+    })
+    .await
+    .expect("the server starts listening");
+    let sink = seen.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    (addr, seen)
+}
+
 /// The HTTP status of a refused WebSocket upgrade.
 pub fn refused_status(result: Result<Ws, WsError>) -> u16 {
     refusal(result).0

@@ -8,6 +8,7 @@ mod bench;
 mod errors;
 mod helpers;
 mod lifecycle;
+mod limits;
 mod messages;
 mod multinode;
 mod outage;
