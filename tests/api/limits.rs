@@ -180,7 +180,7 @@ async fn a_user_holds_at_most_max_connections_per_user() {
     }
     // A token counts as the same user.
     let token = alice.api_token().await;
-    let cookie_client = std::mem::replace(&mut alice.bearer, Some(token));
+    let cookie_client = alice.bearer.replace(token);
     let mut ws = alice.ws("/ws/").await;
     ws.next_of("connection_established").await;
     held.push(ws);
