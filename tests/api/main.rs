@@ -7,6 +7,7 @@ mod auth;
 mod bench;
 mod errors;
 mod helpers;
+mod hostile;
 mod lifecycle;
 mod limits;
 mod messages;
