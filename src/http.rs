@@ -3,8 +3,9 @@
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, HeaderValue, Request, header};
-use axum::routing::{get, post};
+use axum::handler::Handler;
+use axum::http::{HeaderName, HeaderValue, Method, Request, header};
+use axum::routing::{MethodFilter, MethodRouter};
 use tower::Layer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
@@ -26,117 +27,178 @@ pub mod ws;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub fn router(state: AppState) -> NormalizePath<Router> {
+/// A route as registered: its method and its full path (`{param}`s unfilled).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteEntry {
+    pub method: Method,
+    pub path: String,
+}
+
+/// Routes added one method at a time, so that the table of what the router
+/// answers is made by the same calls that make the router: it cannot go stale
+/// (the permission-matrix test walks it, and fails on a route it does not list).
+struct Routes {
+    prefix: &'static str,
+    paths: Vec<(&'static str, MethodRouter<AppState>)>,
+    table: Vec<RouteEntry>,
+}
+
+impl Routes {
+    fn new(prefix: &'static str) -> Self {
+        Self {
+            prefix,
+            paths: Vec::new(),
+            table: Vec::new(),
+        }
+    }
+
+    fn on<H, T>(mut self, method: Method, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone())
+            .expect("routes use the standard methods (GET, POST, PATCH, DELETE)");
+        match self.paths.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, methods)) => *methods = std::mem::take(methods).on(filter, handler),
+            None => self
+                .paths
+                .push((path, MethodRouter::new().on(filter, handler))),
+        }
+        self.table.push(RouteEntry {
+            method,
+            path: format!("{}{}", self.prefix, path),
+        });
+        self
+    }
+
+    fn get<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.on(Method::GET, path, handler)
+    }
+
+    fn post<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.on(Method::POST, path, handler)
+    }
+
+    fn patch<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.on(Method::PATCH, path, handler)
+    }
+
+    fn delete<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.on(Method::DELETE, path, handler)
+    }
+
+    /// The router, and the routes it holds.
+    fn build(self) -> (Router<AppState>, Vec<RouteEntry>) {
+        let router = self
+            .paths
+            .into_iter()
+            .fold(Router::new(), |router, (path, methods)| {
+                router.route(path, methods)
+            });
+        (router, self.table)
+    }
+}
+
+/// The JSON API, under `/tools/api`.
+fn api_routes() -> Routes {
     use api::{auth, messages, rooms, users};
 
-    let api = Router::new()
-        .route("/auth/register", post(auth::register))
-        .route("/auth/login", post(auth::login))
-        .route("/auth/logout", post(auth::logout))
-        .route("/auth/me", get(auth::me))
-        .route("/auth/password", post(auth::change_password))
-        .route("/auth/sessions", get(auth::list_sessions))
-        .route(
-            "/auth/sessions/logout-others",
-            post(auth::logout_other_sessions),
-        )
-        .route(
-            "/auth/tokens",
-            get(auth::list_tokens).post(auth::create_token),
-        )
-        .route(
-            "/auth/tokens/{id}",
-            axum::routing::delete(auth::delete_token),
-        )
-        .route("/user/search", get(users::search_users))
-        .route(
-            "/user/me/profile",
-            get(users::get_my_profile).patch(users::update_profile),
-        )
-        .route(
+    Routes::new("/tools/api")
+        .post("/auth/register", auth::register)
+        .post("/auth/login", auth::login)
+        .post("/auth/logout", auth::logout)
+        .get("/auth/me", auth::me)
+        .post("/auth/password", auth::change_password)
+        .get("/auth/sessions", auth::list_sessions)
+        .post("/auth/sessions/logout-others", auth::logout_other_sessions)
+        .get("/auth/tokens", auth::list_tokens)
+        .post("/auth/tokens", auth::create_token)
+        .delete("/auth/tokens/{id}", auth::delete_token)
+        .get("/user/search", users::search_users)
+        .get("/user/me/profile", users::get_my_profile)
+        .patch("/user/me/profile", users::update_profile)
+        .post(
             "/user/me/avatar",
-            post(users::upload_avatar)
-                .layer(DefaultBodyLimit::max(crate::avatar::MAX_REQUEST_BYTES)),
+            users::upload_avatar.layer(DefaultBodyLimit::max(crate::avatar::MAX_REQUEST_BYTES)),
         )
-        .route("/user/{user_id}/profile", get(users::get_profile))
-        .route(
-            "/chat/rooms",
-            get(rooms::list_rooms).post(rooms::create_room),
-        )
-        .route("/chat/rooms/public", get(rooms::list_public_rooms))
-        .route("/chat/direct/{user_id}", post(rooms::direct_room))
-        .route("/chat/invites/{code}/join", post(rooms::use_invite))
-        .route(
-            "/chat/{room_id}",
-            get(rooms::get_room).patch(rooms::update_room),
-        )
-        .route("/chat/{room_id}/archive", post(rooms::archive_room))
-        .route("/chat/{room_id}/unarchive", post(rooms::unarchive_room))
-        .route("/chat/{room_id}/join", post(rooms::join_room))
-        .route("/chat/{room_id}/leave", post(rooms::leave_room))
-        .route("/chat/{room_id}/members", post(rooms::add_member))
-        .route(
-            "/chat/{room_id}/members/{user_id}",
-            axum::routing::delete(rooms::remove_member),
-        )
-        .route(
-            "/chat/{room_id}/members/{user_id}/mute",
-            post(rooms::mute_member),
-        )
-        .route(
-            "/chat/{room_id}/members/{user_id}/role",
-            post(rooms::set_role),
-        )
-        .route("/chat/{room_id}/transfer", post(rooms::transfer_ownership))
-        .route(
-            "/chat/{room_id}/invites",
-            get(rooms::list_invites).post(rooms::create_invite),
-        )
-        .route(
-            "/chat/{room_id}/invites/{code}",
-            axum::routing::delete(rooms::revoke_invite),
-        )
-        .route("/chat/{room_id}/participants", get(rooms::participants))
-        .route("/chat/{room_id}/messages", get(messages::list_messages))
-        .route("/chat/{room_id}/send", post(messages::send_message))
-        .route("/chat/{room_id}/read", post(messages::mark_read));
+        .get("/user/{user_id}/profile", users::get_profile)
+        .get("/chat/rooms", rooms::list_rooms)
+        .post("/chat/rooms", rooms::create_room)
+        .get("/chat/rooms/public", rooms::list_public_rooms)
+        .post("/chat/direct/{user_id}", rooms::direct_room)
+        .post("/chat/invites/{code}/join", rooms::use_invite)
+        .get("/chat/{room_id}", rooms::get_room)
+        .patch("/chat/{room_id}", rooms::update_room)
+        .post("/chat/{room_id}/archive", rooms::archive_room)
+        .post("/chat/{room_id}/unarchive", rooms::unarchive_room)
+        .post("/chat/{room_id}/join", rooms::join_room)
+        .post("/chat/{room_id}/leave", rooms::leave_room)
+        .post("/chat/{room_id}/members", rooms::add_member)
+        .delete("/chat/{room_id}/members/{user_id}", rooms::remove_member)
+        .post("/chat/{room_id}/members/{user_id}/mute", rooms::mute_member)
+        .post("/chat/{room_id}/members/{user_id}/role", rooms::set_role)
+        .post("/chat/{room_id}/transfer", rooms::transfer_ownership)
+        .get("/chat/{room_id}/invites", rooms::list_invites)
+        .post("/chat/{room_id}/invites", rooms::create_invite)
+        .delete("/chat/{room_id}/invites/{code}", rooms::revoke_invite)
+        .get("/chat/{room_id}/participants", rooms::participants)
+        .get("/chat/{room_id}/messages", messages::list_messages)
+        .post("/chat/{room_id}/send", messages::send_message)
+        .post("/chat/{room_id}/read", messages::mark_read)
+}
 
+/// Pages and assets: text worth compressing.
+fn web_routes() -> Routes {
+    Routes::new("")
+        .get("/", pages::app_page)
+        .get("/login", pages::login_page)
+        .post("/login", pages::login_submit)
+        .get("/register", pages::register_page)
+        .post("/register", pages::register_submit)
+        .get("/logout", pages::logout_page)
+        .post("/logout", pages::logout_submit)
+        .get("/settings", pages::settings_page)
+        .get("/u/{username}", pages::profile_page)
+        .post("/u/{username}/message", pages::direct_submit)
+        .get("/invite/{code}", pages::invite_page)
+        .post("/invite/{code}", pages::invite_submit)
+        .get("/tools/chat/enhanced/{room_id}", pages::enhanced_chat_page)
+        .get("/assets/{version}/{*path}", assets::asset_file)
+        .get("/static/{*path}", assets::static_file)
+}
+
+/// WebSockets, avatars and health: neither JSON API nor compressible pages.
+fn other_routes() -> Routes {
+    Routes::new("")
+        .get("/ws", ws::user_socket)
+        .get("/ws/chat/{room_id}", ws::room_socket)
+        .get("/avatars/{user_id}", api::users::get_avatar)
+        .get("/healthz", health::healthz)
+        .get("/readyz", health::readyz)
+}
+
+/// Every route the server answers, with its method.
+pub fn route_table() -> Vec<RouteEntry> {
+    let mut table = Vec::new();
+    for routes in [api_routes(), web_routes(), other_routes()] {
+        table.extend(routes.build().1);
+    }
+    table
+}
+
+pub fn router(state: AppState) -> NormalizePath<Router> {
+    let (api, _) = api_routes().build();
     // Pages and assets are text worth compressing; the API's small JSON and
     // the WebSocket upgrade are left alone.
-    let web = Router::new()
-        .route("/", get(pages::app_page))
-        .route("/login", get(pages::login_page).post(pages::login_submit))
-        .route(
-            "/register",
-            get(pages::register_page).post(pages::register_submit),
-        )
-        .route(
-            "/logout",
-            get(pages::logout_page).post(pages::logout_submit),
-        )
-        .route("/settings", get(pages::settings_page))
-        .route("/u/{username}", get(pages::profile_page))
-        .route("/u/{username}/message", post(pages::direct_submit))
-        .route(
-            "/invite/{code}",
-            get(pages::invite_page).post(pages::invite_submit),
-        )
-        .route(
-            "/tools/chat/enhanced/{room_id}",
-            get(pages::enhanced_chat_page),
-        )
-        .route("/assets/{version}/{*path}", get(assets::asset_file))
-        .route("/static/{*path}", get(assets::static_file))
-        .layer(CompressionLayer::new());
+    let (web, _) = web_routes().build();
+    let web = web.layer(CompressionLayer::new());
+    let (other, _) = other_routes().build();
 
     let app = Router::new()
         .nest("/tools/api", api)
         .merge(web)
-        .route("/ws", get(ws::user_socket))
-        .route("/ws/chat/{room_id}", get(ws::room_socket))
-        .route("/avatars/{user_id}", get(users::get_avatar))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
+        .merge(other)
         .fallback(pages::not_found)
         .method_not_allowed_fallback(|| async { crate::error::AppError::MethodNotAllowed })
         .with_state(state)

@@ -4,7 +4,6 @@
 //! the attack, not only that the attacker is refused.
 
 use std::future::Future;
-use std::pin::pin;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -53,20 +52,25 @@ impl Bystanders {
         }
     }
 
-    /// Runs `attack` to its end while rounds go on beside it; returns the
-    /// attack's result. At least one round completes while it is in flight.
+    /// Runs `attack` to its end while rounds go on beside it, from its first
+    /// moment to its last; returns the attack's result.
     async fn during<F: Future>(&mut self, attack: F) -> F::Output {
-        let mut attack = pin!(attack);
-        let mut rounds = 0;
-        let output = loop {
-            tokio::select! {
-                output = &mut attack => break output,
-                () = self.round(rounds) => rounds += 1,
-            }
+        let done = std::cell::Cell::new(false);
+        let attack = async {
+            let output = attack.await;
+            done.set(true);
+            output
         };
-        // A round interrupted by the attack's end is done again, afterwards.
-        self.round(rounds).await;
-        assert!(rounds >= 1, "no round completed during the attack");
+        let rounds = async {
+            let mut rounds = 0;
+            while !done.get() {
+                self.round(rounds).await;
+                rounds += 1;
+            }
+            rounds
+        };
+        let (output, rounds) = tokio::join!(attack, rounds);
+        assert!(rounds >= 1);
         output
     }
 }
@@ -92,6 +96,8 @@ async fn a_client_that_never_reads() {
     let deaf = app.user("deaf").await;
     let room = loud.create_room("Firehose", "group", &[&deaf]).await;
     let mut never_reads = deaf.ws(&format!("/ws/chat/{room}/")).await;
+    // Welcomed (so it is in the hub), and from here on never read.
+    never_reads.next_of("connection_established").await;
     let big = "x".repeat(4000);
     let sent = bystanders
         .during(async {
