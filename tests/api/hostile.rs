@@ -265,7 +265,7 @@ async fn a_client_that_connects_and_closes_a_thousand_times() {
     let user_id = parley::domain::ids::UserId::parse(&churner.id()).unwrap();
     let permits_before = app.state.connections.available_permits();
     let refused = bystanders
-        .during(async {
+        .during(Box::pin(async {
             let mut refused = 0;
             for i in 0..1000 {
                 let mut ws = churner.ws("/ws/").await;
@@ -286,7 +286,7 @@ async fn a_client_that_connects_and_closes_a_thousand_times() {
                 let _ = ws.stream.close(None).await;
             }
             refused
-        })
+        }))
         .await;
     assert!(refused < 500, "refused {refused} of 500");
     // Every connection ends and gives its places back.
