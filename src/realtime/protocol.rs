@@ -53,7 +53,8 @@ pub enum ClientMsg {
     },
 }
 
-const CLIENT_TYPES: &[&str] = &[
+/// The `type`s a client may send (the permission-matrix test walks them).
+pub const CLIENT_TYPES: &[&str] = &[
     "message",
     "typing",
     "read_status",
@@ -286,6 +287,29 @@ mod tests {
             ClientMsg::decode(r#"{"type":"heartbeat_ack","timestamp":1}"#),
             Ok(ClientMsg::HeartbeatAck { .. })
         ));
+    }
+
+    /// `CLIENT_TYPES` is every variant serde knows: a new client frame type
+    /// cannot be added without being listed (and so without its row in the
+    /// permission matrix).
+    #[test]
+    fn client_types_are_every_variant() {
+        let err = serde_json::from_str::<ClientMsg>(r#"{"type":"zzz"}"#).unwrap_err();
+        let text = err.to_string();
+        let expected = text
+            .split("expected one of ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("serde's message changed: {text}"));
+        let names: Vec<&str> = expected
+            .split(", ")
+            .map(|n| {
+                n.trim_matches(|c: char| c == '`' || c == ' ')
+                    .split('`')
+                    .next()
+                    .unwrap_or("")
+            })
+            .collect();
+        assert_eq!(names, CLIENT_TYPES, "from: {text}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod limits;
 mod messages;
 mod multinode;
 mod outage;
+mod permissions;
 mod profiles;
 mod rooms;
 mod sessions;
