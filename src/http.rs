@@ -87,6 +87,7 @@ pub fn router(state: AppState) -> NormalizePath<Router> {
             post(rooms::set_role),
         )
         .route("/chat/{room_id}/transfer", post(rooms::transfer_ownership))
+        .route("/chat/{room_id}/owner", post(rooms::set_owner))
         .route(
             "/chat/{room_id}/invites",
             get(rooms::list_invites).post(rooms::create_invite),

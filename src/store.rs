@@ -232,7 +232,10 @@ pub trait Store: Send + Sync + 'static {
     async fn get_room(&self, id: &RoomId) -> StoreResult<Option<Room>>;
     async fn get_direct_room(&self, direct_key: &str) -> StoreResult<Option<Room>>;
     async fn update_room(&self, id: &RoomId, changes: &RoomChanges, at: i64) -> StoreResult<Room>;
-    /// Makes `to` the owner and the previous owner an admin, atomically.
+    /// Makes `to` the owner and `from` an admin, in one transaction that holds
+    /// the room's one-owner rule against concurrent transfers and removals:
+    /// `Conflict("not_owner")` unless `from` still owns the room when it runs,
+    /// `NotFound` unless `to` is a member then (no such room: `NotFound` too).
     async fn transfer_ownership(
         &self,
         id: &RoomId,
@@ -240,6 +243,10 @@ pub trait Store: Send + Sync + 'static {
         to: UserId,
         at: i64,
     ) -> StoreResult<Room>;
+    /// Repairs a room's ownership: `to` (who must be a member, else `NotFound`)
+    /// becomes its one owner, any other member holding the owner role becomes
+    /// an admin, and `owner_id` names `to`, in one transaction.
+    async fn set_owner(&self, id: &RoomId, to: UserId, at: i64) -> StoreResult<Room>;
     /// The rooms `user` belongs to, most recently active first.
     async fn list_rooms_for_user(&self, user: UserId) -> StoreResult<Vec<RoomSummary>>;
     async fn list_room_ids_for_user(&self, user: UserId) -> StoreResult<Vec<RoomId>>;
@@ -257,6 +264,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Member>;
     async fn get_member(&self, room: &RoomId, user: UserId) -> StoreResult<Option<Member>>;
     async fn list_members(&self, room: &RoomId) -> StoreResult<Vec<(Member, User)>>;
+    /// Makes a member an admin or a member. The owner's role changes only by
+    /// transfer: `Conflict("member_is_owner")` for the owner or `role: Owner`.
     async fn update_member_role(
         &self,
         room: &RoomId,
@@ -269,7 +278,11 @@ pub trait Store: Send + Sync + 'static {
         user: UserId,
         until: Option<i64>,
     ) -> StoreResult<Member>;
-    /// `NotFound` if not a member.
+    /// Ends a membership; `NotFound` if not a member. The owner cannot be
+    /// removed while anyone else is a member (`Conflict("owner_must_transfer")`),
+    /// checked in the same transaction, so a removal racing a transfer to its
+    /// target cannot leave `owner_id` naming a non-member. The owner leaving
+    /// as the last member leaves the room without an owner.
     async fn delete_member(&self, room: &RoomId, user: UserId) -> StoreResult<()>;
     /// Raises the member's read position to `seq`, capped at the room's last seq.
     /// Returns the new position if it moved, `None` if it was already there or past it.

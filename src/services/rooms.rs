@@ -509,7 +509,11 @@ pub async fn leave(state: &AppState, user: &User, id: &RoomId) -> Result<()> {
             "transfer ownership to another member before leaving",
         ));
     }
-    state.store.delete_member(id, user.id).await?;
+    state
+        .store
+        .delete_member(id, user.id)
+        .await
+        .map_err(owner_must_transfer)?;
     let room = load_room(state, id).await?;
     on_left(state, &room, user, "left").await?;
     announce(
@@ -563,6 +567,29 @@ pub async fn add_member(
     Ok(member)
 }
 
+fn member_not_found() -> AppError {
+    AppError::not_found("member_not_found", "that user is not a member of this room")
+}
+
+fn insufficient_role() -> AppError {
+    AppError::forbidden(
+        "insufficient_role",
+        "you can only manage members with a lower role than yours",
+    )
+}
+
+/// The store's refusal to remove an owner while others remain.
+fn owner_must_transfer(e: StoreError) -> AppError {
+    match e {
+        StoreError::Conflict("owner_must_transfer") => AppError::conflict(
+            "owner_must_transfer",
+            "transfer ownership to another member before leaving",
+        ),
+        StoreError::NotFound => member_not_found(),
+        other => other.into(),
+    }
+}
+
 /// Moderators may act on members below their own role; nobody acts on the owner.
 fn check_outranks(actor_role: Role, access: &Access, target: UserId) -> Result<MemberAccess> {
     let member = access.room.members.get(&target).copied().ok_or_else(|| {
@@ -591,7 +618,16 @@ pub async fn remove_member(
     let role = require_role(&access, actor, Role::Admin)?;
     check_outranks(role, &access, target)?;
     let user = load_user(state, target).await?;
-    state.store.delete_member(id, target).await?;
+    state
+        .store
+        .delete_member(id, target)
+        .await
+        .map_err(|e| match e {
+            // Became the owner since the check above (a transfer won the race).
+            StoreError::Conflict("owner_must_transfer") => insufficient_role(),
+            StoreError::NotFound => member_not_found(),
+            other => other.into(),
+        })?;
     let room = load_room(state, id).await?;
     on_left(state, &room, &user, "removed").await?;
     announce(
@@ -644,7 +680,16 @@ pub async fn set_role(
     not_direct(&access)?;
     let acting = require_role(&access, actor, Role::Owner)?;
     check_outranks(acting, &access, target)?;
-    let member = state.store.update_member_role(id, target, role).await?;
+    let member = state
+        .store
+        .update_member_role(id, target, role)
+        .await
+        .map_err(|e| match e {
+            // Became the owner since the check above (a transfer won the race).
+            StoreError::Conflict("member_is_owner") => insufficient_role(),
+            StoreError::NotFound => member_not_found(),
+            other => other.into(),
+        })?;
     member_updated(state, &member);
     Ok(member)
 }
@@ -676,10 +721,19 @@ pub async fn transfer_ownership(
         ));
     }
     let user = load_user(state, target).await?;
+    // The store decides: the checks above read the cache, which a concurrent
+    // transfer or removal may not have reached yet.
     let room = state
         .store
         .transfer_ownership(id, actor.id, target, now_ms())
-        .await?;
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict("not_owner") => {
+                AppError::forbidden("owner_only", "only the room owner may do that")
+            }
+            StoreError::NotFound => member_not_found(),
+            other => other.into(),
+        })?;
     for uid in [actor.id, target] {
         if let Some(member) = state.store.get_member(id, uid).await? {
             member_updated(state, &member);
@@ -698,6 +752,63 @@ pub async fn transfer_ownership(
         },
     )
     .await?;
+    Ok(room)
+}
+
+/// A site admin repairs a room's ownership: `target`, a member, becomes its
+/// one owner (whoever held the role before becomes an admin).
+pub async fn set_owner(
+    state: &AppState,
+    actor: &User,
+    id: &RoomId,
+    target: UserId,
+) -> Result<Room> {
+    if !actor.is_admin {
+        return Err(AppError::forbidden(
+            "site_admin_only",
+            "only site admins may do that",
+        ));
+    }
+    let before = load_room(state, id).await?;
+    if before.kind == RoomKind::Direct {
+        return Err(AppError::forbidden(
+            "direct_room",
+            "direct rooms always have exactly two members",
+        ));
+    }
+    let user = load_user(state, target).await?;
+    let previous = state.store.list_members(id).await?;
+    let room = state
+        .store
+        .set_owner(id, target, now_ms())
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => member_not_found(),
+            other => other.into(),
+        })?;
+    // Everyone whose role the repair changed, and the new owner.
+    for (member, _) in previous {
+        if (member.role == Role::Owner || member.user_id == target)
+            && let Some(now) = state.store.get_member(id, member.user_id).await?
+        {
+            member_updated(state, &now);
+        }
+    }
+    room_updated(state, &room);
+    if before.owner_id != Some(target) {
+        announce(
+            state,
+            id,
+            Some(actor),
+            SystemEvent::OwnershipTransferred {
+                user_id: user.id,
+                username: user.username.clone(),
+                by_id: actor.id,
+                by: actor.username.clone(),
+            },
+        )
+        .await?;
+    }
     Ok(room)
 }
 

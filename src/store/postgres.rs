@@ -116,6 +116,62 @@ fn id_strings(ids: &[UserId]) -> Vec<String> {
     ids.iter().map(ToString::to_string).collect()
 }
 
+/// Locks the room's row for the rest of the transaction and returns its
+/// owner; `NotFound` if there is no such room. Ownership changes and member
+/// removals all take this lock first, so they run one after another per room.
+/// `no key update`, as the message path: foreign-key checks (joins) pass.
+async fn lock_room_owner(tx: &mut PgConnection, id: &RoomId) -> StoreResult<Option<UserId>> {
+    let owner: Option<Option<String>> =
+        sqlx::query_scalar("select owner_id from rooms where id = $1 for no key update")
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+    let owner = owner.ok_or(StoreError::NotFound)?;
+    owner.as_deref().map(user_id).transpose()
+}
+
+/// Locks `user`'s membership row; `NotFound` if they are not a member.
+async fn lock_member(tx: &mut PgConnection, id: &RoomId, user: UserId) -> StoreResult<()> {
+    let found: Option<String> = sqlx::query_scalar(
+        "select role from room_members where room_id = $1 and user_id = $2 for update",
+    )
+    .bind(id.as_str())
+    .bind(user.to_string())
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    found.map(|_| ()).ok_or(StoreError::NotFound)
+}
+
+/// Inside a transaction holding the room's and `to`'s locks: `to` becomes
+/// the room's one owner, whoever held the role before an admin.
+async fn make_owner(tx: &mut PgConnection, id: &RoomId, to: UserId, at: i64) -> StoreResult<()> {
+    let to = to.to_string();
+    sqlx::query(
+        "update room_members set role = 'admin' where room_id = $1 and role = 'owner' and user_id <> $2",
+    )
+    .bind(id.as_str())
+    .bind(&to)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    sqlx::query("update room_members set role = 'owner' where room_id = $1 and user_id = $2")
+        .bind(id.as_str())
+        .bind(&to)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    sqlx::query("update rooms set owner_id = $1, updated_at = $2 where id = $3")
+        .bind(&to)
+        .bind(at)
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
 // ---- rows
 
 macro_rules! user_cols {
@@ -972,31 +1028,32 @@ impl Store for PostgresStore {
         to: UserId,
         at: i64,
     ) -> StoreResult<Room> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
-        let promoted = sqlx::query(
-            "update room_members set role = 'owner' where room_id = $1 and user_id = $2",
-        )
-        .bind(id.as_str())
-        .bind(to.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        if promoted.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
+        let mut tx = self
+            .pool
+            .begin_with("begin isolation level read committed")
+            .await
+            .map_err(db_err)?;
+        // The room row first (as removals take it): a second transfer waits
+        // here, then reads the owner the first one committed.
+        let owner = lock_room_owner(&mut tx, id).await?;
+        if owner != Some(from) {
+            return Err(StoreError::Conflict("not_owner"));
         }
-        sqlx::query("update room_members set role = 'admin' where room_id = $1 and user_id = $2")
-            .bind(id.as_str())
-            .bind(from.to_string())
-            .execute(&mut *tx)
+        lock_member(&mut tx, id, to).await?;
+        make_owner(&mut tx, id, to, at).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.get_room(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn set_owner(&self, id: &RoomId, to: UserId, at: i64) -> StoreResult<Room> {
+        let mut tx = self
+            .pool
+            .begin_with("begin isolation level read committed")
             .await
             .map_err(db_err)?;
-        sqlx::query("update rooms set owner_id = $1, updated_at = $2 where id = $3")
-            .bind(to.to_string())
-            .bind(at)
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        lock_room_owner(&mut tx, id).await?;
+        lock_member(&mut tx, id, to).await?;
+        make_owner(&mut tx, id, to, at).await?;
         tx.commit().await.map_err(db_err)?;
         self.get_room(id).await?.ok_or(StoreError::NotFound)
     }
@@ -1175,20 +1232,28 @@ impl Store for PostgresStore {
         user: UserId,
         role: Role,
     ) -> StoreResult<Member> {
-        let done =
-            sqlx::query("update room_members set role = $1 where room_id = $2 and user_id = $3")
-                .bind(role.code())
-                .bind(room.as_str())
-                .bind(user.to_string())
-                .execute(&self.pool)
-                .await
-                .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
+        if role == Role::Owner {
+            return Err(StoreError::Conflict("member_is_owner"));
         }
-        self.get_member(room, user)
+        // A transfer to this member holds its row: the update waits for it and
+        // then re-checks the role, so it never demotes a fresh owner.
+        let done = sqlx::query(
+            "update room_members set role = $1 where room_id = $2 and user_id = $3 and role <> 'owner'",
+        )
+        .bind(role.code())
+        .bind(room.as_str())
+        .bind(user.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let member = self
+            .get_member(room, user)
             .await?
-            .ok_or(StoreError::NotFound)
+            .ok_or(StoreError::NotFound)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict("member_is_owner"));
+        }
+        Ok(member)
     }
 
     async fn update_member_muted(
@@ -1215,15 +1280,44 @@ impl Store for PostgresStore {
     }
 
     async fn delete_member(&self, room: &RoomId, user: UserId) -> StoreResult<()> {
+        let mut tx = self
+            .pool
+            .begin_with("begin isolation level read committed")
+            .await
+            .map_err(db_err)?;
+        // The room row, as transfers take it first: a removal racing a transfer
+        // to its target runs wholly before or after it, and sees its owner.
+        let is_owner = lock_room_owner(&mut tx, room).await? == Some(user);
+        if is_owner {
+            let others: i64 = sqlx::query_scalar(
+                "select count(*) from room_members where room_id = $1 and user_id <> $2",
+            )
+            .bind(room.as_str())
+            .bind(user.to_string())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if others > 0 {
+                return Err(StoreError::Conflict("owner_must_transfer"));
+            }
+        }
         let done = sqlx::query("delete from room_members where room_id = $1 and user_id = $2")
             .bind(room.as_str())
             .bind(user.to_string())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db_err)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        if is_owner {
+            sqlx::query("update rooms set owner_id = null where id = $1")
+                .bind(room.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
         Ok(())
     }
 

@@ -403,6 +403,39 @@ fn room_id(text: &str) -> StoreResult<RoomId> {
     RoomId::parse(text).map_err(|_| corrupt("room id"))
 }
 
+/// Inside a transaction that checked `to` is a member: `to` becomes the
+/// room's one owner, whoever held the role before an admin.
+async fn make_owner(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    id: &RoomId,
+    to: UserId,
+    at: i64,
+) -> StoreResult<()> {
+    let to = to.to_string();
+    sqlx::query(
+        "update room_members set role = 'admin' where room_id = ? and role = 'owner' and user_id <> ?",
+    )
+    .bind(id.as_str())
+    .bind(&to)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    sqlx::query("update room_members set role = 'owner' where room_id = ? and user_id = ?")
+        .bind(id.as_str())
+        .bind(&to)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    sqlx::query("update rooms set owner_id = ?, updated_at = ? where id = ?")
+        .bind(&to)
+        .bind(at)
+        .bind(id.as_str())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
 // ---- rows
 
 macro_rules! user_cols {
@@ -1375,34 +1408,58 @@ impl Store for SqliteStore {
         to: UserId,
         at: i64,
     ) -> StoreResult<Room> {
+        // `begin immediate` on the one writer connection: nothing else writes
+        // between the checks and the updates.
         let mut tx = self
             .writer
             .begin_with("begin immediate")
             .await
             .map_err(db_err)?;
-        let promoted =
-            sqlx::query("update room_members set role = 'owner' where room_id = ? and user_id = ?")
+        let owner: Option<Option<String>> =
+            sqlx::query_scalar("select owner_id from rooms where id = ?")
                 .bind(id.as_str())
-                .bind(to.to_string())
-                .execute(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(db_err)?;
-        if promoted.rows_affected() == 0 {
+        match owner {
+            None => return Err(StoreError::NotFound),
+            Some(owner) if owner.as_deref() != Some(from.to_string().as_str()) => {
+                return Err(StoreError::Conflict("not_owner"));
+            }
+            Some(_) => {}
+        }
+        let target: Option<String> =
+            sqlx::query_scalar("select role from room_members where room_id = ? and user_id = ?")
+                .bind(id.as_str())
+                .bind(to.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        if target.is_none() {
             return Err(StoreError::NotFound);
         }
-        sqlx::query("update room_members set role = 'admin' where room_id = ? and user_id = ?")
-            .bind(id.as_str())
-            .bind(from.to_string())
-            .execute(&mut *tx)
+        make_owner(&mut tx, id, to, at).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.get_room(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn set_owner(&self, id: &RoomId, to: UserId, at: i64) -> StoreResult<Room> {
+        let mut tx = self
+            .writer
+            .begin_with("begin immediate")
             .await
             .map_err(db_err)?;
-        sqlx::query("update rooms set owner_id = ?, updated_at = ? where id = ?")
-            .bind(to.to_string())
-            .bind(at)
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        let target: Option<String> =
+            sqlx::query_scalar("select role from room_members where room_id = ? and user_id = ?")
+                .bind(id.as_str())
+                .bind(to.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        if target.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        make_owner(&mut tx, id, to, at).await?;
         tx.commit().await.map_err(db_err)?;
         self.get_room(id).await?.ok_or(StoreError::NotFound)
     }
@@ -1583,20 +1640,26 @@ impl Store for SqliteStore {
         user: UserId,
         role: Role,
     ) -> StoreResult<Member> {
-        let done =
-            sqlx::query("update room_members set role = ? where room_id = ? and user_id = ?")
-                .bind(role.code())
-                .bind(room.as_str())
-                .bind(user.to_string())
-                .execute(&self.writer)
-                .await
-                .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
+        if role == Role::Owner {
+            return Err(StoreError::Conflict("member_is_owner"));
         }
-        self.get_member(room, user)
+        let done = sqlx::query(
+            "update room_members set role = ? where room_id = ? and user_id = ? and role <> 'owner'",
+        )
+        .bind(role.code())
+        .bind(room.as_str())
+        .bind(user.to_string())
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        let member = self
+            .get_member(room, user)
             .await?
-            .ok_or(StoreError::NotFound)
+            .ok_or(StoreError::NotFound)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict("member_is_owner"));
+        }
+        Ok(member)
     }
 
     async fn update_member_muted(
@@ -1623,15 +1686,52 @@ impl Store for SqliteStore {
     }
 
     async fn delete_member(&self, room: &RoomId, user: UserId) -> StoreResult<()> {
+        let mut tx = self
+            .writer
+            .begin_with("begin immediate")
+            .await
+            .map_err(db_err)?;
+        let owner: Option<Option<String>> =
+            sqlx::query_scalar("select owner_id from rooms where id = ?")
+                .bind(room.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        let Some(owner) = owner else {
+            return Err(StoreError::NotFound);
+        };
+        let uid = user.to_string();
+        let is_owner = owner.as_deref() == Some(uid.as_str());
+        if is_owner {
+            let others: i64 = sqlx::query_scalar(
+                "select count(*) from room_members where room_id = ? and user_id <> ?",
+            )
+            .bind(room.as_str())
+            .bind(&uid)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if others > 0 {
+                return Err(StoreError::Conflict("owner_must_transfer"));
+            }
+        }
         let done = sqlx::query("delete from room_members where room_id = ? and user_id = ?")
             .bind(room.as_str())
-            .bind(user.to_string())
-            .execute(&self.writer)
+            .bind(&uid)
+            .execute(&mut *tx)
             .await
             .map_err(db_err)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        if is_owner {
+            sqlx::query("update rooms set owner_id = null where id = ?")
+                .bind(room.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
         Ok(())
     }
 

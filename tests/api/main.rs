@@ -9,6 +9,7 @@ mod errors;
 mod helpers;
 mod lifecycle;
 mod messages;
+mod moderation;
 mod multinode;
 mod outage;
 mod profiles;

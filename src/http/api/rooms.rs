@@ -311,6 +311,17 @@ pub async fn transfer_ownership(
     Ok(ok(RoomView::new(&room)))
 }
 
+/// `POST /tools/api/chat/<room_id>/owner/` `{"user_id"}` (site admins): repairs ownership.
+pub async fn set_owner(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<TransferRequest>,
+) -> Result<Response> {
+    let room = rooms::set_owner(&state, &auth.user, &room_id(&id)?, body.user_id).await?;
+    Ok(ok(RoomView::new(&room)))
+}
+
 /// `POST /tools/api/chat/direct/<user_id>/`: the direct room with that user.
 pub async fn direct_room(
     State(state): State<AppState>,
