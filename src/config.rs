@@ -251,6 +251,15 @@ pub struct Config {
         global = true
     )]
     pub log_format: LogFormat,
+
+    /// Most users one user may block at once (`409 too_many_blocks` beyond).
+    #[arg(
+        long,
+        env = "PARLEY_MAX_BLOCKS_PER_USER",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub max_blocks_per_user: u32,
 }
 
 impl Config {
@@ -308,6 +317,9 @@ impl Config {
                 .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
         {
             bail!("--redis-namespace is letters, digits, '-' and '_'");
+        }
+        if self.max_blocks_per_user == 0 {
+            bail!("--max-blocks-per-user must be at least 1");
         }
         Ok(())
     }
@@ -425,6 +437,7 @@ impl std::fmt::Debug for Config {
             )
             .field("trust_proxy_headers", &self.trust_proxy_headers)
             .field("log_format", &self.log_format)
+            .field("max_blocks_per_user", &self.max_blocks_per_user)
             .finish()
     }
 }

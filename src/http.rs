@@ -59,6 +59,11 @@ pub fn router(state: AppState) -> NormalizePath<Router> {
         )
         .route("/user/{user_id}/profile", get(users::get_profile))
         .route(
+            "/user/{user_id}/block",
+            post(users::block_user).delete(users::unblock_user),
+        )
+        .route("/user/me/blocks", get(users::list_blocks))
+        .route(
             "/chat/rooms",
             get(rooms::list_rooms).post(rooms::create_room),
         )
@@ -88,6 +93,11 @@ pub fn router(state: AppState) -> NormalizePath<Router> {
         )
         .route("/chat/{room_id}/transfer", post(rooms::transfer_ownership))
         .route("/chat/{room_id}/owner", post(rooms::set_owner))
+        .route("/chat/{room_id}/bans", get(rooms::list_bans))
+        .route(
+            "/chat/{room_id}/bans/{user_id}",
+            post(rooms::ban_member).delete(rooms::unban_member),
+        )
         .route(
             "/chat/{room_id}/invites",
             get(rooms::list_invites).post(rooms::create_invite),

@@ -128,6 +128,18 @@ pub struct Invite {
     pub revoked: bool,
 }
 
+/// A ban: who may not be a member of a room (nor join, use an invite or be
+/// added) until unbanned, by whom, since when and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ban {
+    pub room_id: RoomId,
+    pub user_id: UserId,
+    /// `None` once the user who banned is gone.
+    pub banned_by: Option<UserId>,
+    pub banned_at: i64,
+    pub reason: String,
+}
+
 /// Which slice of a room's history to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Page {
@@ -254,7 +266,10 @@ pub trait Store: Send + Sync + 'static {
     async fn list_public_rooms(&self, query: &str, limit: u32) -> StoreResult<Vec<(Room, i64)>>;
 
     // ---- members
-    /// `Conflict("already_member")` if present.
+    /// `Conflict("already_member")` if present, `Conflict("banned")` if the
+    /// user is banned from the room (checked in the same transaction as the
+    /// insert, so a join racing a ban cannot slip in), `NotFound` if the room
+    /// or user does not exist.
     async fn insert_member(
         &self,
         room: &RoomId,
@@ -272,6 +287,9 @@ pub trait Store: Send + Sync + 'static {
         user: UserId,
         role: Role,
     ) -> StoreResult<Member>;
+    /// Mutes a member until `until` (Unix ms) or unmutes them (`None`);
+    /// `NotFound` if not a member. The mute stays with the user in the room
+    /// after they leave: it applies again when they come back, by any way.
     async fn update_member_muted(
         &self,
         room: &RoomId,
@@ -295,13 +313,46 @@ pub trait Store: Send + Sync + 'static {
     /// `user`'s read position (0 if not a member) and the highest of everyone else's.
     async fn read_positions(&self, room: &RoomId, user: UserId) -> StoreResult<(i64, i64)>;
 
+    // ---- bans
+    /// Bans the user from the room and ends their membership, if any, in one
+    /// transaction; returns whether they were a member. Banning again updates
+    /// who, when and why. The owner cannot be banned (`Conflict("member_is_owner")`);
+    /// `NotFound` if the room or user does not exist. A mute is kept.
+    async fn insert_ban(&self, ban: &Ban) -> StoreResult<bool>;
+    /// The room's bans, most recent first.
+    async fn list_bans(&self, room: &RoomId) -> StoreResult<Vec<Ban>>;
+    /// Lifts a ban (a mute, if any, stays); `NotFound` if the user is not banned.
+    async fn delete_ban(&self, room: &RoomId, user: UserId) -> StoreResult<()>;
+
+    // ---- blocks
+    /// `user` blocks `blocked` (doing it again changes nothing). Refused with
+    /// `Conflict("too_many_blocks")` when `user` already blocks `max` others;
+    /// `NotFound` if either user does not exist.
+    async fn insert_block(
+        &self,
+        user: UserId,
+        blocked: UserId,
+        at: i64,
+        max: u32,
+    ) -> StoreResult<()>;
+    /// The users `user` blocks, with when, most recent first.
+    async fn list_blocks(&self, user: UserId) -> StoreResult<Vec<(User, i64)>>;
+    /// `NotFound` if `user` does not block `blocked`.
+    async fn delete_block(&self, user: UserId, blocked: UserId) -> StoreResult<()>;
+    /// Those of `among` who block `user`.
+    async fn list_blockers(&self, user: UserId, among: &[UserId]) -> StoreResult<Vec<UserId>>;
+    /// Whether either of the two blocks the other.
+    async fn is_blocked_between(&self, a: UserId, b: UserId) -> StoreResult<bool>;
+
     // ---- invites
     async fn insert_invite(&self, invite: &Invite) -> StoreResult<()>;
     async fn get_invite(&self, code: &str) -> StoreResult<Option<Invite>>;
     async fn list_invites(&self, room: &RoomId) -> StoreResult<Vec<Invite>>;
     async fn revoke_invite(&self, room: &RoomId, code: &str) -> StoreResult<()>;
     /// Counts a use of the invite and adds the member, atomically; fails with
-    /// `Conflict("invite_exhausted")` if it has no uses left.
+    /// `Conflict("invite_invalid")` if it is unknown, expired, revoked or has
+    /// no uses left, `Conflict("banned")` if the user is banned from the room
+    /// (the use is not counted).
     async fn redeem_invite(&self, code: &str, user: UserId, at: i64) -> StoreResult<Member>;
 
     // ---- messages

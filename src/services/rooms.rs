@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::domain::ids::{RoomId, UserId};
 use crate::domain::message::{MessageType, NewMessage, Sender, SystemEvent};
 use crate::domain::room::{self, Member, Role, Room, RoomKind};
+use crate::domain::text;
 use crate::domain::time::{now_ms, rfc3339};
 use crate::domain::user::User;
 use crate::error::{AppError, Result};
@@ -15,7 +16,7 @@ use crate::services::accounts::random_token;
 use crate::services::room_cache::{MemberAccess, RoomAccess};
 use crate::services::{presence, profiles};
 use crate::state::AppState;
-use crate::store::{DynStore, Invite, NewRoom, RoomChanges, RoomSummary, StoreError};
+use crate::store::{Ban, DynStore, Invite, NewRoom, RoomChanges, RoomSummary, StoreError};
 use crate::views::{ParticipantView, RoomView};
 
 /// What a user may do in a room.
@@ -43,6 +44,12 @@ impl Access {
                 "this room is archived and read-only",
             ));
         }
+        if self.room.blocked {
+            return Err(AppError::forbidden(
+                "blocked",
+                "one of you blocks the other: nothing can be sent here",
+            ));
+        }
         if member.muted_until.is_some_and(|until| now < until) {
             return Err(AppError::forbidden("muted", "you are muted in this room"));
         }
@@ -61,6 +68,9 @@ pub async fn access(state: &AppState, room: &RoomId, user: UserId) -> Result<Acc
         member: info.members.get(&user).copied(),
         room: info,
     };
+    if access.member.is_none() && access.room.banned.contains(&user) {
+        return Err(banned());
+    }
     if !access.can_read() {
         return Err(AppError::forbidden(
             "not_a_member",
@@ -68,6 +78,17 @@ pub async fn access(state: &AppState, room: &RoomId, user: UserId) -> Result<Acc
         ));
     }
     Ok(access)
+}
+
+fn banned() -> AppError {
+    AppError::forbidden("banned", "you are banned from this room")
+}
+
+fn blocked() -> AppError {
+    AppError::forbidden(
+        "blocked",
+        "that user does not accept this from you (one of you blocks the other)",
+    )
 }
 
 /// The role `user` acts with: their member role, or owner for site admins in
@@ -323,6 +344,14 @@ pub async fn create(state: &AppState, owner: &User, input: CreateRoom) -> Result
             "some of the members do not exist",
         ));
     }
+    if !state
+        .store
+        .list_blockers(owner.id, &member_ids)
+        .await?
+        .is_empty()
+    {
+        return Err(blocked());
+    }
     let mut roster = vec![(owner.id, Role::Owner)];
     roster.extend(member_ids.iter().map(|id| (*id, Role::Member)));
 
@@ -391,6 +420,9 @@ pub async fn direct(state: &AppState, user: &User, other: UserId) -> Result<(Roo
         ));
     }
     let peer = load_user(state, other).await?;
+    if state.store.is_blocked_between(user.id, other).await? {
+        return Err(blocked());
+    }
     let key = room::direct_key(user.id, other);
     if let Some(room) = state.store.get_direct_room(&key).await? {
         return Ok((room, false));
@@ -456,6 +488,9 @@ pub async fn join(state: &AppState, user: &User, id: &RoomId) -> Result<Member> 
         .get(&state.store, id)
         .await?
         .ok_or_else(AppError::room_not_found)?;
+    if info.banned.contains(&user.id) {
+        return Err(banned());
+    }
     if info.kind != RoomKind::Public {
         return Err(AppError::forbidden(
             "invite_required",
@@ -475,6 +510,7 @@ pub async fn join(state: &AppState, user: &User, id: &RoomId) -> Result<Member> 
         .await
     {
         Ok(member) => member,
+        Err(StoreError::Conflict("banned")) => return Err(banned()),
         Err(StoreError::Conflict(_)) => {
             return state
                 .store
@@ -540,11 +576,23 @@ pub async fn add_member(
     not_archived(&access)?;
     require_role(&access, actor, Role::Admin)?;
     let user = load_user(state, target).await?;
+    if !state
+        .store
+        .list_blockers(actor.id, &[target])
+        .await?
+        .is_empty()
+    {
+        return Err(blocked());
+    }
     let member = state
         .store
         .insert_member(id, target, Role::Member, now_ms())
         .await
         .map_err(|e| match e {
+            StoreError::Conflict("banned") => AppError::forbidden(
+                "banned",
+                "that user is banned from this room: unban them first",
+            ),
             StoreError::Conflict(_) => {
                 AppError::conflict("already_member", "that user is already a member")
             }
@@ -660,6 +708,132 @@ pub async fn mute_member(
     let member = state.store.update_member_muted(id, target, until).await?;
     member_updated(state, &member);
     Ok(member)
+}
+
+/// Longest ban reason, in characters.
+pub const BAN_REASON_MAX: usize = 500;
+
+/// A ban with the users it names, for the admins' list.
+pub struct BanEntry {
+    pub ban: Ban,
+    pub user: User,
+    /// `None` once the user who banned is gone.
+    pub by: Option<User>,
+}
+
+/// Bans `target` from the room: they cannot rejoin (by joining, an invite or
+/// being added) until unbanned. A member is removed, with the same live
+/// effects and system message as a removal. Same rank rule as removing: only
+/// someone of a lower role (anyone who is not a member ranks as a member).
+pub async fn ban_member(
+    state: &AppState,
+    actor: &User,
+    id: &RoomId,
+    target: UserId,
+    reason: Option<&str>,
+) -> Result<BanEntry> {
+    let access = access(state, id, actor.id).await?;
+    not_direct(&access)?;
+    let role = require_role(&access, actor, Role::Admin)?;
+    if target == actor.id {
+        return Err(AppError::bad_request(
+            "invalid_user",
+            "you cannot ban yourself",
+        ));
+    }
+    if access.room.members.contains_key(&target) {
+        check_outranks(role, &access, target)?;
+    }
+    let reason = text::single_line(reason.unwrap_or(""), "reason", BAN_REASON_MAX)?;
+    let user = load_user(state, target).await?;
+    let ban = Ban {
+        room_id: id.clone(),
+        user_id: target,
+        banned_by: Some(actor.id),
+        banned_at: now_ms(),
+        reason,
+    };
+    let was_member = state.store.insert_ban(&ban).await.map_err(|e| match e {
+        // Became the owner since the check above (a transfer won the race).
+        StoreError::Conflict("member_is_owner") => insufficient_role(),
+        other => other.into(),
+    })?;
+    state.cluster.room_changed(id);
+    if was_member {
+        let room = load_room(state, id).await?;
+        on_left(state, &room, &user, "removed").await?;
+        announce(
+            state,
+            id,
+            Some(actor),
+            SystemEvent::MemberRemoved {
+                user_id: user.id,
+                username: user.username.clone(),
+                by_id: actor.id,
+                by: actor.username.clone(),
+            },
+        )
+        .await?;
+    }
+    Ok(BanEntry {
+        ban,
+        user,
+        by: Some(actor.clone()),
+    })
+}
+
+/// Lifts a ban: the user may join, use invites and be added again (a mute
+/// they had still applies).
+pub async fn unban_member(
+    state: &AppState,
+    actor: &User,
+    id: &RoomId,
+    target: UserId,
+) -> Result<()> {
+    let access = access(state, id, actor.id).await?;
+    not_direct(&access)?;
+    require_role(&access, actor, Role::Admin)?;
+    state
+        .store
+        .delete_ban(id, target)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => {
+                AppError::not_found("ban_not_found", "that user is not banned from this room")
+            }
+            other => other.into(),
+        })?;
+    state.cluster.room_changed(id);
+    Ok(())
+}
+
+/// The room's bans, most recent first (admins).
+pub async fn list_bans(state: &AppState, actor: &User, id: &RoomId) -> Result<Vec<BanEntry>> {
+    let access = access(state, id, actor.id).await?;
+    require_role(&access, actor, Role::Admin)?;
+    let bans = state.store.list_bans(id).await?;
+    let mut ids: Vec<UserId> = bans
+        .iter()
+        .flat_map(|b| [Some(b.user_id), b.banned_by])
+        .flatten()
+        .collect();
+    ids.sort();
+    ids.dedup();
+    let users: std::collections::HashMap<UserId, User> = state
+        .store
+        .list_users(&ids)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u))
+        .collect();
+    Ok(bans
+        .into_iter()
+        .filter_map(|ban| {
+            let user = users.get(&ban.user_id)?.clone();
+            let by = ban.banned_by.and_then(|b| users.get(&b).cloned());
+            Some(BanEntry { ban, user, by })
+        })
+        .collect())
 }
 
 /// The owner makes a member an admin or an admin a member.
@@ -1025,6 +1199,7 @@ pub async fn redeem_invite(state: &AppState, user: &User, code: &str) -> Result<
     match state.store.redeem_invite(code, user.id, now_ms()).await {
         Ok(_) => {}
         Err(StoreError::Conflict("already_member")) => return Ok(room),
+        Err(StoreError::Conflict("banned")) => return Err(banned()),
         Err(StoreError::Conflict(_)) | Err(StoreError::NotFound) => return Err(invalid()),
         Err(e) => return Err(e.into()),
     }

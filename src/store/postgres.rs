@@ -19,7 +19,7 @@ use sqlx::{AssertSqlSafe, Connection, FromRow, PgConnection};
 use tracing::instrument;
 
 use super::{
-    ApiTokenRecord, Invite, MessagePage, NewRoom, NewUser, Page, ProfileChanges, RoomChanges,
+    ApiTokenRecord, Ban, Invite, MessagePage, NewRoom, NewUser, Page, ProfileChanges, RoomChanges,
     RoomSummary, SessionRecord, Store, StoreError, StoreResult,
 };
 use crate::domain::ids::{MessageId, RoomId, TokenId, UserId};
@@ -172,6 +172,55 @@ async fn make_owner(tx: &mut PgConnection, id: &RoomId, to: UserId, at: i64) -> 
     Ok(())
 }
 
+/// Holds a transaction-scoped advisory lock on `key` (namespaced to Parley):
+/// transactions on any node that take the same key run one after another.
+/// For rules over rows that may not exist yet (a quota, a ban racing a join),
+/// which no row lock can cover.
+async fn advisory_lock(tx: &mut PgConnection, key: &str) -> StoreResult<()> {
+    sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("parley:{key}"))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+/// Serialises the changes to one user's place in one room (join, add,
+/// invite, ban): a join racing a ban either sees it or is undone by it.
+async fn lock_membership(tx: &mut PgConnection, room: &str, user: &str) -> StoreResult<()> {
+    advisory_lock(tx, &format!("member:{room}:{user}")).await
+}
+
+async fn is_banned(tx: &mut PgConnection, room: &str, user: &str) -> StoreResult<bool> {
+    let found: Option<i32> = sqlx::query_scalar(
+        "select 1 from room_restrictions where room_id = $1 and user_id = $2 and banned_at is not null",
+    )
+    .bind(room)
+    .bind(user)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    Ok(found.is_some())
+}
+
+/// A restriction row with neither a mute nor a ban left says nothing: drop it.
+async fn forget_empty_restriction(
+    tx: &mut PgConnection,
+    room: &str,
+    user: &str,
+) -> StoreResult<()> {
+    sqlx::query(
+        "delete from room_restrictions where room_id = $1 and user_id = $2 \
+         and muted_until is null and banned_at is null",
+    )
+    .bind(room)
+    .bind(user)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
 // ---- rows
 
 macro_rules! user_cols {
@@ -269,7 +318,14 @@ impl RoomRow {
 
 macro_rules! member_cols {
     () => {
-        "rm.room_id, rm.user_id, rm.role, rm.muted_until, rm.last_read_seq, rm.joined_at"
+        "rm.room_id, rm.user_id, rm.role, rx.muted_until, rm.last_read_seq, rm.joined_at"
+    };
+}
+
+/// Memberships with their restrictions (the mute lives there, see `member_cols`).
+macro_rules! members_from {
+    () => {
+        "room_members rm left join room_restrictions rx on rx.room_id = rm.room_id and rx.user_id = rm.user_id"
     };
 }
 
@@ -418,6 +474,27 @@ impl InviteRow {
             max_uses: self.max_uses,
             uses: self.uses,
             revoked: self.revoked,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct BanRow {
+    room_id: String,
+    user_id: String,
+    banned_by: Option<String>,
+    banned_at: i64,
+    ban_reason: String,
+}
+
+impl BanRow {
+    fn into_ban(self) -> StoreResult<Ban> {
+        Ok(Ban {
+            room_id: room_id(&self.room_id)?,
+            user_id: user_id(&self.user_id)?,
+            banned_by: self.banned_by.as_deref().map(user_id).transpose()?,
+            banned_at: self.banned_at,
+            reason: self.ban_reason,
         })
     }
 }
@@ -1177,17 +1254,28 @@ impl Store for PostgresStore {
         role: Role,
         at: i64,
     ) -> StoreResult<Member> {
+        let mut tx = self
+            .pool
+            .begin_with("begin isolation level read committed")
+            .await
+            .map_err(db_err)?;
+        let uid = user.to_string();
+        lock_membership(&mut tx, room.as_str(), &uid).await?;
+        if is_banned(&mut tx, room.as_str(), &uid).await? {
+            return Err(StoreError::Conflict("banned"));
+        }
         sqlx::query(
             "insert into room_members (room_id, user_id, role, joined_at, last_read_seq) \
              select $1, $2, $3, $4, last_seq from rooms where id = $1",
         )
         .bind(room.as_str())
-        .bind(user.to_string())
+        .bind(&uid)
         .bind(role.code())
         .bind(at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(member_insert_err)?;
+        tx.commit().await.map_err(db_err)?;
         self.get_member(room, user)
             .await?
             .ok_or(StoreError::NotFound)
@@ -1197,7 +1285,9 @@ impl Store for PostgresStore {
         sqlx::query_as::<_, MemberRow>(concat!(
             "select ",
             member_cols!(),
-            " from room_members rm where rm.room_id = $1 and rm.user_id = $2"
+            " from ",
+            members_from!(),
+            " where rm.room_id = $1 and rm.user_id = $2"
         ))
         .bind(room.as_str())
         .bind(user.to_string())
@@ -1214,7 +1304,9 @@ impl Store for PostgresStore {
             member_cols!(),
             ", ",
             user_cols!(),
-            " from room_members rm join users u on u.id = rm.user_id where rm.room_id = $1 \
+            " from ",
+            members_from!(),
+            " join users u on u.id = rm.user_id where rm.room_id = $1 \
              order by rm.joined_at, u.username_key collate \"C\""
         ))
         .bind(room.as_str())
@@ -1262,18 +1354,25 @@ impl Store for PostgresStore {
         user: UserId,
         until: Option<i64>,
     ) -> StoreResult<Member> {
-        let done = sqlx::query(
-            "update room_members set muted_until = $1 where room_id = $2 and user_id = $3",
+        let mut tx = self
+            .pool
+            .begin_with("begin isolation level read committed")
+            .await
+            .map_err(db_err)?;
+        lock_member(&mut tx, room, user).await?;
+        let uid = user.to_string();
+        sqlx::query(
+            "insert into room_restrictions (room_id, user_id, muted_until) values ($1, $2, $3) \
+             on conflict (room_id, user_id) do update set muted_until = excluded.muted_until",
         )
-        .bind(until)
         .bind(room.as_str())
-        .bind(user.to_string())
-        .execute(&self.pool)
+        .bind(&uid)
+        .bind(until)
+        .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
+        forget_empty_restriction(&mut tx, room.as_str(), &uid).await?;
+        tx.commit().await.map_err(db_err)?;
         self.get_member(room, user)
             .await?
             .ok_or(StoreError::NotFound)
@@ -1354,6 +1453,199 @@ impl Store for PostgresStore {
         .map_err(db_err)
     }
 
+    // ---- bans
+
+    #[instrument(skip_all, fields(room_id = %ban.room_id, user_id = %ban.user_id))]
+    async fn insert_ban(&self, ban: &Ban) -> StoreResult<bool> {
+        let mut tx = self
+            .pool
+            .begin_with("begin isolation level read committed")
+            .await
+            .map_err(db_err)?;
+        // The room row first, as transfers do: the owner read here stays the owner.
+        if lock_room_owner(&mut tx, &ban.room_id).await? == Some(ban.user_id) {
+            return Err(StoreError::Conflict("member_is_owner"));
+        }
+        let uid = ban.user_id.to_string();
+        lock_membership(&mut tx, ban.room_id.as_str(), &uid).await?;
+        sqlx::query(
+            "insert into room_restrictions (room_id, user_id, banned_at, banned_by, ban_reason) \
+             values ($1, $2, $3, $4, $5) on conflict (room_id, user_id) do update set \
+             banned_at = excluded.banned_at, banned_by = excluded.banned_by, ban_reason = excluded.ban_reason",
+        )
+        .bind(ban.room_id.as_str())
+        .bind(&uid)
+        .bind(ban.banned_at)
+        .bind(ban.banned_by.map(|id| id.to_string()))
+        .bind(&ban.reason)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::NotFound,
+            _ => db_err(e),
+        })?;
+        let removed = sqlx::query("delete from room_members where room_id = $1 and user_id = $2")
+            .bind(ban.room_id.as_str())
+            .bind(&uid)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(removed.rows_affected() > 0)
+    }
+
+    async fn list_bans(&self, room: &RoomId) -> StoreResult<Vec<Ban>> {
+        sqlx::query_as::<_, BanRow>(
+            "select room_id, user_id, banned_by, banned_at, ban_reason from room_restrictions \
+             where room_id = $1 and banned_at is not null order by banned_at desc, user_id collate \"C\"",
+        )
+        .bind(room.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .into_iter()
+        .map(BanRow::into_ban)
+        .collect()
+    }
+
+    async fn delete_ban(&self, room: &RoomId, user: UserId) -> StoreResult<()> {
+        let mut tx = self
+            .pool
+            .begin_with("begin isolation level read committed")
+            .await
+            .map_err(db_err)?;
+        let uid = user.to_string();
+        let done = sqlx::query(
+            "update room_restrictions set banned_at = null, banned_by = null, ban_reason = '' \
+             where room_id = $1 and user_id = $2 and banned_at is not null",
+        )
+        .bind(room.as_str())
+        .bind(&uid)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        forget_empty_restriction(&mut tx, room.as_str(), &uid).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(())
+    }
+
+    // ---- blocks
+
+    async fn insert_block(
+        &self,
+        user: UserId,
+        blocked: UserId,
+        at: i64,
+        max: u32,
+    ) -> StoreResult<()> {
+        let mut tx = self
+            .pool
+            .begin_with("begin isolation level read committed")
+            .await
+            .map_err(db_err)?;
+        let uid = user.to_string();
+        // One user's blocks are counted and added one request at a time, on any node.
+        advisory_lock(&mut tx, &format!("blocks:{uid}")).await?;
+        let exists: Option<i32> =
+            sqlx::query_scalar("select 1 from user_blocks where user_id = $1 and blocked_id = $2")
+                .bind(&uid)
+                .bind(blocked.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        if exists.is_some() {
+            return Ok(());
+        }
+        let count: i64 = sqlx::query_scalar("select count(*) from user_blocks where user_id = $1")
+            .bind(&uid)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if count >= i64::from(max) {
+            return Err(StoreError::Conflict("too_many_blocks"));
+        }
+        sqlx::query(
+            "insert into user_blocks (user_id, blocked_id, created_at) values ($1, $2, $3)",
+        )
+        .bind(&uid)
+        .bind(blocked.to_string())
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::NotFound,
+            _ => db_err(e),
+        })?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn list_blocks(&self, user: UserId) -> StoreResult<Vec<(User, i64)>> {
+        #[derive(FromRow)]
+        struct Row {
+            blocked_at: i64,
+            #[sqlx(flatten)]
+            user: UserRow,
+        }
+        sqlx::query_as::<_, Row>(concat!(
+            "select b.created_at as blocked_at, ",
+            user_cols!(),
+            " from user_blocks b join users u on u.id = b.blocked_id where b.user_id = $1 \
+             order by b.created_at desc, u.username_key collate \"C\""
+        ))
+        .bind(user.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .into_iter()
+        .map(|row| Ok((row.user.into_user()?, row.blocked_at)))
+        .collect()
+    }
+
+    async fn delete_block(&self, user: UserId, blocked: UserId) -> StoreResult<()> {
+        let done = sqlx::query("delete from user_blocks where user_id = $1 and blocked_id = $2")
+            .bind(user.to_string())
+            .bind(blocked.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn list_blockers(&self, user: UserId, among: &[UserId]) -> StoreResult<Vec<UserId>> {
+        if among.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = sqlx::query_scalar(
+            "select user_id from user_blocks where blocked_id = $1 and user_id = any($2)",
+        )
+        .bind(user.to_string())
+        .bind(id_strings(among))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        ids.iter().map(|id| user_id(id)).collect()
+    }
+
+    async fn is_blocked_between(&self, a: UserId, b: UserId) -> StoreResult<bool> {
+        let found: Option<i32> = sqlx::query_scalar(
+            "select 1 from user_blocks where (user_id = $1 and blocked_id = $2) \
+             or (user_id = $2 and blocked_id = $1) limit 1",
+        )
+        .bind(a.to_string())
+        .bind(b.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(found.is_some())
+    }
+
     // ---- invites
 
     async fn insert_invite(&self, invite: &Invite) -> StoreResult<()> {
@@ -1417,7 +1709,11 @@ impl Store for PostgresStore {
     }
 
     async fn redeem_invite(&self, code: &str, user: UserId, at: i64) -> StoreResult<Member> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = self
+            .pool
+            .begin_with("begin isolation level read committed")
+            .await
+            .map_err(db_err)?;
         // The update locks the invite row, so concurrent redemptions on other
         // nodes queue behind it and re-check `uses < max_uses` once it commits.
         let room: Option<String> = sqlx::query_scalar(
@@ -1433,6 +1729,12 @@ impl Store for PostgresStore {
         let Some(room) = room else {
             return Err(StoreError::Conflict("invite_invalid"));
         };
+        let uid = user.to_string();
+        lock_membership(&mut tx, &room, &uid).await?;
+        if is_banned(&mut tx, &room, &uid).await? {
+            // Dropping the transaction rolls the use back.
+            return Err(StoreError::Conflict("banned"));
+        }
         sqlx::query(
             "insert into room_members (room_id, user_id, role, joined_at, last_read_seq) \
              select $1, $2, 'member', $3, last_seq from rooms where id = $1",

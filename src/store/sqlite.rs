@@ -16,7 +16,7 @@ use tracing::instrument;
 
 use super::thread_priority;
 use super::{
-    ApiTokenRecord, Invite, MessagePage, NewRoom, NewUser, Page, ProfileChanges, RoomChanges,
+    ApiTokenRecord, Ban, Invite, MessagePage, NewRoom, NewUser, Page, ProfileChanges, RoomChanges,
     RoomSummary, SessionRecord, Store, StoreError, StoreResult,
 };
 use crate::domain::ids::{MessageId, RoomId, TokenId, UserId};
@@ -262,6 +262,38 @@ impl SqliteStore {
         self.restart_wal().await;
         Ok(Some(outcomes))
     }
+}
+
+impl SqliteStore {
+    async fn is_banned(&self, room: &RoomId, user: UserId) -> StoreResult<bool> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "select 1 from room_restrictions where room_id = ? and user_id = ? and banned_at is not null",
+        )
+        .bind(room.as_str())
+        .bind(user.to_string())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?;
+        Ok(found.is_some())
+    }
+}
+
+/// A restriction row with neither a mute nor a ban left says nothing: drop it.
+async fn forget_empty_restriction(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    room: &RoomId,
+    user: &str,
+) -> StoreResult<()> {
+    sqlx::query(
+        "delete from room_restrictions where room_id = ? and user_id = ? \
+         and muted_until is null and banned_at is null",
+    )
+    .bind(room.as_str())
+    .bind(user)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    Ok(())
 }
 
 /// The names of the writer's and the checkpointer's connection threads.
@@ -533,7 +565,14 @@ impl RoomRow {
 
 macro_rules! member_cols {
     () => {
-        "rm.room_id, rm.user_id, rm.role, rm.muted_until, rm.last_read_seq, rm.joined_at"
+        "rm.room_id, rm.user_id, rm.role, rx.muted_until, rm.last_read_seq, rm.joined_at"
+    };
+}
+
+/// Memberships with their restrictions (the mute lives there, see `member_cols`).
+macro_rules! members_from {
+    () => {
+        "room_members rm left join room_restrictions rx on rx.room_id = rm.room_id and rx.user_id = rm.user_id"
     };
 }
 
@@ -682,6 +721,27 @@ impl InviteRow {
             max_uses: self.max_uses,
             uses: self.uses,
             revoked: self.revoked,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct BanRow {
+    room_id: String,
+    user_id: String,
+    banned_by: Option<String>,
+    banned_at: i64,
+    ban_reason: String,
+}
+
+impl BanRow {
+    fn into_ban(self) -> StoreResult<Ban> {
+        Ok(Ban {
+            room_id: room_id(&self.room_id)?,
+            user_id: user_id(&self.user_id)?,
+            banned_by: self.banned_by.as_deref().map(user_id).transpose()?,
+            banned_at: self.banned_at,
+            reason: self.ban_reason,
         })
     }
 }
@@ -1582,21 +1642,26 @@ impl Store for SqliteStore {
         role: Role,
         at: i64,
     ) -> StoreResult<Member> {
-        sqlx::query(
+        // One statement on the one writer: the ban check and the insert cannot
+        // be split by a ban.
+        let done = sqlx::query(
             "insert into room_members (room_id, user_id, role, joined_at, last_read_seq) \
-             select ?, ?, ?, ?, last_seq from rooms where id = ?",
+             select ?1, ?2, ?3, ?4, last_seq from rooms where id = ?1 and not exists \
+             (select 1 from room_restrictions where room_id = ?1 and user_id = ?2 and banned_at is not null)",
         )
         .bind(room.as_str())
         .bind(user.to_string())
         .bind(role.code())
         .bind(at)
-        .bind(room.as_str())
         .execute(&self.writer)
         .await
         .map_err(|e| match &e {
             sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::NotFound,
             _ => unique_as("already_member")(e),
         })?;
+        if done.rows_affected() == 0 && self.is_banned(room, user).await? {
+            return Err(StoreError::Conflict("banned"));
+        }
         self.get_member(room, user)
             .await?
             .ok_or(StoreError::NotFound)
@@ -1606,7 +1671,9 @@ impl Store for SqliteStore {
         sqlx::query_as::<_, MemberRow>(concat!(
             "select ",
             member_cols!(),
-            " from room_members rm where rm.room_id = ? and rm.user_id = ?"
+            " from ",
+            members_from!(),
+            " where rm.room_id = ? and rm.user_id = ?"
         ))
         .bind(room.as_str())
         .bind(user.to_string())
@@ -1623,7 +1690,9 @@ impl Store for SqliteStore {
             member_cols!(),
             ", ",
             user_cols!(),
-            " from room_members rm join users u on u.id = rm.user_id where rm.room_id = ? order by rm.joined_at, u.username_key"
+            " from ",
+            members_from!(),
+            " join users u on u.id = rm.user_id where rm.room_id = ? order by rm.joined_at, u.username_key"
         ))
         .bind(room.as_str())
         .fetch_all(&self.reader)
@@ -1668,18 +1737,34 @@ impl Store for SqliteStore {
         user: UserId,
         until: Option<i64>,
     ) -> StoreResult<Member> {
-        let done = sqlx::query(
-            "update room_members set muted_until = ? where room_id = ? and user_id = ?",
-        )
-        .bind(until)
-        .bind(room.as_str())
-        .bind(user.to_string())
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
-        if done.rows_affected() == 0 {
+        let mut tx = self
+            .writer
+            .begin_with("begin immediate")
+            .await
+            .map_err(db_err)?;
+        let uid = user.to_string();
+        let member: Option<i64> =
+            sqlx::query_scalar("select 1 from room_members where room_id = ? and user_id = ?")
+                .bind(room.as_str())
+                .bind(&uid)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        if member.is_none() {
             return Err(StoreError::NotFound);
         }
+        sqlx::query(
+            "insert into room_restrictions (room_id, user_id, muted_until) values (?, ?, ?) \
+             on conflict (room_id, user_id) do update set muted_until = excluded.muted_until",
+        )
+        .bind(room.as_str())
+        .bind(&uid)
+        .bind(until)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        forget_empty_restriction(&mut tx, room, &uid).await?;
+        tx.commit().await.map_err(db_err)?;
         self.get_member(room, user)
             .await?
             .ok_or(StoreError::NotFound)
@@ -1767,6 +1852,203 @@ impl Store for SqliteStore {
         .map_err(db_err)
     }
 
+    // ---- bans
+
+    #[instrument(skip_all, fields(room_id = %ban.room_id, user_id = %ban.user_id))]
+    async fn insert_ban(&self, ban: &Ban) -> StoreResult<bool> {
+        let mut tx = self
+            .writer
+            .begin_with("begin immediate")
+            .await
+            .map_err(db_err)?;
+        let uid = ban.user_id.to_string();
+        let owner: Option<Option<String>> =
+            sqlx::query_scalar("select owner_id from rooms where id = ?")
+                .bind(ban.room_id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        match owner {
+            None => return Err(StoreError::NotFound),
+            Some(Some(owner)) if owner == uid => {
+                return Err(StoreError::Conflict("member_is_owner"));
+            }
+            Some(_) => {}
+        }
+        sqlx::query(
+            "insert into room_restrictions (room_id, user_id, banned_at, banned_by, ban_reason) \
+             values (?, ?, ?, ?, ?) on conflict (room_id, user_id) do update set \
+             banned_at = excluded.banned_at, banned_by = excluded.banned_by, ban_reason = excluded.ban_reason",
+        )
+        .bind(ban.room_id.as_str())
+        .bind(&uid)
+        .bind(ban.banned_at)
+        .bind(ban.banned_by.map(|id| id.to_string()))
+        .bind(&ban.reason)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::NotFound,
+            _ => db_err(e),
+        })?;
+        let removed = sqlx::query("delete from room_members where room_id = ? and user_id = ?")
+            .bind(ban.room_id.as_str())
+            .bind(&uid)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(removed.rows_affected() > 0)
+    }
+
+    async fn list_bans(&self, room: &RoomId) -> StoreResult<Vec<Ban>> {
+        sqlx::query_as::<_, BanRow>(
+            "select room_id, user_id, banned_by, banned_at, ban_reason from room_restrictions \
+             where room_id = ? and banned_at is not null order by banned_at desc, user_id",
+        )
+        .bind(room.as_str())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?
+        .into_iter()
+        .map(BanRow::into_ban)
+        .collect()
+    }
+
+    async fn delete_ban(&self, room: &RoomId, user: UserId) -> StoreResult<()> {
+        let mut tx = self
+            .writer
+            .begin_with("begin immediate")
+            .await
+            .map_err(db_err)?;
+        let uid = user.to_string();
+        let done = sqlx::query(
+            "update room_restrictions set banned_at = null, banned_by = null, ban_reason = '' \
+             where room_id = ? and user_id = ? and banned_at is not null",
+        )
+        .bind(room.as_str())
+        .bind(&uid)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        forget_empty_restriction(&mut tx, room, &uid).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(())
+    }
+
+    // ---- blocks
+
+    async fn insert_block(
+        &self,
+        user: UserId,
+        blocked: UserId,
+        at: i64,
+        max: u32,
+    ) -> StoreResult<()> {
+        // One statement on the one writer: the count and the insert cannot be
+        // split by another block.
+        let done = sqlx::query(
+            "insert into user_blocks (user_id, blocked_id, created_at) \
+             select ?1, ?2, ?3 where (select count(*) from user_blocks where user_id = ?1) < ?4 \
+             on conflict (user_id, blocked_id) do nothing",
+        )
+        .bind(user.to_string())
+        .bind(blocked.to_string())
+        .bind(at)
+        .bind(i64::from(max))
+        .execute(&self.writer)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::NotFound,
+            _ => db_err(e),
+        })?;
+        if done.rows_affected() == 0 {
+            let exists: Option<i64> = sqlx::query_scalar(
+                "select 1 from user_blocks where user_id = ? and blocked_id = ?",
+            )
+            .bind(user.to_string())
+            .bind(blocked.to_string())
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(db_err)?;
+            if exists.is_none() {
+                return Err(StoreError::Conflict("too_many_blocks"));
+            }
+        }
+        Ok(())
+    }
+
+    async fn list_blocks(&self, user: UserId) -> StoreResult<Vec<(User, i64)>> {
+        #[derive(FromRow)]
+        struct Row {
+            blocked_at: i64,
+            #[sqlx(flatten)]
+            user: UserRow,
+        }
+        sqlx::query_as::<_, Row>(concat!(
+            "select b.created_at as blocked_at, ",
+            user_cols!(),
+            " from user_blocks b join users u on u.id = b.blocked_id where b.user_id = ? \
+             order by b.created_at desc, u.username_key"
+        ))
+        .bind(user.to_string())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?
+        .into_iter()
+        .map(|row| Ok((row.user.into_user()?, row.blocked_at)))
+        .collect()
+    }
+
+    async fn delete_block(&self, user: UserId, blocked: UserId) -> StoreResult<()> {
+        let done = sqlx::query("delete from user_blocks where user_id = ? and blocked_id = ?")
+            .bind(user.to_string())
+            .bind(blocked.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn list_blockers(&self, user: UserId, among: &[UserId]) -> StoreResult<Vec<UserId>> {
+        if among.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut query =
+            QueryBuilder::<Sqlite>::new("select user_id from user_blocks where blocked_id = ");
+        query.push_bind(user.to_string()).push(" and user_id in (");
+        let mut list = query.separated(", ");
+        for id in among {
+            list.push_bind(id.to_string());
+        }
+        query.push(")");
+        let ids: Vec<String> = query
+            .build_query_scalar()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
+        ids.iter().map(|id| user_id(id)).collect()
+    }
+
+    async fn is_blocked_between(&self, a: UserId, b: UserId) -> StoreResult<bool> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "select 1 from user_blocks where (user_id = ?1 and blocked_id = ?2) \
+             or (user_id = ?2 and blocked_id = ?1) limit 1",
+        )
+        .bind(a.to_string())
+        .bind(b.to_string())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?;
+        Ok(found.is_some())
+    }
+
     // ---- invites
 
     async fn insert_invite(&self, invite: &Invite) -> StoreResult<()> {
@@ -1847,6 +2129,18 @@ impl Store for SqliteStore {
         let Some(room) = room else {
             return Err(StoreError::Conflict("invite_invalid"));
         };
+        let banned: Option<i64> = sqlx::query_scalar(
+            "select 1 from room_restrictions where room_id = ? and user_id = ? and banned_at is not null",
+        )
+        .bind(&room)
+        .bind(user.to_string())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if banned.is_some() {
+            // Dropping the transaction rolls the use back.
+            return Err(StoreError::Conflict("banned"));
+        }
         sqlx::query(
             "insert into room_members (room_id, user_id, role, joined_at, last_read_seq) \
              select ?, ?, 'member', ?, last_seq from rooms where id = ?",

@@ -14,7 +14,7 @@ use crate::services::profiles;
 use crate::services::rooms::{self, CreateInvite, CreateRoom};
 use crate::state::AppState;
 use crate::store::Invite;
-use crate::views::RoomView;
+use crate::views::{RoomView, avatar_url};
 
 /// A room id from the path; malformed ids name no room.
 pub fn room_id(raw: &str) -> Result<RoomId> {
@@ -227,14 +227,118 @@ pub async fn add_member(
     Ok(created(MemberView::from(member)))
 }
 
-/// `DELETE /tools/api/chat/<room_id>/members/<user_id>/` (admins; yourself = leave).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveQuery {
+    /// Ban as well: the same as `POST .../bans/<user_id>/` without a reason.
+    #[serde(default)]
+    ban: bool,
+}
+
+/// `DELETE /tools/api/chat/<room_id>/members/<user_id>/[?ban=true]` (admins; yourself = leave).
 pub async fn remove_member(
     State(state): State<AppState>,
     auth: AuthUser,
     Path((id, user)): Path<(String, String)>,
+    ApiQuery(query): ApiQuery<RemoveQuery>,
 ) -> Result<Response> {
-    rooms::remove_member(&state, &auth.user, &room_id(&id)?, user_id(&user)?).await?;
+    let (room, user) = (room_id(&id)?, user_id(&user)?);
+    if query.ban {
+        rooms::ban_member(&state, &auth.user, &room, user, None).await?;
+    } else {
+        rooms::remove_member(&state, &auth.user, &room, user).await?;
+    }
     Ok(done())
+}
+
+#[derive(Serialize)]
+struct BanView {
+    room_id: RoomId,
+    user_id: UserId,
+    username: String,
+    display_name: String,
+    avatar_url: String,
+    /// Who banned (`null` once that account is gone).
+    banned_by_id: Option<UserId>,
+    banned_by: Option<String>,
+    banned_at: String,
+    reason: String,
+}
+
+impl From<rooms::BanEntry> for BanView {
+    fn from(entry: rooms::BanEntry) -> Self {
+        let user = entry.user;
+        Self {
+            avatar_url: avatar_url(user.id, user.avatar_version, user.shown_name()),
+            display_name: user.shown_name().to_string(),
+            room_id: entry.ban.room_id,
+            user_id: user.id,
+            username: user.username,
+            banned_by_id: entry.by.as_ref().map(|u| u.id),
+            banned_by: entry.by.map(|u| u.username),
+            banned_at: rfc3339(entry.ban.banned_at),
+            reason: entry.ban.reason,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BanRequest {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `POST /tools/api/chat/<room_id>/bans/<user_id>/` `{"reason"?}` (admins) → 201.
+pub async fn ban_member(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path((id, user)): Path<(String, String)>,
+    body: std::result::Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response> {
+    let body: BanRequest = optional_json(body)?;
+    let entry = rooms::ban_member(
+        &state,
+        &auth.user,
+        &room_id(&id)?,
+        user_id(&user)?,
+        body.reason.as_deref(),
+    )
+    .await?;
+    Ok(created(BanView::from(entry)))
+}
+
+/// `DELETE /tools/api/chat/<room_id>/bans/<user_id>/` (admins).
+pub async fn unban_member(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path((id, user)): Path<(String, String)>,
+) -> Result<Response> {
+    rooms::unban_member(&state, &auth.user, &room_id(&id)?, user_id(&user)?).await?;
+    Ok(done())
+}
+
+/// `GET /tools/api/chat/<room_id>/bans/` (admins).
+pub async fn list_bans(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let bans = rooms::list_bans(&state, &auth.user, &room_id(&id)?).await?;
+    Ok(ok(bans.into_iter().map(BanView::from).collect::<Vec<_>>()))
+}
+
+/// A JSON body that may be left out: empty means the defaults.
+fn optional_json<T: Default + serde::de::DeserializeOwned>(
+    body: std::result::Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<T> {
+    let body = body.map_err(|_| AppError::PayloadTooLarge {
+        message: "the request body is too large".into(),
+    })?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&body).map_err(|e| AppError::bad_request("invalid_json", e.to_string()))
 }
 
 #[derive(Deserialize)]
