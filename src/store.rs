@@ -92,6 +92,16 @@ pub struct NewRoom {
     pub direct_key: Option<String>,
     pub created_at: i64,
     pub members: Vec<(UserId, Role)>,
+    /// Who created it (counted by [`RoomQuota`]); `None` for the server's rooms.
+    pub created_by: Option<UserId>,
+}
+
+/// A cap on rooms created per user and window: the insert is refused when the
+/// room's `created_by` already created `max` rooms at or after `since`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomQuota {
+    pub max: u32,
+    pub since: i64,
 }
 
 /// Room fields that change; `None` leaves a field as it is.
@@ -218,6 +228,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     async fn list_sessions(&self, user: UserId, now: i64) -> StoreResult<Vec<SessionRecord>>;
     async fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
+    /// Keeps the user's `keep` most recently used live sessions and deletes
+    /// the others (and any expired ones); returns the token hashes deleted.
+    async fn delete_excess_sessions(
+        &self,
+        user: UserId,
+        keep: u32,
+        now: i64,
+    ) -> StoreResult<Vec<String>>;
     /// Deletes all of a user's sessions but `keep`; returns the token hashes
     /// of those deleted (so their live connections can be closed).
     async fn delete_other_sessions(
@@ -227,7 +245,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<String>>;
 
     // ---- API tokens
-    async fn insert_api_token(&self, token: &ApiTokenRecord) -> StoreResult<()>;
+    /// Refused with `Conflict("too_many_tokens")` when the user already has
+    /// `max` tokens (counted in the same transaction as the insert).
+    async fn insert_api_token(&self, token: &ApiTokenRecord, max: u32) -> StoreResult<()>;
     async fn list_api_tokens(&self, user: UserId) -> StoreResult<Vec<ApiTokenRecord>>;
     /// The token's id and owner, recording the use.
     async fn get_api_token_user(
@@ -239,8 +259,17 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_api_token(&self, user: UserId, id: TokenId) -> StoreResult<()>;
 
     // ---- rooms
-    /// Creates a room with its members. `Conflict("room_exists")` if the id or direct pair is taken.
-    async fn insert_room(&self, room: &NewRoom) -> StoreResult<Room>;
+    /// Creates a room with its members. `Conflict("room_exists")` if the id or
+    /// direct pair is taken; `Conflict("too_many_rooms")` over `quota`, counted
+    /// in the same transaction (so it holds for concurrent requests and nodes).
+    async fn insert_room(&self, room: &NewRoom, quota: Option<RoomQuota>) -> StoreResult<Room>;
+    /// How many rooms `user` created at or after `since`, and the oldest of
+    /// their creation times (when a slot of a [`RoomQuota`] frees up).
+    async fn rooms_created_since(
+        &self,
+        user: UserId,
+        since: i64,
+    ) -> StoreResult<(u32, Option<i64>)>;
     async fn get_room(&self, id: &RoomId) -> StoreResult<Option<Room>>;
     async fn get_direct_room(&self, direct_key: &str) -> StoreResult<Option<Room>>;
     async fn update_room(&self, id: &RoomId, changes: &RoomChanges, at: i64) -> StoreResult<Room>;
@@ -345,7 +374,10 @@ pub trait Store: Send + Sync + 'static {
     async fn is_blocked_between(&self, a: UserId, b: UserId) -> StoreResult<bool>;
 
     // ---- invites
-    async fn insert_invite(&self, invite: &Invite) -> StoreResult<()>;
+    /// Refused with `Conflict("too_many_invites")` when the room already has
+    /// `max_live` usable invites (not revoked, expired or used up at the
+    /// invite's `created_at`), counted in the same transaction.
+    async fn insert_invite(&self, invite: &Invite, max_live: u32) -> StoreResult<()>;
     async fn get_invite(&self, code: &str) -> StoreResult<Option<Invite>>;
     async fn list_invites(&self, room: &RoomId) -> StoreResult<Vec<Invite>>;
     async fn revoke_invite(&self, room: &RoomId, code: &str) -> StoreResult<()>;

@@ -205,16 +205,20 @@ mod tests {
         }
         let room = RoomId::parse("r").unwrap();
         store
-            .insert_room(&NewRoom {
-                id: room.clone(),
-                kind: RoomKind::Group,
-                name: "r".into(),
-                description: String::new(),
-                owner_id: Some(ids[0]),
-                direct_key: None,
-                created_at: 0,
-                members: vec![(ids[0], Role::Owner), (ids[1], Role::Member)],
-            })
+            .insert_room(
+                &NewRoom {
+                    id: room.clone(),
+                    kind: RoomKind::Group,
+                    name: "r".into(),
+                    description: String::new(),
+                    owner_id: Some(ids[0]),
+                    direct_key: None,
+                    created_at: 0,
+                    members: vec![(ids[0], Role::Owner), (ids[1], Role::Member)],
+                    created_by: Some(ids[0]),
+                },
+                None,
+            )
             .await
             .unwrap();
         (dir, store, room, ids[0], ids[1])

@@ -16,7 +16,9 @@ use crate::services::accounts::random_token;
 use crate::services::room_cache::{MemberAccess, RoomAccess};
 use crate::services::{presence, profiles};
 use crate::state::AppState;
-use crate::store::{Ban, DynStore, Invite, NewRoom, RoomChanges, RoomSummary, StoreError};
+use crate::store::{
+    Ban, DynStore, Invite, NewRoom, RoomChanges, RoomQuota, RoomSummary, StoreError,
+};
 use crate::views::{ParticipantView, RoomView};
 
 /// What a user may do in a room.
@@ -285,8 +287,9 @@ pub async fn ensure_default_room(store: &DynStore, config: &Config) -> Result<()
         direct_key: None,
         created_at: now_ms(),
         members: Vec::new(),
+        created_by: None,
     };
-    match store.insert_room(&new).await {
+    match store.insert_room(&new, None).await {
         Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
         Err(e) => Err(e.into()),
     }
@@ -303,6 +306,38 @@ pub async fn join_default_room(state: &AppState, user: &User) -> Result<()> {
             Ok(())
         }
         _ => Ok(()),
+    }
+}
+
+/// The window `--max-rooms-per-hour` counts over.
+const ROOM_QUOTA_WINDOW_MS: i64 = 3_600_000;
+
+fn room_quota(state: &AppState) -> RoomQuota {
+    RoomQuota {
+        max: state.config.max_rooms_per_hour,
+        since: now_ms() - ROOM_QUOTA_WINDOW_MS,
+    }
+}
+
+/// `429 too_many_rooms`, retried once the oldest room of the window ages out of it.
+async fn too_many_rooms(state: &AppState, user: UserId) -> AppError {
+    let now = now_ms();
+    let oldest = state
+        .store
+        .rooms_created_since(user, now - ROOM_QUOTA_WINDOW_MS)
+        .await
+        .ok()
+        .and_then(|(_, oldest)| oldest);
+    let wait_ms = oldest.map_or(ROOM_QUOTA_WINDOW_MS, |at| at + ROOM_QUOTA_WINDOW_MS - now);
+    AppError::RateLimited {
+        code: "too_many_rooms",
+        message: format!(
+            "you may create {} rooms per hour; try again later",
+            state.config.max_rooms_per_hour
+        ),
+        retry_after: std::time::Duration::from_millis(
+            u64::try_from(wait_ms.max(1000)).unwrap_or(1000),
+        ),
     }
 }
 
@@ -331,10 +366,11 @@ pub async fn create(state: &AppState, owner: &User, input: CreateRoom) -> Result
         .collect();
     member_ids.sort();
     member_ids.dedup();
-    if member_ids.len() > 1000 {
+    let max_members = state.config.max_members_per_request;
+    if member_ids.len() > max_members {
         return Err(AppError::bad_request(
             "too_many_members",
-            "add at most 1000 members at once",
+            format!("add at most {max_members} members at once"),
         ));
     }
     let members = state.store.list_users(&member_ids).await?;
@@ -379,13 +415,17 @@ pub async fn create(state: &AppState, owner: &User, input: CreateRoom) -> Result
             direct_key: None,
             created_at: now_ms(),
             members: roster.clone(),
+            created_by: Some(owner.id),
         };
-        match state.store.insert_room(&new).await {
+        match state.store.insert_room(&new, Some(room_quota(state))).await {
             Ok(room) => {
                 created = Some(room);
                 break;
             }
             Err(StoreError::Conflict("room_exists")) => continue,
+            Err(StoreError::Conflict("too_many_rooms")) => {
+                return Err(too_many_rooms(state, owner.id).await);
+            }
             Err(e) => return Err(e.into()),
         }
     }
@@ -436,13 +476,15 @@ pub async fn direct(state: &AppState, user: &User, other: UserId) -> Result<(Roo
         direct_key: Some(key.clone()),
         created_at: now_ms(),
         members: vec![(user.id, Role::Member), (other, Role::Member)],
+        created_by: Some(user.id),
     };
-    match state.store.insert_room(&new).await {
+    match state.store.insert_room(&new, Some(room_quota(state))).await {
         Ok(room) => {
             on_joined(state, &room, user).await?;
             on_joined(state, &room, &peer).await?;
             Ok((room, true))
         }
+        Err(StoreError::Conflict("too_many_rooms")) => Err(too_many_rooms(state, user.id).await),
         // Both users opened it at the same moment: the other request created it.
         Err(StoreError::Conflict(_)) => {
             let room = state
@@ -1154,7 +1196,18 @@ pub async fn create_invite(
         uses: 0,
         revoked: false,
     };
-    state.store.insert_invite(&invite).await?;
+    let max = state.config.max_invites_per_room;
+    state
+        .store
+        .insert_invite(&invite, max)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict("too_many_invites") => AppError::conflict(
+                "too_many_invites",
+                format!("this room already has {max} usable invite links: revoke one first"),
+            ),
+            other => other.into(),
+        })?;
     Ok(invite)
 }
 

@@ -37,19 +37,23 @@ fn room_id(name: &str) -> RoomId {
 
 async fn room(store: &DynStore, id: &str, kind: RoomKind, members: &[(UserId, Role)]) -> Room {
     store
-        .insert_room(&NewRoom {
-            id: room_id(id),
-            kind,
-            name: id.to_string(),
-            description: String::new(),
-            owner_id: members
-                .iter()
-                .find(|(_, r)| *r == Role::Owner)
-                .map(|(u, _)| *u),
-            direct_key: None,
-            created_at: NOW,
-            members: members.to_vec(),
-        })
+        .insert_room(
+            &NewRoom {
+                id: room_id(id),
+                kind,
+                name: id.to_string(),
+                description: String::new(),
+                owner_id: members
+                    .iter()
+                    .find(|(_, r)| *r == Role::Owner)
+                    .map(|(u, _)| *u),
+                direct_key: None,
+                created_at: NOW,
+                members: members.to_vec(),
+                created_by: None,
+            },
+            None,
+        )
         .await
         .expect("insert room")
 }
@@ -318,7 +322,7 @@ pub async fn api_tokens_belong_to_their_owner(store: &DynStore) {
         created_at: NOW,
         last_used_at: None,
     };
-    store.insert_api_token(&token).await.unwrap();
+    store.insert_api_token(&token, 10).await.unwrap();
     assert_eq!(
         store.list_api_tokens(ann.id).await.unwrap(),
         vec![token.clone()]
@@ -369,16 +373,20 @@ pub async fn rooms_and_members(store: &DynStore) {
         (RoomKind::Group, Some(ann.id), 0, false)
     );
     let duplicate = store
-        .insert_room(&NewRoom {
-            id: room_id("team"),
-            kind: RoomKind::Public,
-            name: "x".into(),
-            description: String::new(),
-            owner_id: None,
-            direct_key: None,
-            created_at: NOW,
-            members: vec![],
-        })
+        .insert_room(
+            &NewRoom {
+                id: room_id("team"),
+                kind: RoomKind::Public,
+                name: "x".into(),
+                description: String::new(),
+                owner_id: None,
+                direct_key: None,
+                created_at: NOW,
+                members: vec![],
+                created_by: None,
+            },
+            None,
+        )
         .await;
     assert!(matches!(
         duplicate,
@@ -738,16 +746,19 @@ pub async fn mutes_and_bans_outlive_the_membership(store: &DynStore) {
 
     // Through an invite.
     store
-        .insert_invite(&Invite {
-            code: "door".into(),
-            room_id: lobby.id.clone(),
-            created_by: ann.id,
-            created_at: NOW,
-            expires_at: None,
-            max_uses: None,
-            uses: 0,
-            revoked: false,
-        })
+        .insert_invite(
+            &Invite {
+                code: "door".into(),
+                room_id: lobby.id.clone(),
+                created_by: ann.id,
+                created_at: NOW,
+                expires_at: None,
+                max_uses: None,
+                uses: 0,
+                revoked: false,
+            },
+            100,
+        )
         .await
         .unwrap();
     store.delete_member(&lobby.id, bob.id).await.unwrap();
@@ -975,6 +986,201 @@ pub async fn blocks_are_one_way_and_capped(store: &DynStore) {
         .unwrap();
 }
 
+fn created_room(id: &str, by: &User, at: i64) -> NewRoom {
+    NewRoom {
+        id: room_id(id),
+        kind: RoomKind::Group,
+        name: id.to_string(),
+        description: String::new(),
+        owner_id: Some(by.id),
+        direct_key: None,
+        created_at: at,
+        members: vec![(by.id, Role::Owner)],
+        created_by: Some(by.id),
+    }
+}
+
+/// Rooms per user and window, invites per room, tokens per user and sessions
+/// per user are counted by the store, in the transaction that adds one: the
+/// limits hold for concurrent requests (and, on PostgreSQL, across nodes).
+pub async fn quotas_are_counted_where_the_rows_are(store: &DynStore) {
+    let ann = user(store, "ann").await;
+    let bob = user(store, "bob").await;
+    let quota = RoomQuota {
+        max: 3,
+        since: NOW - 1_000,
+    };
+    // Created before the window: does not count.
+    store
+        .insert_room(&created_room("old", &ann, NOW - 5_000), Some(quota))
+        .await
+        .unwrap();
+    for i in 0..3 {
+        store
+            .insert_room(&created_room(&format!("r{i}"), &ann, NOW + i), Some(quota))
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        store
+            .insert_room(&created_room("r3", &ann, NOW + 5), Some(quota))
+            .await,
+        Err(StoreError::Conflict("too_many_rooms"))
+    ));
+    assert!(store.get_room(&room_id("r3")).await.unwrap().is_none());
+    assert_eq!(
+        store
+            .rooms_created_since(ann.id, quota.since)
+            .await
+            .unwrap(),
+        (3, Some(NOW))
+    );
+    assert_eq!(
+        store
+            .rooms_created_since(bob.id, quota.since)
+            .await
+            .unwrap(),
+        (0, None)
+    );
+    store
+        .insert_room(&created_room("free", &ann, NOW + 6), None)
+        .await
+        .unwrap();
+
+    // Many at once: exactly `max` get in.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let (store, bob) = (Arc::clone(store), bob.clone());
+        tasks.spawn(async move {
+            store
+                .insert_room(&created_room(&format!("b{i}"), &bob, NOW), Some(quota))
+                .await
+        });
+    }
+    let mut created = 0;
+    while let Some(done) = tasks.join_next().await {
+        match done.unwrap() {
+            Ok(_) => created += 1,
+            Err(StoreError::Conflict("too_many_rooms")) => {}
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(created, 3);
+
+    // Usable invites per room: revoked, expired and used-up ones do not count.
+    let club = room(store, "club", RoomKind::Group, &[(ann.id, Role::Owner)]).await;
+    let invite = |code: &str, expires_at: Option<i64>, max_uses: Option<i64>, at: i64| Invite {
+        code: code.to_string(),
+        room_id: club.id.clone(),
+        created_by: ann.id,
+        created_at: at,
+        expires_at,
+        max_uses,
+        uses: 0,
+        revoked: false,
+    };
+    store
+        .insert_invite(&invite("a", None, None, NOW), 2)
+        .await
+        .unwrap();
+    store
+        .insert_invite(&invite("b", None, Some(1), NOW), 2)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.insert_invite(&invite("c", None, None, NOW), 2).await,
+        Err(StoreError::Conflict("too_many_invites"))
+    ));
+    assert!(store.get_invite("c").await.unwrap().is_none());
+    store.redeem_invite("b", bob.id, NOW).await.unwrap();
+    store
+        .insert_invite(&invite("c", Some(NOW + 10), None, NOW), 2)
+        .await
+        .unwrap();
+    store.revoke_invite(&club.id, "a").await.unwrap();
+    // "c" expires at NOW + 10: from then on it no longer counts.
+    store
+        .insert_invite(&invite("d", None, None, NOW + 20), 2)
+        .await
+        .unwrap();
+    store
+        .insert_invite(&invite("e", None, None, NOW + 20), 2)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .insert_invite(&invite("f", None, None, NOW + 20), 2)
+            .await,
+        Err(StoreError::Conflict("too_many_invites"))
+    ));
+
+    // Tokens per user.
+    let token = |hash: &str, owner: &User| ApiTokenRecord {
+        id: TokenId::new(),
+        user_id: owner.id,
+        name: hash.to_string(),
+        token_hash: hash.to_string(),
+        created_at: NOW,
+        last_used_at: None,
+    };
+    store.insert_api_token(&token("t1", &ann), 2).await.unwrap();
+    store.insert_api_token(&token("t2", &ann), 2).await.unwrap();
+    assert!(matches!(
+        store.insert_api_token(&token("t3", &ann), 2).await,
+        Err(StoreError::Conflict("too_many_tokens"))
+    ));
+    store.insert_api_token(&token("t4", &bob), 2).await.unwrap();
+    assert_eq!(store.list_api_tokens(ann.id).await.unwrap().len(), 2);
+
+    // Sessions per user: the least recently used go, and expired ones.
+    let session = |hash: &str, owner: &User, last_used_at: i64, expires_at: i64| SessionRecord {
+        token_hash: hash.to_string(),
+        user_id: owner.id,
+        csrf_token: String::new(),
+        created_at: NOW - 100,
+        expires_at,
+        last_used_at,
+        user_agent: String::new(),
+        ip: String::new(),
+    };
+    for (hash, used, expires) in [
+        ("s1", NOW - 50, NOW + 1000),
+        ("s2", NOW - 10, NOW + 1000),
+        ("s3", NOW - 30, NOW + 1000),
+        ("s4", NOW - 20, NOW + 1000),
+        ("gone", NOW, NOW - 1),
+    ] {
+        store
+            .insert_session(&session(hash, &ann, used, expires))
+            .await
+            .unwrap();
+    }
+    store
+        .insert_session(&session("other", &bob, NOW - 99, NOW + 1000))
+        .await
+        .unwrap();
+    let mut ended = store.delete_excess_sessions(ann.id, 2, NOW).await.unwrap();
+    ended.sort();
+    assert_eq!(ended, ["gone", "s1", "s3"]);
+    let mut left: Vec<String> = store
+        .list_sessions(ann.id, NOW)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.token_hash)
+        .collect();
+    left.sort();
+    assert_eq!(left, ["s2", "s4"]);
+    assert!(
+        store
+            .delete_excess_sessions(ann.id, 2, NOW)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.list_sessions(bob.id, NOW).await.unwrap().len(), 1);
+}
+
 pub async fn direct_rooms_are_unique_per_pair(store: &DynStore) {
     let ann = user(store, "ann").await;
     let bob = user(store, "bob").await;
@@ -988,10 +1194,11 @@ pub async fn direct_rooms_are_unique_per_pair(store: &DynStore) {
         direct_key: Some(key.clone()),
         created_at: NOW,
         members: vec![(ann.id, Role::Member), (bob.id, Role::Member)],
+        created_by: Some(ann.id),
     };
-    let dm = store.insert_room(&new("dm1")).await.unwrap();
+    let dm = store.insert_room(&new("dm1"), None).await.unwrap();
     assert!(matches!(
-        store.insert_room(&new("dm2")).await,
+        store.insert_room(&new("dm2"), None).await,
         Err(StoreError::Conflict("room_exists"))
     ));
     assert!(
@@ -1111,16 +1318,19 @@ pub async fn room_lists_show_unread_and_last_message(store: &DynStore) {
     let cats = store.list_rooms_for_user(cat.id).await.unwrap();
     assert_eq!((cats[0].room.id.as_str(), cats[0].unread), ("busy", 1));
     store
-        .insert_invite(&Invite {
-            code: "late".into(),
-            room_id: busy.id.clone(),
-            created_by: ann.id,
-            created_at: NOW,
-            expires_at: None,
-            max_uses: None,
-            uses: 0,
-            revoked: false,
-        })
+        .insert_invite(
+            &Invite {
+                code: "late".into(),
+                room_id: busy.id.clone(),
+                created_by: ann.id,
+                created_at: NOW,
+                expires_at: None,
+                max_uses: None,
+                uses: 0,
+                revoked: false,
+            },
+            100,
+        )
         .await
         .unwrap();
     let dan = user(store, "dan").await;
@@ -1165,19 +1375,19 @@ pub async fn invites_count_uses_and_expire(store: &DynStore) {
         revoked: false,
     };
     store
-        .insert_invite(&invite("once", None, Some(1)))
+        .insert_invite(&invite("once", None, Some(1)), 100)
         .await
         .unwrap();
     store
-        .insert_invite(&invite("gone", Some(NOW - 1), None))
+        .insert_invite(&invite("gone", Some(NOW - 1), None), 100)
         .await
         .unwrap();
     store
-        .insert_invite(&invite("open", None, None))
+        .insert_invite(&invite("open", None, None), 100)
         .await
         .unwrap();
     assert!(matches!(
-        store.insert_invite(&invite("open", None, None)).await,
+        store.insert_invite(&invite("open", None, None), 100).await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(
@@ -1517,6 +1727,7 @@ macro_rules! conformance_suite {
             mutes_and_bans_outlive_the_membership,
             a_join_racing_a_ban_never_outlives_it,
             blocks_are_one_way_and_capped,
+            quotas_are_counted_where_the_rows_are,
             direct_rooms_are_unique_per_pair,
             room_lists_show_unread_and_last_message,
             invites_count_uses_and_expire,

@@ -20,7 +20,7 @@ use tracing::instrument;
 
 use super::{
     ApiTokenRecord, Ban, Invite, MessagePage, NewRoom, NewUser, Page, ProfileChanges, RoomChanges,
-    RoomSummary, SessionRecord, Store, StoreError, StoreResult,
+    RoomQuota, RoomSummary, SessionRecord, Store, StoreError, StoreResult,
 };
 use crate::domain::ids::{MessageId, RoomId, TokenId, UserId};
 use crate::domain::message::{InsertOutcome, Message, MessageType, NewMessage, Sender};
@@ -898,6 +898,26 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn delete_excess_sessions(
+        &self,
+        user: UserId,
+        keep: u32,
+        now: i64,
+    ) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar::<_, String>(
+            "delete from sessions where user_id = $1 and (expires_at <= $3 or token_hash not in \
+             (select token_hash from sessions where user_id = $1 and expires_at > $3 \
+              order by last_used_at desc, created_at desc limit $2)) \
+             returning token_hash",
+        )
+        .bind(user.to_string())
+        .bind(i64::from(keep))
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)
+    }
+
     async fn delete_other_sessions(
         &self,
         user: UserId,
@@ -916,20 +936,37 @@ impl Store for PostgresStore {
 
     // ---- API tokens
 
-    async fn insert_api_token(&self, t: &ApiTokenRecord) -> StoreResult<()> {
+    async fn insert_api_token(&self, t: &ApiTokenRecord, max: u32) -> StoreResult<()> {
+        let mut tx = self
+            .pool
+            .begin_with("begin isolation level read committed")
+            .await
+            .map_err(db_err)?;
+        let uid = t.user_id.to_string();
+        // One user's tokens are counted and added one request at a time, on any node.
+        advisory_lock(&mut tx, &format!("tokens:{uid}")).await?;
+        let count: i64 = sqlx::query_scalar("select count(*) from api_tokens where user_id = $1")
+            .bind(&uid)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if count >= i64::from(max) {
+            return Err(StoreError::Conflict("too_many_tokens"));
+        }
         sqlx::query(
             "insert into api_tokens (id, user_id, name, token_hash, created_at, last_used_at) \
              values ($1, $2, $3, $4, $5, $6)",
         )
         .bind(t.id.to_string())
-        .bind(t.user_id.to_string())
+        .bind(&uid)
         .bind(&t.name)
         .bind(&t.token_hash)
         .bind(t.created_at)
         .bind(t.last_used_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(unique_as("token_exists"))?;
+        tx.commit().await.map_err(db_err)?;
         Ok(())
     }
 
@@ -1013,11 +1050,31 @@ impl Store for PostgresStore {
     // ---- rooms
 
     #[instrument(skip_all, fields(room_id = %room.id))]
-    async fn insert_room(&self, room: &NewRoom) -> StoreResult<Room> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+    async fn insert_room(&self, room: &NewRoom, quota: Option<RoomQuota>) -> StoreResult<Room> {
+        let mut tx = self
+            .pool
+            .begin_with("begin isolation level read committed")
+            .await
+            .map_err(db_err)?;
+        if let (Some(quota), Some(by)) = (quota, room.created_by) {
+            // One user's rooms are counted and created one request at a time, on any node.
+            let by = by.to_string();
+            advisory_lock(&mut tx, &format!("rooms:{by}")).await?;
+            let created: i64 = sqlx::query_scalar(
+                "select count(*) from rooms where created_by = $1 and created_at >= $2",
+            )
+            .bind(&by)
+            .bind(quota.since)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if created >= i64::from(quota.max) {
+                return Err(StoreError::Conflict("too_many_rooms"));
+            }
+        }
         sqlx::query(
-            "insert into rooms (id, kind, name, description, owner_id, direct_key, created_at, updated_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $7)",
+            "insert into rooms (id, kind, name, description, owner_id, direct_key, created_at, updated_at, created_by) \
+             values ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
         )
         .bind(room.id.as_str())
         .bind(room.kind.code())
@@ -1026,6 +1083,7 @@ impl Store for PostgresStore {
         .bind(room.owner_id.map(|id| id.to_string()))
         .bind(room.direct_key.as_deref())
         .bind(room.created_at)
+        .bind(room.created_by.map(|id| id.to_string()))
         .execute(&mut *tx)
         .await
         .map_err(unique_as("room_exists"))?;
@@ -1049,6 +1107,22 @@ impl Store for PostgresStore {
         }
         tx.commit().await.map_err(db_err)?;
         self.get_room(&room.id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn rooms_created_since(
+        &self,
+        user: UserId,
+        since: i64,
+    ) -> StoreResult<(u32, Option<i64>)> {
+        let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+            "select count(*), min(created_at) from rooms where created_by = $1 and created_at >= $2",
+        )
+        .bind(user.to_string())
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok((u32::try_from(count).unwrap_or(u32::MAX), oldest))
     }
 
     async fn get_room(&self, id: &RoomId) -> StoreResult<Option<Room>> {
@@ -1648,7 +1722,26 @@ impl Store for PostgresStore {
 
     // ---- invites
 
-    async fn insert_invite(&self, invite: &Invite) -> StoreResult<()> {
+    async fn insert_invite(&self, invite: &Invite, max_live: u32) -> StoreResult<()> {
+        let mut tx = self
+            .pool
+            .begin_with("begin isolation level read committed")
+            .await
+            .map_err(db_err)?;
+        // A room's invites are counted and added one request at a time, on any node.
+        advisory_lock(&mut tx, &format!("invites:{}", invite.room_id)).await?;
+        let live: i64 = sqlx::query_scalar(
+            "select count(*) from room_invites where room_id = $1 and revoked = false \
+             and (expires_at is null or expires_at > $2) and (max_uses is null or uses < max_uses)",
+        )
+        .bind(invite.room_id.as_str())
+        .bind(invite.created_at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if live >= i64::from(max_live) {
+            return Err(StoreError::Conflict("too_many_invites"));
+        }
         sqlx::query(
             "insert into room_invites (code, room_id, created_by, created_at, expires_at, max_uses, uses, revoked) \
              values ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -1661,9 +1754,10 @@ impl Store for PostgresStore {
         .bind(invite.max_uses)
         .bind(invite.uses)
         .bind(invite.revoked)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(unique_as("invite_exists"))?;
+        tx.commit().await.map_err(db_err)?;
         Ok(())
     }
 

@@ -17,7 +17,7 @@ use tracing::instrument;
 use super::thread_priority;
 use super::{
     ApiTokenRecord, Ban, Invite, MessagePage, NewRoom, NewUser, Page, ProfileChanges, RoomChanges,
-    RoomSummary, SessionRecord, Store, StoreError, StoreResult,
+    RoomQuota, RoomSummary, SessionRecord, Store, StoreError, StoreResult,
 };
 use crate::domain::ids::{MessageId, RoomId, TokenId, UserId};
 use crate::domain::message::{InsertOutcome, Message, MessageType, NewMessage, Sender};
@@ -1263,6 +1263,26 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn delete_excess_sessions(
+        &self,
+        user: UserId,
+        keep: u32,
+        now: i64,
+    ) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar::<_, String>(
+            "delete from sessions where user_id = ?1 and (expires_at <= ?3 or token_hash not in \
+             (select token_hash from sessions where user_id = ?1 and expires_at > ?3 \
+              order by last_used_at desc, created_at desc limit ?2)) \
+             returning token_hash",
+        )
+        .bind(user.to_string())
+        .bind(i64::from(keep))
+        .bind(now)
+        .fetch_all(&self.writer)
+        .await
+        .map_err(db_err)
+    }
+
     async fn delete_other_sessions(
         &self,
         user: UserId,
@@ -1281,9 +1301,10 @@ impl Store for SqliteStore {
 
     // ---- API tokens
 
-    async fn insert_api_token(&self, t: &ApiTokenRecord) -> StoreResult<()> {
-        sqlx::query(
-            "insert into api_tokens (id, user_id, name, token_hash, created_at, last_used_at) values (?, ?, ?, ?, ?, ?)",
+    async fn insert_api_token(&self, t: &ApiTokenRecord, max: u32) -> StoreResult<()> {
+        let done = sqlx::query(
+            "insert into api_tokens (id, user_id, name, token_hash, created_at, last_used_at) \
+             select ?1, ?2, ?3, ?4, ?5, ?6 where (select count(*) from api_tokens where user_id = ?2) < ?7",
         )
         .bind(t.id.to_string())
         .bind(t.user_id.to_string())
@@ -1291,9 +1312,13 @@ impl Store for SqliteStore {
         .bind(&t.token_hash)
         .bind(t.created_at)
         .bind(t.last_used_at)
+        .bind(i64::from(max))
         .execute(&self.writer)
         .await
         .map_err(unique_as("token_exists"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict("too_many_tokens"));
+        }
         Ok(())
     }
 
@@ -1374,15 +1399,28 @@ impl Store for SqliteStore {
     // ---- rooms
 
     #[instrument(skip_all, fields(room_id = %room.id))]
-    async fn insert_room(&self, room: &NewRoom) -> StoreResult<Room> {
+    async fn insert_room(&self, room: &NewRoom, quota: Option<RoomQuota>) -> StoreResult<Room> {
         let mut tx = self
             .writer
             .begin_with("begin immediate")
             .await
             .map_err(db_err)?;
+        if let (Some(quota), Some(by)) = (quota, room.created_by) {
+            let created: i64 = sqlx::query_scalar(
+                "select count(*) from rooms where created_by = ? and created_at >= ?",
+            )
+            .bind(by.to_string())
+            .bind(quota.since)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if created >= i64::from(quota.max) {
+                return Err(StoreError::Conflict("too_many_rooms"));
+            }
+        }
         sqlx::query(
-            "insert into rooms (id, kind, name, description, owner_id, direct_key, created_at, updated_at) \
-             values (?, ?, ?, ?, ?, ?, ?, ?)",
+            "insert into rooms (id, kind, name, description, owner_id, direct_key, created_at, updated_at, created_by) \
+             values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(room.id.as_str())
         .bind(room.kind.code())
@@ -1392,6 +1430,7 @@ impl Store for SqliteStore {
         .bind(room.direct_key.as_deref())
         .bind(room.created_at)
         .bind(room.created_at)
+        .bind(room.created_by.map(|id| id.to_string()))
         .execute(&mut *tx)
         .await
         .map_err(unique_as("room_exists"))?;
@@ -1412,6 +1451,22 @@ impl Store for SqliteStore {
         }
         tx.commit().await.map_err(db_err)?;
         self.get_room(&room.id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn rooms_created_since(
+        &self,
+        user: UserId,
+        since: i64,
+    ) -> StoreResult<(u32, Option<i64>)> {
+        let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+            "select count(*), min(created_at) from rooms where created_by = ? and created_at >= ?",
+        )
+        .bind(user.to_string())
+        .bind(since)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(db_err)?;
+        Ok((u32::try_from(count).unwrap_or(u32::MAX), oldest))
     }
 
     async fn get_room(&self, id: &RoomId) -> StoreResult<Option<Room>> {
@@ -2051,10 +2106,14 @@ impl Store for SqliteStore {
 
     // ---- invites
 
-    async fn insert_invite(&self, invite: &Invite) -> StoreResult<()> {
-        sqlx::query(
+    async fn insert_invite(&self, invite: &Invite, max_live: u32) -> StoreResult<()> {
+        // One statement on the one writer: the count and the insert cannot be
+        // split by another invite.
+        let done = sqlx::query(
             "insert into room_invites (code, room_id, created_by, created_at, expires_at, max_uses, uses, revoked) \
-             values (?, ?, ?, ?, ?, ?, ?, ?)",
+             select ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 where (select count(*) from room_invites \
+               where room_id = ?2 and revoked = false and (expires_at is null or expires_at > ?4) \
+               and (max_uses is null or uses < max_uses)) < ?9",
         )
         .bind(&invite.code)
         .bind(invite.room_id.as_str())
@@ -2064,9 +2123,13 @@ impl Store for SqliteStore {
         .bind(invite.max_uses)
         .bind(invite.uses)
         .bind(invite.revoked)
+        .bind(i64::from(max_live))
         .execute(&self.writer)
         .await
         .map_err(unique_as("invite_exists"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict("too_many_invites"));
+        }
         Ok(())
     }
 

@@ -13,6 +13,7 @@ mod moderation;
 mod multinode;
 mod outage;
 mod profiles;
+mod quotas;
 mod rooms;
 mod sessions;
 mod ws;
