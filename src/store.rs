@@ -125,6 +125,23 @@ pub struct RoomSummary {
     pub peer: Option<User>,
 }
 
+/// Where a page of a user's room list continues: right after this room, in
+/// the list's order (most recently active first, then by room id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomCursor {
+    /// The room's last activity: its newest message, else its creation (Unix ms).
+    pub active_at: i64,
+    pub room_id: RoomId,
+}
+
+/// A page of a user's room list, and where the next one starts (`None`: this
+/// was the last page).
+#[derive(Debug, Clone)]
+pub struct RoomPage {
+    pub rooms: Vec<RoomSummary>,
+    pub next: Option<RoomCursor>,
+}
+
 /// An invite link to a group room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invite {
@@ -290,6 +307,16 @@ pub trait Store: Send + Sync + 'static {
     async fn set_owner(&self, id: &RoomId, to: UserId, at: i64) -> StoreResult<Room>;
     /// The rooms `user` belongs to, most recently active first.
     async fn list_rooms_for_user(&self, user: UserId) -> StoreResult<Vec<RoomSummary>>;
+    /// A page of the same list: up to `limit` rooms after `after` (from the
+    /// start with `None`), keyset-paged on (last activity, id), so a user in
+    /// thousands of rooms pages through all of them without a gap or a repeat
+    /// (as long as none of them changes its activity meanwhile).
+    async fn list_room_page_for_user(
+        &self,
+        user: UserId,
+        after: Option<&RoomCursor>,
+        limit: u32,
+    ) -> StoreResult<RoomPage>;
     async fn list_room_ids_for_user(&self, user: UserId) -> StoreResult<Vec<RoomId>>;
     /// Unarchived public rooms whose name or id contains `query`, with member counts.
     async fn list_public_rooms(&self, query: &str, limit: u32) -> StoreResult<Vec<(Room, i64)>>;

@@ -17,7 +17,7 @@ use crate::services::room_cache::{MemberAccess, RoomAccess};
 use crate::services::{presence, profiles};
 use crate::state::AppState;
 use crate::store::{
-    Ban, DynStore, Invite, NewRoom, RoomChanges, RoomQuota, RoomSummary, StoreError,
+    Ban, DynStore, Invite, NewRoom, RoomChanges, RoomCursor, RoomPage, RoomQuota, StoreError,
 };
 use crate::views::{ParticipantView, RoomView};
 
@@ -515,8 +515,29 @@ pub async fn get(
     Ok((room, member, count))
 }
 
-pub async fn list_mine(state: &AppState, user: &User) -> Result<Vec<RoomSummary>> {
-    Ok(state.store.list_rooms_for_user(user.id).await?)
+/// Rooms per page of `GET /tools/api/chat/rooms/` when the client names no limit.
+pub const ROOM_PAGE_DEFAULT: u32 = 100;
+/// The most a client may ask for in one page.
+pub const ROOM_PAGE_MAX: u32 = 200;
+
+/// A page of the rooms `user` belongs to, most recently active first.
+pub async fn list_mine(
+    state: &AppState,
+    user: &User,
+    after: Option<&RoomCursor>,
+    limit: Option<u32>,
+) -> Result<RoomPage> {
+    let limit = limit.unwrap_or(ROOM_PAGE_DEFAULT);
+    if !(1..=ROOM_PAGE_MAX).contains(&limit) {
+        return Err(AppError::bad_request(
+            "invalid_limit",
+            format!("limit is between 1 and {ROOM_PAGE_MAX}"),
+        ));
+    }
+    Ok(state
+        .store
+        .list_room_page_for_user(user.id, after, limit)
+        .await?)
 }
 
 pub async fn list_public(state: &AppState, query: &str) -> Result<Vec<(Room, i64)>> {

@@ -1359,6 +1359,141 @@ pub async fn room_lists_show_unread_and_last_message(store: &DynStore) {
     assert!(store.list_public_rooms("zzz", 10).await.unwrap().is_empty());
 }
 
+/// What a room list entry says, to compare pages with the whole list.
+fn summary_key(
+    s: &RoomSummary,
+) -> (
+    String,
+    Role,
+    i64,
+    i64,
+    i64,
+    Option<MessageId>,
+    Option<UserId>,
+) {
+    (
+        s.room.id.to_string(),
+        s.role,
+        s.member_count,
+        s.unread,
+        s.last_read_seq,
+        s.last_message.as_ref().map(|m| m.id),
+        s.peer.as_ref().map(|p| p.id),
+    )
+}
+
+/// Keyset pages of the room list, at any page size, add up to the whole list
+/// in its order: no gap, no repeat, ties of activity broken by id.
+pub async fn room_pages_add_up_to_the_room_list(store: &DynStore) {
+    let ann = user(store, "ann").await;
+    let bob = user(store, "bob").await;
+    let mut rooms = Vec::new();
+    for i in 0..23 {
+        // Many share a creation time (a tie the cursor must break by id).
+        let created = NOW + (i % 4);
+        let r = store
+            .insert_room(
+                &NewRoom {
+                    id: room_id(&format!("room-{i:02}")),
+                    kind: RoomKind::Group,
+                    name: format!("room {i}"),
+                    description: String::new(),
+                    owner_id: Some(ann.id),
+                    direct_key: None,
+                    created_at: created,
+                    members: vec![(ann.id, Role::Owner), (bob.id, Role::Member)],
+                    created_by: Some(ann.id),
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        rooms.push(r);
+    }
+    let dm = store
+        .insert_room(
+            &NewRoom {
+                id: room_id("dm"),
+                kind: RoomKind::Direct,
+                name: String::new(),
+                description: String::new(),
+                owner_id: None,
+                direct_key: Some(crate::domain::room::direct_key(ann.id, bob.id)),
+                created_at: NOW,
+                members: vec![(ann.id, Role::Member), (bob.id, Role::Member)],
+                created_by: Some(ann.id),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    // Activity moves some rooms up, some to the same instant.
+    store
+        .insert_messages(&[
+            text(&rooms[3], &bob, "three", None, NOW + 50),
+            text(&rooms[17], &bob, "seventeen", None, NOW + 50),
+            text(&dm, &bob, "psst", None, NOW + 60),
+            text(&rooms[9], &ann, "nine", None, NOW + 40),
+        ])
+        .await
+        .unwrap();
+    let _outsider = room(
+        store,
+        "elsewhere",
+        RoomKind::Group,
+        &[(bob.id, Role::Owner)],
+    )
+    .await;
+
+    let whole: Vec<_> = store
+        .list_rooms_for_user(ann.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(summary_key)
+        .collect();
+    assert_eq!(whole.len(), 24);
+    assert_eq!(whole[0].0, "dm");
+    assert_eq!(whole[0].6, Some(bob.id), "the peer of a direct room");
+    for limit in [1, 2, 5, 7, 23, 24, 200] {
+        let mut paged = Vec::new();
+        let mut cursor: Option<RoomCursor> = None;
+        let mut pages = 0;
+        loop {
+            let page = store
+                .list_room_page_for_user(ann.id, cursor.as_ref(), limit)
+                .await
+                .unwrap();
+            pages += 1;
+            assert!(page.rooms.len() <= limit as usize);
+            paged.extend(page.rooms.iter().map(summary_key));
+            match page.next {
+                Some(next) => {
+                    assert_eq!(
+                        Some(next.room_id.as_str()),
+                        page.rooms.last().map(|r| r.room.id.as_str()),
+                        "the cursor names the page's last room"
+                    );
+                    cursor = Some(next);
+                }
+                None => break,
+            }
+            assert!(pages <= 30, "paging does not end");
+        }
+        assert_eq!(paged, whole, "limit {limit}");
+        assert_eq!(
+            pages,
+            24usize.div_ceil(limit as usize).max(1),
+            "limit {limit}"
+        );
+    }
+    let empty = store
+        .list_room_page_for_user(UserId::new(), None, 10)
+        .await
+        .unwrap();
+    assert!(empty.rooms.is_empty() && empty.next.is_none());
+}
+
 pub async fn invites_count_uses_and_expire(store: &DynStore) {
     let ann = user(store, "ann").await;
     let bob = user(store, "bob").await;
@@ -1730,6 +1865,7 @@ macro_rules! conformance_suite {
             quotas_are_counted_where_the_rows_are,
             direct_rooms_are_unique_per_pair,
             room_lists_show_unread_and_last_message,
+            room_pages_add_up_to_the_room_list,
             invites_count_uses_and_expire,
             seqs_are_gapless_per_room_and_client_ids_idempotent,
             active_days_are_counted_per_user,

@@ -20,7 +20,7 @@ use tracing::instrument;
 
 use super::{
     ApiTokenRecord, Ban, Invite, MessagePage, NewRoom, NewUser, Page, ProfileChanges, RoomChanges,
-    RoomQuota, RoomSummary, SessionRecord, Store, StoreError, StoreResult,
+    RoomCursor, RoomPage, RoomQuota, RoomSummary, SessionRecord, Store, StoreError, StoreResult,
 };
 use crate::domain::ids::{MessageId, RoomId, TokenId, UserId};
 use crate::domain::message::{InsertOutcome, Message, MessageType, NewMessage, Sender};
@@ -1281,6 +1281,108 @@ impl Store for PostgresStore {
                 })
             })
             .collect()
+    }
+
+    async fn list_room_page_for_user(
+        &self,
+        user: UserId,
+        after: Option<&RoomCursor>,
+        limit: u32,
+    ) -> StoreResult<RoomPage> {
+        #[derive(FromRow)]
+        struct PageRow {
+            #[sqlx(flatten)]
+            summary: SummaryRow,
+            active_at: i64,
+        }
+        let uid = user.to_string();
+        // One row past the page says whether another follows.
+        let mut rows = sqlx::query_as::<_, PageRow>(concat!(
+            "select ",
+            room_cols!(),
+            ", rm.role, rm.last_read_seq, coalesce(r.last_message_at, r.created_at) as active_at, \
+             (select count(*) from room_members c where c.room_id = r.id) as member_count, \
+             (select count(*) from (select 1 from messages x where x.room_id = r.id and x.seq > rm.last_read_seq \
+                and x.message_type = 'text' and x.sender_id <> rm.user_id limit 1000) as unread_rows) as unread \
+             from room_members rm join rooms r on r.id = rm.room_id where rm.user_id = $1 \
+             and ($2::bigint is null or coalesce(r.last_message_at, r.created_at) < $2 \
+                  or (coalesce(r.last_message_at, r.created_at) = $2 and r.id collate \"C\" > $3)) \
+             order by active_at desc, r.id collate \"C\" limit $4"
+        ))
+        .bind(&uid)
+        .bind(after.map(|c| c.active_at))
+        .bind(after.map(|c| c.room_id.as_str()))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next = match (more, rows.last()) {
+            (true, Some(last)) => Some(RoomCursor {
+                active_at: last.active_at,
+                room_id: room_id(&last.summary.room.id)?,
+            }),
+            _ => None,
+        };
+        let ids: Vec<&str> = rows.iter().map(|r| r.summary.room.id.as_str()).collect();
+
+        let last_messages = messages(
+            sqlx::query_as::<_, MessageRow>(concat!(
+                "select ",
+                message_cols!(),
+                " from rooms r join messages m on m.room_id = r.id and m.seq = r.last_seq \
+                 left join users u on u.id = m.sender_id where r.id = any($1)"
+            ))
+            .bind(&ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?,
+        )?;
+        let mut last_by_room: HashMap<RoomId, Message> = last_messages
+            .into_iter()
+            .map(|m| (m.room_id.clone(), m))
+            .collect();
+
+        #[derive(FromRow)]
+        struct PeerRow {
+            peer_room_id: String,
+            #[sqlx(flatten)]
+            user: UserRow,
+        }
+        let peers = sqlx::query_as::<_, PeerRow>(concat!(
+            "select other.room_id as peer_room_id, ",
+            user_cols!(),
+            " from rooms r join room_members other on other.room_id = r.id and other.user_id <> $1 \
+             join users u on u.id = other.user_id where r.kind = 'direct' and r.id = any($2)"
+        ))
+        .bind(&uid)
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let mut peer_by_room = HashMap::new();
+        for row in peers {
+            peer_by_room.insert(room_id(&row.peer_room_id)?, row.user.into_user()?);
+        }
+
+        let rooms = rows
+            .into_iter()
+            .map(|row| {
+                let row = row.summary;
+                let room = row.room.into_room()?;
+                Ok(RoomSummary {
+                    role: Role::from_code(&row.role).ok_or_else(|| corrupt("role"))?,
+                    member_count: row.member_count,
+                    unread: row.unread,
+                    last_read_seq: row.last_read_seq,
+                    last_message: last_by_room.remove(&room.id),
+                    peer: peer_by_room.remove(&room.id),
+                    room,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(RoomPage { rooms, next })
     }
 
     async fn list_room_ids_for_user(&self, user: UserId) -> StoreResult<Vec<RoomId>> {

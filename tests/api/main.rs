@@ -14,6 +14,7 @@ mod multinode;
 mod outage;
 mod profiles;
 mod quotas;
+mod room_list;
 mod rooms;
 mod sessions;
 mod ws;

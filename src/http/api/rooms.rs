@@ -1,7 +1,8 @@
 //! `/tools/api/chat/...`: rooms, membership, moderation, invites, participants.
 
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::{created, done, ok};
@@ -13,7 +14,7 @@ use crate::http::extract::{ApiJson, ApiQuery, AuthUser};
 use crate::services::profiles;
 use crate::services::rooms::{self, CreateInvite, CreateRoom};
 use crate::state::AppState;
-use crate::store::Invite;
+use crate::store::{Invite, RoomCursor};
 use crate::views::{RoomView, avatar_url};
 
 /// A room id from the path; malformed ids name no room.
@@ -65,9 +66,54 @@ pub async fn create_room(
     }))
 }
 
-/// `GET /tools/api/chat/rooms/`: my rooms with unread counts and last messages.
-pub async fn list_rooms(State(state): State<AppState>, auth: AuthUser) -> Result<Response> {
-    let summaries = rooms::list_mine(&state, &auth.user).await?;
+#[derive(Deserialize)]
+pub struct RoomListQuery {
+    #[serde(default)]
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
+/// A page of the room list: `data` as before, and where the next page starts.
+#[derive(Serialize)]
+struct RoomListPage<'a> {
+    success: bool,
+    data: Vec<RoomView<'a>>,
+    /// `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+/// The wire form of a room-list cursor, `<last activity ms>.<room id>`
+/// (opaque to clients; `.` never occurs in a room id).
+fn encode_cursor(cursor: &RoomCursor) -> String {
+    format!("{}.{}", cursor.active_at, cursor.room_id)
+}
+
+fn decode_cursor(raw: &str) -> Result<RoomCursor> {
+    let invalid = || {
+        AppError::bad_request(
+            "invalid_cursor",
+            "cursor is the next_cursor of a previous page",
+        )
+    };
+    let (at, id) = raw.split_once('.').ok_or_else(invalid)?;
+    Ok(RoomCursor {
+        active_at: at.parse().map_err(|_| invalid())?,
+        room_id: RoomId::parse(id).map_err(|_| invalid())?,
+    })
+}
+
+/// `GET /tools/api/chat/rooms/?limit=&cursor=`: a page of my rooms with unread
+/// counts and last messages, most recently active first.
+pub async fn list_rooms(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiQuery(query): ApiQuery<RoomListQuery>,
+) -> Result<Response> {
+    let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    let page = rooms::list_mine(&state, &auth.user, after.as_ref(), query.limit).await?;
+    let summaries = &page.rooms;
     let peers: Vec<_> = summaries.iter().filter_map(|s| s.peer.clone()).collect();
     let mut peer_views = profiles::views(&state, &peers, Some(&auth.user))
         .await?
@@ -79,7 +125,12 @@ pub async fn list_rooms(State(state): State<AppState>, auth: AuthUser) -> Result
             RoomView::summary(s, auth.user.id, peer)
         })
         .collect();
-    Ok(ok(views))
+    Ok(Json(RoomListPage {
+        success: true,
+        data: views,
+        next_cursor: page.next.as_ref().map(encode_cursor),
+    })
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -228,7 +279,6 @@ pub async fn add_member(
 }
 
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 pub struct RemoveQuery {
     /// Ban as well: the same as `POST .../bans/<user_id>/` without a reason.
     #[serde(default)]
