@@ -182,16 +182,20 @@ fn batch_commit(c: &mut Criterion) {
         for i in 0..10 {
             let id = RoomId::parse(&format!("room{i}")).expect("room id");
             store
-                .insert_room(&NewRoom {
-                    id: id.clone(),
-                    kind: RoomKind::Group,
-                    name: id.to_string(),
-                    description: String::new(),
-                    owner_id: Some(user.id),
-                    direct_key: None,
-                    created_at: now_ms(),
-                    members: vec![(user.id, Role::Owner)],
-                })
+                .insert_room(
+                    &NewRoom {
+                        id: id.clone(),
+                        kind: RoomKind::Group,
+                        name: id.to_string(),
+                        description: String::new(),
+                        owner_id: Some(user.id),
+                        direct_key: None,
+                        created_at: now_ms(),
+                        members: vec![(user.id, Role::Owner)],
+                        created_by: Some(user.id),
+                    },
+                    None,
+                )
                 .await
                 .expect("room");
             rooms.push(id);

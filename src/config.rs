@@ -292,6 +292,62 @@ pub struct Config {
     /// connection, to start the next request) before the connection is closed.
     #[arg(long, env = "PARLEY_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub http_header_timeout: Duration,
+
+    /// Most users one user may block at once (`409 too_many_blocks` beyond).
+    #[arg(
+        long,
+        env = "PARLEY_MAX_BLOCKS_PER_USER",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub max_blocks_per_user: u32,
+
+    /// Rooms one user may create per hour: group, public and new direct rooms
+    /// (`429 too_many_rooms` beyond). Counted in the database, across nodes.
+    #[arg(
+        long,
+        env = "PARLEY_MAX_ROOMS_PER_HOUR",
+        default_value_t = 30,
+        global = true
+    )]
+    pub max_rooms_per_hour: u32,
+
+    /// Usable invite links one room may have at once (`409 too_many_invites` beyond).
+    #[arg(
+        long,
+        env = "PARLEY_MAX_INVITES_PER_ROOM",
+        default_value_t = 100,
+        global = true
+    )]
+    pub max_invites_per_room: u32,
+
+    /// Live login sessions per user; a login beyond it ends the user's least
+    /// recently used session (and its WebSockets).
+    #[arg(
+        long,
+        env = "PARLEY_MAX_SESSIONS_PER_USER",
+        default_value_t = 50,
+        global = true
+    )]
+    pub max_sessions_per_user: u32,
+
+    /// API tokens per user (`409 too_many_tokens` beyond).
+    #[arg(
+        long,
+        env = "PARLEY_MAX_TOKENS_PER_USER",
+        default_value_t = 50,
+        global = true
+    )]
+    pub max_tokens_per_user: u32,
+
+    /// Members one request may add when creating a room (`400 too_many_members` beyond).
+    #[arg(
+        long,
+        env = "PARLEY_MAX_MEMBERS_PER_REQUEST",
+        default_value_t = 100,
+        global = true
+    )]
+    pub max_members_per_request: usize,
 }
 
 /// `--sqlite-synchronous`.
@@ -375,6 +431,20 @@ impl Config {
                 .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
         {
             bail!("--redis-namespace is letters, digits, '-' and '_'");
+        }
+        for (flag, value) in [
+            ("--max-blocks-per-user", self.max_blocks_per_user),
+            ("--max-rooms-per-hour", self.max_rooms_per_hour),
+            ("--max-invites-per-room", self.max_invites_per_room),
+            ("--max-sessions-per-user", self.max_sessions_per_user),
+            ("--max-tokens-per-user", self.max_tokens_per_user),
+        ] {
+            if value == 0 {
+                bail!("{flag} must be at least 1");
+            }
+        }
+        if !(1..=10_000).contains(&self.max_members_per_request) {
+            bail!("--max-members-per-request must be between 1 and 10000");
         }
         Ok(())
     }
@@ -516,6 +586,12 @@ impl std::fmt::Debug for Config {
                 "http_header_timeout",
                 &humantime::format_duration(self.http_header_timeout).to_string(),
             )
+            .field("max_blocks_per_user", &self.max_blocks_per_user)
+            .field("max_rooms_per_hour", &self.max_rooms_per_hour)
+            .field("max_invites_per_room", &self.max_invites_per_room)
+            .field("max_sessions_per_user", &self.max_sessions_per_user)
+            .field("max_tokens_per_user", &self.max_tokens_per_user)
+            .field("max_members_per_request", &self.max_members_per_request)
             .finish()
     }
 }

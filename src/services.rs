@@ -2,6 +2,7 @@
 //! extract and respond; the rules live here.
 
 pub mod accounts;
+pub mod blocks;
 pub mod messages;
 pub mod presence;
 pub mod profiles;

@@ -92,6 +92,16 @@ pub struct NewRoom {
     pub direct_key: Option<String>,
     pub created_at: i64,
     pub members: Vec<(UserId, Role)>,
+    /// Who created it (counted by [`RoomQuota`]); `None` for the server's rooms.
+    pub created_by: Option<UserId>,
+}
+
+/// A cap on rooms created per user and window: the insert is refused when the
+/// room's `created_by` already created `max` rooms at or after `since`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomQuota {
+    pub max: u32,
+    pub since: i64,
 }
 
 /// Room fields that change; `None` leaves a field as it is.
@@ -115,6 +125,23 @@ pub struct RoomSummary {
     pub peer: Option<User>,
 }
 
+/// Where a page of a user's room list continues: right after this room, in
+/// the list's order (most recently active first, then by room id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomCursor {
+    /// The room's last activity: its newest message, else its creation (Unix ms).
+    pub active_at: i64,
+    pub room_id: RoomId,
+}
+
+/// A page of a user's room list, and where the next one starts (`None`: this
+/// was the last page).
+#[derive(Debug, Clone)]
+pub struct RoomPage {
+    pub rooms: Vec<RoomSummary>,
+    pub next: Option<RoomCursor>,
+}
+
 /// An invite link to a group room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invite {
@@ -126,6 +153,18 @@ pub struct Invite {
     pub max_uses: Option<i64>,
     pub uses: i64,
     pub revoked: bool,
+}
+
+/// A ban: who may not be a member of a room (nor join, use an invite or be
+/// added) until unbanned, by whom, since when and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ban {
+    pub room_id: RoomId,
+    pub user_id: UserId,
+    /// `None` once the user who banned is gone.
+    pub banned_by: Option<UserId>,
+    pub banned_at: i64,
+    pub reason: String,
 }
 
 /// Which slice of a room's history to read.
@@ -206,6 +245,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     async fn list_sessions(&self, user: UserId, now: i64) -> StoreResult<Vec<SessionRecord>>;
     async fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
+    /// Keeps the user's `keep` most recently used live sessions and deletes
+    /// the others (and any expired ones); returns the token hashes deleted.
+    async fn delete_excess_sessions(
+        &self,
+        user: UserId,
+        keep: u32,
+        now: i64,
+    ) -> StoreResult<Vec<String>>;
     /// Deletes all of a user's sessions but `keep`; returns the token hashes
     /// of those deleted (so their live connections can be closed).
     async fn delete_other_sessions(
@@ -215,7 +262,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<String>>;
 
     // ---- API tokens
-    async fn insert_api_token(&self, token: &ApiTokenRecord) -> StoreResult<()>;
+    /// Refused with `Conflict("too_many_tokens")` when the user already has
+    /// `max` tokens (counted in the same transaction as the insert).
+    async fn insert_api_token(&self, token: &ApiTokenRecord, max: u32) -> StoreResult<()>;
     async fn list_api_tokens(&self, user: UserId) -> StoreResult<Vec<ApiTokenRecord>>;
     /// The token's id and owner, recording the use.
     async fn get_api_token_user(
@@ -227,12 +276,24 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_api_token(&self, user: UserId, id: TokenId) -> StoreResult<()>;
 
     // ---- rooms
-    /// Creates a room with its members. `Conflict("room_exists")` if the id or direct pair is taken.
-    async fn insert_room(&self, room: &NewRoom) -> StoreResult<Room>;
+    /// Creates a room with its members. `Conflict("room_exists")` if the id or
+    /// direct pair is taken; `Conflict("too_many_rooms")` over `quota`, counted
+    /// in the same transaction (so it holds for concurrent requests and nodes).
+    async fn insert_room(&self, room: &NewRoom, quota: Option<RoomQuota>) -> StoreResult<Room>;
+    /// How many rooms `user` created at or after `since`, and the oldest of
+    /// their creation times (when a slot of a [`RoomQuota`] frees up).
+    async fn rooms_created_since(
+        &self,
+        user: UserId,
+        since: i64,
+    ) -> StoreResult<(u32, Option<i64>)>;
     async fn get_room(&self, id: &RoomId) -> StoreResult<Option<Room>>;
     async fn get_direct_room(&self, direct_key: &str) -> StoreResult<Option<Room>>;
     async fn update_room(&self, id: &RoomId, changes: &RoomChanges, at: i64) -> StoreResult<Room>;
-    /// Makes `to` the owner and the previous owner an admin, atomically.
+    /// Makes `to` the owner and `from` an admin, in one transaction that holds
+    /// the room's one-owner rule against concurrent transfers and removals:
+    /// `Conflict("not_owner")` unless `from` still owns the room when it runs,
+    /// `NotFound` unless `to` is a member then (no such room: `NotFound` too).
     async fn transfer_ownership(
         &self,
         id: &RoomId,
@@ -240,14 +301,31 @@ pub trait Store: Send + Sync + 'static {
         to: UserId,
         at: i64,
     ) -> StoreResult<Room>;
+    /// Repairs a room's ownership: `to` (who must be a member, else `NotFound`)
+    /// becomes its one owner, any other member holding the owner role becomes
+    /// an admin, and `owner_id` names `to`, in one transaction.
+    async fn set_owner(&self, id: &RoomId, to: UserId, at: i64) -> StoreResult<Room>;
     /// The rooms `user` belongs to, most recently active first.
     async fn list_rooms_for_user(&self, user: UserId) -> StoreResult<Vec<RoomSummary>>;
+    /// A page of the same list: up to `limit` rooms after `after` (from the
+    /// start with `None`), keyset-paged on (last activity, id), so a user in
+    /// thousands of rooms pages through all of them without a gap or a repeat
+    /// (as long as none of them changes its activity meanwhile).
+    async fn list_room_page_for_user(
+        &self,
+        user: UserId,
+        after: Option<&RoomCursor>,
+        limit: u32,
+    ) -> StoreResult<RoomPage>;
     async fn list_room_ids_for_user(&self, user: UserId) -> StoreResult<Vec<RoomId>>;
     /// Unarchived public rooms whose name or id contains `query`, with member counts.
     async fn list_public_rooms(&self, query: &str, limit: u32) -> StoreResult<Vec<(Room, i64)>>;
 
     // ---- members
-    /// `Conflict("already_member")` if present.
+    /// `Conflict("already_member")` if present, `Conflict("banned")` if the
+    /// user is banned from the room (checked in the same transaction as the
+    /// insert, so a join racing a ban cannot slip in), `NotFound` if the room
+    /// or user does not exist.
     async fn insert_member(
         &self,
         room: &RoomId,
@@ -257,19 +335,28 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Member>;
     async fn get_member(&self, room: &RoomId, user: UserId) -> StoreResult<Option<Member>>;
     async fn list_members(&self, room: &RoomId) -> StoreResult<Vec<(Member, User)>>;
+    /// Makes a member an admin or a member. The owner's role changes only by
+    /// transfer: `Conflict("member_is_owner")` for the owner or `role: Owner`.
     async fn update_member_role(
         &self,
         room: &RoomId,
         user: UserId,
         role: Role,
     ) -> StoreResult<Member>;
+    /// Mutes a member until `until` (Unix ms) or unmutes them (`None`);
+    /// `NotFound` if not a member. The mute stays with the user in the room
+    /// after they leave: it applies again when they come back, by any way.
     async fn update_member_muted(
         &self,
         room: &RoomId,
         user: UserId,
         until: Option<i64>,
     ) -> StoreResult<Member>;
-    /// `NotFound` if not a member.
+    /// Ends a membership; `NotFound` if not a member. The owner cannot be
+    /// removed while anyone else is a member (`Conflict("owner_must_transfer")`),
+    /// checked in the same transaction, so a removal racing a transfer to its
+    /// target cannot leave `owner_id` naming a non-member. The owner leaving
+    /// as the last member leaves the room without an owner.
     async fn delete_member(&self, room: &RoomId, user: UserId) -> StoreResult<()>;
     /// Raises the member's read position to `seq`, capped at the room's last seq.
     /// Returns the new position if it moved, `None` if it was already there or past it.
@@ -282,13 +369,49 @@ pub trait Store: Send + Sync + 'static {
     /// `user`'s read position (0 if not a member) and the highest of everyone else's.
     async fn read_positions(&self, room: &RoomId, user: UserId) -> StoreResult<(i64, i64)>;
 
+    // ---- bans
+    /// Bans the user from the room and ends their membership, if any, in one
+    /// transaction; returns whether they were a member. Banning again updates
+    /// who, when and why. The owner cannot be banned (`Conflict("member_is_owner")`);
+    /// `NotFound` if the room or user does not exist. A mute is kept.
+    async fn insert_ban(&self, ban: &Ban) -> StoreResult<bool>;
+    /// The room's bans, most recent first.
+    async fn list_bans(&self, room: &RoomId) -> StoreResult<Vec<Ban>>;
+    /// Lifts a ban (a mute, if any, stays); `NotFound` if the user is not banned.
+    async fn delete_ban(&self, room: &RoomId, user: UserId) -> StoreResult<()>;
+
+    // ---- blocks
+    /// `user` blocks `blocked` (doing it again changes nothing). Refused with
+    /// `Conflict("too_many_blocks")` when `user` already blocks `max` others;
+    /// `NotFound` if either user does not exist.
+    async fn insert_block(
+        &self,
+        user: UserId,
+        blocked: UserId,
+        at: i64,
+        max: u32,
+    ) -> StoreResult<()>;
+    /// The users `user` blocks, with when, most recent first.
+    async fn list_blocks(&self, user: UserId) -> StoreResult<Vec<(User, i64)>>;
+    /// `NotFound` if `user` does not block `blocked`.
+    async fn delete_block(&self, user: UserId, blocked: UserId) -> StoreResult<()>;
+    /// Those of `among` who block `user`.
+    async fn list_blockers(&self, user: UserId, among: &[UserId]) -> StoreResult<Vec<UserId>>;
+    /// Whether either of the two blocks the other.
+    async fn is_blocked_between(&self, a: UserId, b: UserId) -> StoreResult<bool>;
+
     // ---- invites
-    async fn insert_invite(&self, invite: &Invite) -> StoreResult<()>;
+    /// Refused with `Conflict("too_many_invites")` when the room already has
+    /// `max_live` usable invites (not revoked, expired or used up at the
+    /// invite's `created_at`), counted in the same transaction.
+    async fn insert_invite(&self, invite: &Invite, max_live: u32) -> StoreResult<()>;
     async fn get_invite(&self, code: &str) -> StoreResult<Option<Invite>>;
     async fn list_invites(&self, room: &RoomId) -> StoreResult<Vec<Invite>>;
     async fn revoke_invite(&self, room: &RoomId, code: &str) -> StoreResult<()>;
     /// Counts a use of the invite and adds the member, atomically; fails with
-    /// `Conflict("invite_exhausted")` if it has no uses left.
+    /// `Conflict("invite_invalid")` if it is unknown, expired, revoked or has
+    /// no uses left, `Conflict("banned")` if the user is banned from the room
+    /// (the use is not counted).
     async fn redeem_invite(&self, code: &str, user: UserId, at: i64) -> StoreResult<Member>;
 
     // ---- messages

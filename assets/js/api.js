@@ -18,6 +18,28 @@ export function csrfToken() {
 }
 
 export async function api(method, path, body) {
+  const json = await call(method, path, body);
+  return 'data' in json ? json.data : json;
+}
+
+/**
+ * Every item of a paginated list (`data` plus `next_cursor`), following the
+ * cursor page by page until the server says there is no more.
+ */
+export async function getAll(path, limit = 200) {
+  const items = [];
+  const joiner = path.includes('?') ? '&' : '?';
+  let cursor = null;
+  do {
+    const query = `limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+    const page = await call('GET', `${path}${joiner}${query}`);
+    items.push(...page.data);
+    cursor = page.next_cursor ?? null;
+  } while (cursor);
+  return items;
+}
+
+async function call(method, path, body) {
   const headers = { Accept: 'application/json' };
   if (method !== 'GET') headers['X-CSRFToken'] = csrfToken();
   let payload;
@@ -46,7 +68,7 @@ export async function api(method, path, body) {
     }
     throw new ApiError(response.status, code, errorText(code, json?.error?.message), response.headers.get('Retry-After'));
   }
-  return 'data' in json ? json.data : json;
+  return json;
 }
 
 export const get = (path) => api('GET', path);

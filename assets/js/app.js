@@ -5,7 +5,7 @@
 // seq shown and everything else (room list, participants) is reloaded.
 import { $, bootData, debounce, toast } from './dom.js';
 import { initI18n, t, tn, errorText } from './i18n.js';
-import { ApiError, get, post } from './api.js';
+import { ApiError, get, getAll, post } from './api.js';
 import { Connection, newClientId } from './connection.js';
 import { RoomList } from './rooms.js';
 import { Timeline } from './timeline.js';
@@ -362,7 +362,8 @@ function updateTitle() {
 
 async function reloadRooms() {
   try {
-    const rooms = await get('/chat/rooms/');
+    // Paginated: a user in thousands of rooms gets them all, a page at a time.
+    const rooms = await getAll('/chat/rooms/');
     roomList.setRooms(rooms);
     updateTitle();
     const listed = current && roomList.get(current.id);

@@ -234,7 +234,8 @@ impl Api {
         Ok(envelope.data)
     }
 
-    /// Creates a public room with these members (user ids, at most 1000).
+    /// Creates a public room with these members (user ids, at most the server's
+    /// `--max-members-per-request`).
     pub async fn create_room(
         &self,
         token: &str,

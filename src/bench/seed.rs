@@ -168,16 +168,20 @@ async fn ensure_room(store: &DynStore, id: &str, owner: UserId) -> anyhow::Resul
     let id = RoomId::parse(id).map_err(|e| anyhow::anyhow!("room id {id:?}: {e}"))?;
     if store.get_room(&id).await?.is_none() {
         store
-            .insert_room(&NewRoom {
-                id: id.clone(),
-                kind: RoomKind::Public,
-                name: id.as_str().to_string(),
-                description: "Filled by parley bench seed-history".into(),
-                owner_id: Some(owner),
-                direct_key: None,
-                created_at: now_ms(),
-                members: vec![(owner, Role::Owner)],
-            })
+            .insert_room(
+                &NewRoom {
+                    id: id.clone(),
+                    kind: RoomKind::Public,
+                    name: id.as_str().to_string(),
+                    description: "Filled by parley bench seed-history".into(),
+                    owner_id: Some(owner),
+                    direct_key: None,
+                    created_at: now_ms(),
+                    members: vec![(owner, Role::Owner)],
+                    created_by: Some(owner),
+                },
+                None,
+            )
             .await?;
     }
     Ok(id)

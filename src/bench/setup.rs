@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::bench::api::{Api, RoomInfo};
 use crate::bench::layout::Layout;
 
-/// Most members a room can be created with in one request.
-const CREATE_MEMBERS_MAX: usize = 1000;
+/// Most members a room is created with in one request: the server's default
+/// `--max-members-per-request`; the others join.
+const CREATE_MEMBERS_MAX: usize = 100;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BenchUser {

@@ -202,6 +202,15 @@ pub async fn start_session(
         ip: client.ip.to_string(),
     };
     state.store.insert_session(&record).await?;
+    // Past the quota the least recently used sessions end, rather than the
+    // user being locked out of a new login.
+    let ended = state
+        .store
+        .delete_excess_sessions(user, state.config.max_sessions_per_user, now)
+        .await?;
+    if !ended.is_empty() {
+        state.cluster.sessions_revoked(ended);
+    }
     Ok(NewSession {
         token,
         csrf_token,
@@ -370,7 +379,18 @@ pub async fn create_api_token(
         created_at: now_ms(),
         last_used_at: None,
     };
-    state.store.insert_api_token(&record).await?;
+    let max = state.config.max_tokens_per_user;
+    state
+        .store
+        .insert_api_token(&record, max)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict("too_many_tokens") => AppError::conflict(
+                "too_many_tokens",
+                format!("you already have {max} API tokens: delete one first"),
+            ),
+            other => other.into(),
+        })?;
     Ok((record, token))
 }
 

@@ -5,7 +5,7 @@
 //! is cleared when the bus comes back, and no entry is trusted for longer than
 //! [`MAX_AGE`] anyway.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,7 +33,12 @@ pub struct RoomAccess {
     pub kind: RoomKind,
     pub is_archived: bool,
     pub owner_id: Option<UserId>,
+    /// Each member's role and mute (mutes outlive memberships, see `Store`).
     pub members: HashMap<UserId, MemberAccess>,
+    /// Users banned from the room: they may not read or join it.
+    pub banned: HashSet<UserId>,
+    /// Direct rooms: one of the two blocks the other, so neither posts.
+    pub blocked: bool,
 }
 
 struct Slot {
@@ -95,6 +100,18 @@ impl RoomCache {
             return Ok(None);
         };
         let members = store.list_members(room).await?;
+        let banned = store
+            .list_bans(room)
+            .await?
+            .into_iter()
+            .map(|b| b.user_id)
+            .collect();
+        let blocked = match (found.kind, members.as_slice()) {
+            (RoomKind::Direct, [(a, _), (b, _)]) => {
+                store.is_blocked_between(a.user_id, b.user_id).await?
+            }
+            _ => false,
+        };
         let access = Arc::new(RoomAccess {
             id: found.id,
             kind: found.kind,
@@ -112,6 +129,8 @@ impl RoomCache {
                     )
                 })
                 .collect(),
+            banned,
+            blocked,
         });
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         if self.generation_of(&slots, room) == generation {
@@ -186,16 +205,20 @@ mod tests {
         }
         let room = RoomId::parse("r").unwrap();
         store
-            .insert_room(&NewRoom {
-                id: room.clone(),
-                kind: RoomKind::Group,
-                name: "r".into(),
-                description: String::new(),
-                owner_id: Some(ids[0]),
-                direct_key: None,
-                created_at: 0,
-                members: vec![(ids[0], Role::Owner), (ids[1], Role::Member)],
-            })
+            .insert_room(
+                &NewRoom {
+                    id: room.clone(),
+                    kind: RoomKind::Group,
+                    name: "r".into(),
+                    description: String::new(),
+                    owner_id: Some(ids[0]),
+                    direct_key: None,
+                    created_at: 0,
+                    members: vec![(ids[0], Role::Owner), (ids[1], Role::Member)],
+                    created_by: Some(ids[0]),
+                },
+                None,
+            )
             .await
             .unwrap();
         (dir, store, room, ids[0], ids[1])

@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::domain::ids::{RoomId, UserId};
 use crate::domain::message::{MessageType, NewMessage, Sender, SystemEvent};
 use crate::domain::room::{self, Member, Role, Room, RoomKind};
+use crate::domain::text;
 use crate::domain::time::{now_ms, rfc3339};
 use crate::domain::user::User;
 use crate::error::{AppError, Result};
@@ -15,7 +16,9 @@ use crate::services::accounts::random_token;
 use crate::services::room_cache::{MemberAccess, RoomAccess};
 use crate::services::{presence, profiles};
 use crate::state::AppState;
-use crate::store::{DynStore, Invite, NewRoom, RoomChanges, RoomSummary, StoreError};
+use crate::store::{
+    Ban, DynStore, Invite, NewRoom, RoomChanges, RoomCursor, RoomPage, RoomQuota, StoreError,
+};
 use crate::views::{ParticipantView, RoomView};
 
 /// What a user may do in a room.
@@ -43,6 +46,12 @@ impl Access {
                 "this room is archived and read-only",
             ));
         }
+        if self.room.blocked {
+            return Err(AppError::forbidden(
+                "blocked",
+                "one of you blocks the other: nothing can be sent here",
+            ));
+        }
         if member.muted_until.is_some_and(|until| now < until) {
             return Err(AppError::forbidden("muted", "you are muted in this room"));
         }
@@ -61,6 +70,9 @@ pub async fn access(state: &AppState, room: &RoomId, user: UserId) -> Result<Acc
         member: info.members.get(&user).copied(),
         room: info,
     };
+    if access.member.is_none() && access.room.banned.contains(&user) {
+        return Err(banned());
+    }
     if !access.can_read() {
         return Err(AppError::forbidden(
             "not_a_member",
@@ -68,6 +80,17 @@ pub async fn access(state: &AppState, room: &RoomId, user: UserId) -> Result<Acc
         ));
     }
     Ok(access)
+}
+
+fn banned() -> AppError {
+    AppError::forbidden("banned", "you are banned from this room")
+}
+
+fn blocked() -> AppError {
+    AppError::forbidden(
+        "blocked",
+        "that user does not accept this from you (one of you blocks the other)",
+    )
 }
 
 /// The role `user` acts with: their member role, or owner for site admins in
@@ -264,8 +287,9 @@ pub async fn ensure_default_room(store: &DynStore, config: &Config) -> Result<()
         direct_key: None,
         created_at: now_ms(),
         members: Vec::new(),
+        created_by: None,
     };
-    match store.insert_room(&new).await {
+    match store.insert_room(&new, None).await {
         Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
         Err(e) => Err(e.into()),
     }
@@ -282,6 +306,38 @@ pub async fn join_default_room(state: &AppState, user: &User) -> Result<()> {
             Ok(())
         }
         _ => Ok(()),
+    }
+}
+
+/// The window `--max-rooms-per-hour` counts over.
+const ROOM_QUOTA_WINDOW_MS: i64 = 3_600_000;
+
+fn room_quota(state: &AppState) -> RoomQuota {
+    RoomQuota {
+        max: state.config.max_rooms_per_hour,
+        since: now_ms() - ROOM_QUOTA_WINDOW_MS,
+    }
+}
+
+/// `429 too_many_rooms`, retried once the oldest room of the window ages out of it.
+async fn too_many_rooms(state: &AppState, user: UserId) -> AppError {
+    let now = now_ms();
+    let oldest = state
+        .store
+        .rooms_created_since(user, now - ROOM_QUOTA_WINDOW_MS)
+        .await
+        .ok()
+        .and_then(|(_, oldest)| oldest);
+    let wait_ms = oldest.map_or(ROOM_QUOTA_WINDOW_MS, |at| at + ROOM_QUOTA_WINDOW_MS - now);
+    AppError::RateLimited {
+        code: "too_many_rooms",
+        message: format!(
+            "you may create {} rooms per hour; try again later",
+            state.config.max_rooms_per_hour
+        ),
+        retry_after: std::time::Duration::from_millis(
+            u64::try_from(wait_ms.max(1000)).unwrap_or(1000),
+        ),
     }
 }
 
@@ -310,10 +366,11 @@ pub async fn create(state: &AppState, owner: &User, input: CreateRoom) -> Result
         .collect();
     member_ids.sort();
     member_ids.dedup();
-    if member_ids.len() > 1000 {
+    let max_members = state.config.max_members_per_request;
+    if member_ids.len() > max_members {
         return Err(AppError::bad_request(
             "too_many_members",
-            "add at most 1000 members at once",
+            format!("add at most {max_members} members at once"),
         ));
     }
     let members = state.store.list_users(&member_ids).await?;
@@ -322,6 +379,14 @@ pub async fn create(state: &AppState, owner: &User, input: CreateRoom) -> Result
             "unknown_user",
             "some of the members do not exist",
         ));
+    }
+    if !state
+        .store
+        .list_blockers(owner.id, &member_ids)
+        .await?
+        .is_empty()
+    {
+        return Err(blocked());
     }
     let mut roster = vec![(owner.id, Role::Owner)];
     roster.extend(member_ids.iter().map(|id| (*id, Role::Member)));
@@ -350,13 +415,17 @@ pub async fn create(state: &AppState, owner: &User, input: CreateRoom) -> Result
             direct_key: None,
             created_at: now_ms(),
             members: roster.clone(),
+            created_by: Some(owner.id),
         };
-        match state.store.insert_room(&new).await {
+        match state.store.insert_room(&new, Some(room_quota(state))).await {
             Ok(room) => {
                 created = Some(room);
                 break;
             }
             Err(StoreError::Conflict("room_exists")) => continue,
+            Err(StoreError::Conflict("too_many_rooms")) => {
+                return Err(too_many_rooms(state, owner.id).await);
+            }
             Err(e) => return Err(e.into()),
         }
     }
@@ -391,6 +460,9 @@ pub async fn direct(state: &AppState, user: &User, other: UserId) -> Result<(Roo
         ));
     }
     let peer = load_user(state, other).await?;
+    if state.store.is_blocked_between(user.id, other).await? {
+        return Err(blocked());
+    }
     let key = room::direct_key(user.id, other);
     if let Some(room) = state.store.get_direct_room(&key).await? {
         return Ok((room, false));
@@ -404,13 +476,15 @@ pub async fn direct(state: &AppState, user: &User, other: UserId) -> Result<(Roo
         direct_key: Some(key.clone()),
         created_at: now_ms(),
         members: vec![(user.id, Role::Member), (other, Role::Member)],
+        created_by: Some(user.id),
     };
-    match state.store.insert_room(&new).await {
+    match state.store.insert_room(&new, Some(room_quota(state))).await {
         Ok(room) => {
             on_joined(state, &room, user).await?;
             on_joined(state, &room, &peer).await?;
             Ok((room, true))
         }
+        Err(StoreError::Conflict("too_many_rooms")) => Err(too_many_rooms(state, user.id).await),
         // Both users opened it at the same moment: the other request created it.
         Err(StoreError::Conflict(_)) => {
             let room = state
@@ -441,8 +515,29 @@ pub async fn get(
     Ok((room, member, count))
 }
 
-pub async fn list_mine(state: &AppState, user: &User) -> Result<Vec<RoomSummary>> {
-    Ok(state.store.list_rooms_for_user(user.id).await?)
+/// Rooms per page of `GET /tools/api/chat/rooms/` when the client names no limit.
+pub const ROOM_PAGE_DEFAULT: u32 = 100;
+/// The most a client may ask for in one page.
+pub const ROOM_PAGE_MAX: u32 = 200;
+
+/// A page of the rooms `user` belongs to, most recently active first.
+pub async fn list_mine(
+    state: &AppState,
+    user: &User,
+    after: Option<&RoomCursor>,
+    limit: Option<u32>,
+) -> Result<RoomPage> {
+    let limit = limit.unwrap_or(ROOM_PAGE_DEFAULT);
+    if !(1..=ROOM_PAGE_MAX).contains(&limit) {
+        return Err(AppError::bad_request(
+            "invalid_limit",
+            format!("limit is between 1 and {ROOM_PAGE_MAX}"),
+        ));
+    }
+    Ok(state
+        .store
+        .list_room_page_for_user(user.id, after, limit)
+        .await?)
 }
 
 pub async fn list_public(state: &AppState, query: &str) -> Result<Vec<(Room, i64)>> {
@@ -456,6 +551,9 @@ pub async fn join(state: &AppState, user: &User, id: &RoomId) -> Result<Member> 
         .get(&state.store, id)
         .await?
         .ok_or_else(AppError::room_not_found)?;
+    if info.banned.contains(&user.id) {
+        return Err(banned());
+    }
     if info.kind != RoomKind::Public {
         return Err(AppError::forbidden(
             "invite_required",
@@ -475,6 +573,7 @@ pub async fn join(state: &AppState, user: &User, id: &RoomId) -> Result<Member> 
         .await
     {
         Ok(member) => member,
+        Err(StoreError::Conflict("banned")) => return Err(banned()),
         Err(StoreError::Conflict(_)) => {
             return state
                 .store
@@ -509,7 +608,11 @@ pub async fn leave(state: &AppState, user: &User, id: &RoomId) -> Result<()> {
             "transfer ownership to another member before leaving",
         ));
     }
-    state.store.delete_member(id, user.id).await?;
+    state
+        .store
+        .delete_member(id, user.id)
+        .await
+        .map_err(owner_must_transfer)?;
     let room = load_room(state, id).await?;
     on_left(state, &room, user, "left").await?;
     announce(
@@ -536,11 +639,23 @@ pub async fn add_member(
     not_archived(&access)?;
     require_role(&access, actor, Role::Admin)?;
     let user = load_user(state, target).await?;
+    if !state
+        .store
+        .list_blockers(actor.id, &[target])
+        .await?
+        .is_empty()
+    {
+        return Err(blocked());
+    }
     let member = state
         .store
         .insert_member(id, target, Role::Member, now_ms())
         .await
         .map_err(|e| match e {
+            StoreError::Conflict("banned") => AppError::forbidden(
+                "banned",
+                "that user is banned from this room: unban them first",
+            ),
             StoreError::Conflict(_) => {
                 AppError::conflict("already_member", "that user is already a member")
             }
@@ -561,6 +676,29 @@ pub async fn add_member(
     )
     .await?;
     Ok(member)
+}
+
+fn member_not_found() -> AppError {
+    AppError::not_found("member_not_found", "that user is not a member of this room")
+}
+
+fn insufficient_role() -> AppError {
+    AppError::forbidden(
+        "insufficient_role",
+        "you can only manage members with a lower role than yours",
+    )
+}
+
+/// The store's refusal to remove an owner while others remain.
+fn owner_must_transfer(e: StoreError) -> AppError {
+    match e {
+        StoreError::Conflict("owner_must_transfer") => AppError::conflict(
+            "owner_must_transfer",
+            "transfer ownership to another member before leaving",
+        ),
+        StoreError::NotFound => member_not_found(),
+        other => other.into(),
+    }
 }
 
 /// Moderators may act on members below their own role; nobody acts on the owner.
@@ -591,7 +729,16 @@ pub async fn remove_member(
     let role = require_role(&access, actor, Role::Admin)?;
     check_outranks(role, &access, target)?;
     let user = load_user(state, target).await?;
-    state.store.delete_member(id, target).await?;
+    state
+        .store
+        .delete_member(id, target)
+        .await
+        .map_err(|e| match e {
+            // Became the owner since the check above (a transfer won the race).
+            StoreError::Conflict("owner_must_transfer") => insufficient_role(),
+            StoreError::NotFound => member_not_found(),
+            other => other.into(),
+        })?;
     let room = load_room(state, id).await?;
     on_left(state, &room, &user, "removed").await?;
     announce(
@@ -626,6 +773,132 @@ pub async fn mute_member(
     Ok(member)
 }
 
+/// Longest ban reason, in characters.
+pub const BAN_REASON_MAX: usize = 500;
+
+/// A ban with the users it names, for the admins' list.
+pub struct BanEntry {
+    pub ban: Ban,
+    pub user: User,
+    /// `None` once the user who banned is gone.
+    pub by: Option<User>,
+}
+
+/// Bans `target` from the room: they cannot rejoin (by joining, an invite or
+/// being added) until unbanned. A member is removed, with the same live
+/// effects and system message as a removal. Same rank rule as removing: only
+/// someone of a lower role (anyone who is not a member ranks as a member).
+pub async fn ban_member(
+    state: &AppState,
+    actor: &User,
+    id: &RoomId,
+    target: UserId,
+    reason: Option<&str>,
+) -> Result<BanEntry> {
+    let access = access(state, id, actor.id).await?;
+    not_direct(&access)?;
+    let role = require_role(&access, actor, Role::Admin)?;
+    if target == actor.id {
+        return Err(AppError::bad_request(
+            "invalid_user",
+            "you cannot ban yourself",
+        ));
+    }
+    if access.room.members.contains_key(&target) {
+        check_outranks(role, &access, target)?;
+    }
+    let reason = text::single_line(reason.unwrap_or(""), "reason", BAN_REASON_MAX)?;
+    let user = load_user(state, target).await?;
+    let ban = Ban {
+        room_id: id.clone(),
+        user_id: target,
+        banned_by: Some(actor.id),
+        banned_at: now_ms(),
+        reason,
+    };
+    let was_member = state.store.insert_ban(&ban).await.map_err(|e| match e {
+        // Became the owner since the check above (a transfer won the race).
+        StoreError::Conflict("member_is_owner") => insufficient_role(),
+        other => other.into(),
+    })?;
+    state.cluster.room_changed(id);
+    if was_member {
+        let room = load_room(state, id).await?;
+        on_left(state, &room, &user, "removed").await?;
+        announce(
+            state,
+            id,
+            Some(actor),
+            SystemEvent::MemberRemoved {
+                user_id: user.id,
+                username: user.username.clone(),
+                by_id: actor.id,
+                by: actor.username.clone(),
+            },
+        )
+        .await?;
+    }
+    Ok(BanEntry {
+        ban,
+        user,
+        by: Some(actor.clone()),
+    })
+}
+
+/// Lifts a ban: the user may join, use invites and be added again (a mute
+/// they had still applies).
+pub async fn unban_member(
+    state: &AppState,
+    actor: &User,
+    id: &RoomId,
+    target: UserId,
+) -> Result<()> {
+    let access = access(state, id, actor.id).await?;
+    not_direct(&access)?;
+    require_role(&access, actor, Role::Admin)?;
+    state
+        .store
+        .delete_ban(id, target)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => {
+                AppError::not_found("ban_not_found", "that user is not banned from this room")
+            }
+            other => other.into(),
+        })?;
+    state.cluster.room_changed(id);
+    Ok(())
+}
+
+/// The room's bans, most recent first (admins).
+pub async fn list_bans(state: &AppState, actor: &User, id: &RoomId) -> Result<Vec<BanEntry>> {
+    let access = access(state, id, actor.id).await?;
+    require_role(&access, actor, Role::Admin)?;
+    let bans = state.store.list_bans(id).await?;
+    let mut ids: Vec<UserId> = bans
+        .iter()
+        .flat_map(|b| [Some(b.user_id), b.banned_by])
+        .flatten()
+        .collect();
+    ids.sort();
+    ids.dedup();
+    let users: std::collections::HashMap<UserId, User> = state
+        .store
+        .list_users(&ids)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u))
+        .collect();
+    Ok(bans
+        .into_iter()
+        .filter_map(|ban| {
+            let user = users.get(&ban.user_id)?.clone();
+            let by = ban.banned_by.and_then(|b| users.get(&b).cloned());
+            Some(BanEntry { ban, user, by })
+        })
+        .collect())
+}
+
 /// The owner makes a member an admin or an admin a member.
 pub async fn set_role(
     state: &AppState,
@@ -644,7 +917,16 @@ pub async fn set_role(
     not_direct(&access)?;
     let acting = require_role(&access, actor, Role::Owner)?;
     check_outranks(acting, &access, target)?;
-    let member = state.store.update_member_role(id, target, role).await?;
+    let member = state
+        .store
+        .update_member_role(id, target, role)
+        .await
+        .map_err(|e| match e {
+            // Became the owner since the check above (a transfer won the race).
+            StoreError::Conflict("member_is_owner") => insufficient_role(),
+            StoreError::NotFound => member_not_found(),
+            other => other.into(),
+        })?;
     member_updated(state, &member);
     Ok(member)
 }
@@ -676,10 +958,19 @@ pub async fn transfer_ownership(
         ));
     }
     let user = load_user(state, target).await?;
+    // The store decides: the checks above read the cache, which a concurrent
+    // transfer or removal may not have reached yet.
     let room = state
         .store
         .transfer_ownership(id, actor.id, target, now_ms())
-        .await?;
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict("not_owner") => {
+                AppError::forbidden("owner_only", "only the room owner may do that")
+            }
+            StoreError::NotFound => member_not_found(),
+            other => other.into(),
+        })?;
     for uid in [actor.id, target] {
         if let Some(member) = state.store.get_member(id, uid).await? {
             member_updated(state, &member);
@@ -698,6 +989,63 @@ pub async fn transfer_ownership(
         },
     )
     .await?;
+    Ok(room)
+}
+
+/// A site admin repairs a room's ownership: `target`, a member, becomes its
+/// one owner (whoever held the role before becomes an admin).
+pub async fn set_owner(
+    state: &AppState,
+    actor: &User,
+    id: &RoomId,
+    target: UserId,
+) -> Result<Room> {
+    if !actor.is_admin {
+        return Err(AppError::forbidden(
+            "site_admin_only",
+            "only site admins may do that",
+        ));
+    }
+    let before = load_room(state, id).await?;
+    if before.kind == RoomKind::Direct {
+        return Err(AppError::forbidden(
+            "direct_room",
+            "direct rooms always have exactly two members",
+        ));
+    }
+    let user = load_user(state, target).await?;
+    let previous = state.store.list_members(id).await?;
+    let room = state
+        .store
+        .set_owner(id, target, now_ms())
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => member_not_found(),
+            other => other.into(),
+        })?;
+    // Everyone whose role the repair changed, and the new owner.
+    for (member, _) in previous {
+        if (member.role == Role::Owner || member.user_id == target)
+            && let Some(now) = state.store.get_member(id, member.user_id).await?
+        {
+            member_updated(state, &now);
+        }
+    }
+    room_updated(state, &room);
+    if before.owner_id != Some(target) {
+        announce(
+            state,
+            id,
+            Some(actor),
+            SystemEvent::OwnershipTransferred {
+                user_id: user.id,
+                username: user.username.clone(),
+                by_id: actor.id,
+                by: actor.username.clone(),
+            },
+        )
+        .await?;
+    }
     Ok(room)
 }
 
@@ -869,7 +1217,18 @@ pub async fn create_invite(
         uses: 0,
         revoked: false,
     };
-    state.store.insert_invite(&invite).await?;
+    let max = state.config.max_invites_per_room;
+    state
+        .store
+        .insert_invite(&invite, max)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict("too_many_invites") => AppError::conflict(
+                "too_many_invites",
+                format!("this room already has {max} usable invite links: revoke one first"),
+            ),
+            other => other.into(),
+        })?;
     Ok(invite)
 }
 
@@ -914,6 +1273,7 @@ pub async fn redeem_invite(state: &AppState, user: &User, code: &str) -> Result<
     match state.store.redeem_invite(code, user.id, now_ms()).await {
         Ok(_) => {}
         Err(StoreError::Conflict("already_member")) => return Ok(room),
+        Err(StoreError::Conflict("banned")) => return Err(banned()),
         Err(StoreError::Conflict(_)) | Err(StoreError::NotFound) => return Err(invalid()),
         Err(e) => return Err(e.into()),
     }

@@ -37,19 +37,23 @@ fn room_id(name: &str) -> RoomId {
 
 async fn room(store: &DynStore, id: &str, kind: RoomKind, members: &[(UserId, Role)]) -> Room {
     store
-        .insert_room(&NewRoom {
-            id: room_id(id),
-            kind,
-            name: id.to_string(),
-            description: String::new(),
-            owner_id: members
-                .iter()
-                .find(|(_, r)| *r == Role::Owner)
-                .map(|(u, _)| *u),
-            direct_key: None,
-            created_at: NOW,
-            members: members.to_vec(),
-        })
+        .insert_room(
+            &NewRoom {
+                id: room_id(id),
+                kind,
+                name: id.to_string(),
+                description: String::new(),
+                owner_id: members
+                    .iter()
+                    .find(|(_, r)| *r == Role::Owner)
+                    .map(|(u, _)| *u),
+                direct_key: None,
+                created_at: NOW,
+                members: members.to_vec(),
+                created_by: None,
+            },
+            None,
+        )
         .await
         .expect("insert room")
 }
@@ -318,7 +322,7 @@ pub async fn api_tokens_belong_to_their_owner(store: &DynStore) {
         created_at: NOW,
         last_used_at: None,
     };
-    store.insert_api_token(&token).await.unwrap();
+    store.insert_api_token(&token, 10).await.unwrap();
     assert_eq!(
         store.list_api_tokens(ann.id).await.unwrap(),
         vec![token.clone()]
@@ -369,16 +373,20 @@ pub async fn rooms_and_members(store: &DynStore) {
         (RoomKind::Group, Some(ann.id), 0, false)
     );
     let duplicate = store
-        .insert_room(&NewRoom {
-            id: room_id("team"),
-            kind: RoomKind::Public,
-            name: "x".into(),
-            description: String::new(),
-            owner_id: None,
-            direct_key: None,
-            created_at: NOW,
-            members: vec![],
-        })
+        .insert_room(
+            &NewRoom {
+                id: room_id("team"),
+                kind: RoomKind::Public,
+                name: "x".into(),
+                description: String::new(),
+                owner_id: None,
+                direct_key: None,
+                created_at: NOW,
+                members: vec![],
+                created_by: None,
+            },
+            None,
+        )
         .await;
     assert!(matches!(
         duplicate,
@@ -497,6 +505,682 @@ pub async fn rooms_and_members(store: &DynStore) {
     );
 }
 
+/// The room's owner as the store holds it: `rooms.owner_id` must name the one
+/// member whose role is `owner`.
+async fn assert_one_owner(store: &DynStore, room: &RoomId, context: &str) -> UserId {
+    let owner_id = store.get_room(room).await.unwrap().unwrap().owner_id;
+    let owners: Vec<UserId> = store
+        .list_members(room)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(m, _)| m.role == Role::Owner)
+        .map(|(m, _)| m.user_id)
+        .collect();
+    assert_eq!(
+        owners.len(),
+        1,
+        "{context}: exactly one owner row, got {owners:?}"
+    );
+    assert_eq!(
+        owner_id,
+        Some(owners[0]),
+        "{context}: owner_id is the owner member"
+    );
+    owners[0]
+}
+
+/// Many transfers at once to different members, then transfers racing the
+/// removal of their target: however they interleave, the room keeps exactly
+/// one owner, that owner is a member, and `owner_id` names them.
+pub async fn ownership_races_leave_one_owner_who_is_a_member(store: &DynStore) {
+    const HEIRS: usize = 12;
+    const ROUNDS: usize = 10;
+    let owner = user(store, "owner").await;
+    let mut roster = vec![(owner.id, Role::Owner)];
+    let mut heirs = Vec::new();
+    for i in 0..HEIRS {
+        let heir = user(store, &format!("heir{i}")).await;
+        roster.push((heir.id, Role::Member));
+        heirs.push(heir.id);
+    }
+    let estate = room(store, "estate", RoomKind::Group, &roster).await;
+
+    // Every heir is offered the room by the same owner at once: one transfer wins,
+    // the others find that `owner` no longer owns it.
+    let mut tasks = tokio::task::JoinSet::new();
+    for &heir in &heirs {
+        let (store, id) = (Arc::clone(store), estate.id.clone());
+        tasks.spawn(async move { store.transfer_ownership(&id, owner.id, heir, NOW).await });
+    }
+    let mut won = 0;
+    while let Some(done) = tasks.join_next().await {
+        match done.unwrap() {
+            Ok(_) => won += 1,
+            Err(StoreError::Conflict("not_owner")) => {}
+            Err(other) => panic!("a losing transfer failed with {other:?}"),
+        }
+    }
+    assert_eq!(won, 1, "exactly one of the concurrent transfers succeeds");
+    let mut current = assert_one_owner(store, &estate.id, "after concurrent transfers").await;
+
+    // A transfer races the removal of its target (and a second transfer to
+    // another member): either the removal wins (the transfer finds no such
+    // member) or the transfer does (the new owner cannot be removed).
+    let mut members: Vec<UserId> = heirs.iter().copied().chain([owner.id]).collect();
+    for round in 0..ROUNDS {
+        let others: Vec<UserId> = members.iter().copied().filter(|&m| m != current).collect();
+        assert!(others.len() >= 2, "enough members left for round {round}");
+        let (target, rival) = (others[0], others[1]);
+        let (s1, s2, s3) = (Arc::clone(store), Arc::clone(store), Arc::clone(store));
+        let (id1, id2, id3) = (estate.id.clone(), estate.id.clone(), estate.id.clone());
+        let transfer =
+            tokio::spawn(async move { s1.transfer_ownership(&id1, current, target, NOW).await });
+        let removal = tokio::spawn(async move { s2.delete_member(&id2, target).await });
+        let other =
+            tokio::spawn(async move { s3.transfer_ownership(&id3, current, rival, NOW).await });
+        let (transfer, removal, other) = (
+            transfer.await.unwrap(),
+            removal.await.unwrap(),
+            other.await.unwrap(),
+        );
+        let context =
+            format!("round {round}: transfer {transfer:?}, removal {removal:?}, other {other:?}");
+        assert!(
+            !(transfer.is_ok() && other.is_ok()),
+            "{context}: two transfers from the same owner both succeeded"
+        );
+        if removal.is_ok() {
+            assert!(
+                transfer.is_err(),
+                "{context}: the removed target became owner"
+            );
+            members.retain(|&m| m != target);
+        }
+        current = assert_one_owner(store, &estate.id, &context).await;
+        assert!(
+            members.contains(&current),
+            "{context}: the owner is a member"
+        );
+        assert!(
+            store
+                .get_member(&estate.id, current)
+                .await
+                .unwrap()
+                .is_some(),
+            "{context}: the owner has a membership row"
+        );
+    }
+
+    // Roles change around the owner, never onto or off them.
+    assert!(matches!(
+        store
+            .update_member_role(&estate.id, current, Role::Admin)
+            .await,
+        Err(StoreError::Conflict("member_is_owner"))
+    ));
+    let someone = *members.iter().find(|&&m| m != current).unwrap();
+    assert!(matches!(
+        store
+            .update_member_role(&estate.id, someone, Role::Owner)
+            .await,
+        Err(StoreError::Conflict("member_is_owner"))
+    ));
+    assert!(matches!(
+        store
+            .update_member_role(&estate.id, UserId::new(), Role::Admin)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+
+    // The repair: any member becomes the one owner, in a room whose rows were
+    // left inconsistent (two owner rows) as well as in a sound one.
+    let (a, b) = (user(store, "a").await, user(store, "b").await);
+    let broken = room(
+        store,
+        "broken",
+        RoomKind::Group,
+        &[(a.id, Role::Owner), (b.id, Role::Owner)],
+    )
+    .await;
+    assert!(matches!(
+        store.set_owner(&broken.id, owner.id, NOW).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.set_owner(&room_id("nope"), a.id, NOW).await,
+        Err(StoreError::NotFound)
+    ));
+    let repaired = store.set_owner(&broken.id, b.id, NOW + 9).await.unwrap();
+    assert_eq!(
+        (repaired.owner_id, repaired.updated_at),
+        (Some(b.id), NOW + 9)
+    );
+    assert_eq!(assert_one_owner(store, &broken.id, "repaired").await, b.id);
+    assert_eq!(
+        store
+            .get_member(&broken.id, a.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .role,
+        Role::Admin
+    );
+    store.set_owner(&estate.id, someone, NOW).await.unwrap();
+    assert_eq!(
+        assert_one_owner(store, &estate.id, "moved by repair").await,
+        someone
+    );
+    current = someone;
+
+    // The owner cannot be removed while others remain; once alone they leave
+    // the room without an owner (nothing left pointing at a non-member).
+    assert!(matches!(
+        store.delete_member(&estate.id, current).await,
+        Err(StoreError::Conflict("owner_must_transfer"))
+    ));
+    for &m in members.iter().filter(|&&m| m != current) {
+        store.delete_member(&estate.id, m).await.unwrap();
+    }
+    store.delete_member(&estate.id, current).await.unwrap();
+    let left = store.get_room(&estate.id).await.unwrap().unwrap();
+    assert_eq!(
+        left.owner_id, None,
+        "the last owner leaving leaves no owner behind"
+    );
+    assert!(store.list_members(&estate.id).await.unwrap().is_empty());
+}
+
+fn ban(room: &Room, user: &User, by: &User, at: i64) -> Ban {
+    Ban {
+        room_id: room.id.clone(),
+        user_id: user.id,
+        banned_by: Some(by.id),
+        banned_at: at,
+        reason: format!("{} was rude", user.username),
+    }
+}
+
+/// A mute and a ban belong to the user in the room, not to the membership:
+/// leaving and coming back, by joining, being added or an invite, keeps them.
+pub async fn mutes_and_bans_outlive_the_membership(store: &DynStore) {
+    let ann = user(store, "ann").await;
+    let bob = user(store, "bob").await;
+    let cat = user(store, "cat").await;
+    let lobby = room(
+        store,
+        "lobby",
+        RoomKind::Public,
+        &[
+            (ann.id, Role::Owner),
+            (bob.id, Role::Member),
+            (cat.id, Role::Member),
+        ],
+    )
+    .await;
+    let until = NOW + 60_000;
+    store
+        .update_member_muted(&lobby.id, bob.id, Some(until))
+        .await
+        .unwrap();
+    store.delete_member(&lobby.id, bob.id).await.unwrap();
+    assert!(store.get_member(&lobby.id, bob.id).await.unwrap().is_none());
+    let back = store
+        .insert_member(&lobby.id, bob.id, Role::Member, NOW + 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        back.muted_until,
+        Some(until),
+        "the mute survives leave and join"
+    );
+    let listed = store.list_members(&lobby.id).await.unwrap();
+    let bob_listed = listed.iter().find(|(m, _)| m.user_id == bob.id).unwrap();
+    assert_eq!(bob_listed.0.muted_until, Some(until));
+    assert!(matches!(
+        store
+            .update_member_muted(&lobby.id, UserId::new(), Some(until))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+
+    // Through an invite.
+    store
+        .insert_invite(
+            &Invite {
+                code: "door".into(),
+                room_id: lobby.id.clone(),
+                created_by: ann.id,
+                created_at: NOW,
+                expires_at: None,
+                max_uses: None,
+                uses: 0,
+                revoked: false,
+            },
+            100,
+        )
+        .await
+        .unwrap();
+    store.delete_member(&lobby.id, bob.id).await.unwrap();
+    let invited = store.redeem_invite("door", bob.id, NOW + 2).await.unwrap();
+    assert_eq!(
+        invited.muted_until,
+        Some(until),
+        "the mute survives an invite"
+    );
+    let unmuted = store
+        .update_member_muted(&lobby.id, bob.id, None)
+        .await
+        .unwrap();
+    assert_eq!(unmuted.muted_until, None);
+    store.delete_member(&lobby.id, bob.id).await.unwrap();
+    let clean = store
+        .insert_member(&lobby.id, bob.id, Role::Member, NOW + 3)
+        .await
+        .unwrap();
+    assert_eq!(clean.muted_until, None, "unmuted stays unmuted");
+
+    // A ban ends the membership and keeps the user out every way, until lifted.
+    store
+        .update_member_muted(&lobby.id, cat.id, Some(until))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .insert_ban(&ban(&lobby, &cat, &ann, NOW + 4))
+            .await
+            .unwrap(),
+        "was a member"
+    );
+    assert!(store.get_member(&lobby.id, cat.id).await.unwrap().is_none());
+    assert!(matches!(
+        store
+            .insert_member(&lobby.id, cat.id, Role::Member, NOW)
+            .await,
+        Err(StoreError::Conflict("banned"))
+    ));
+    let uses = store.get_invite("door").await.unwrap().unwrap().uses;
+    assert!(matches!(
+        store.redeem_invite("door", cat.id, NOW).await,
+        Err(StoreError::Conflict("banned"))
+    ));
+    assert_eq!(
+        store.get_invite("door").await.unwrap().unwrap().uses,
+        uses,
+        "a refused use is not counted"
+    );
+    assert!(store.get_member(&lobby.id, cat.id).await.unwrap().is_none());
+    // Banning someone who is not a member (bob, pre-emptively, after cat).
+    store.delete_member(&lobby.id, bob.id).await.unwrap();
+    assert!(
+        !store
+            .insert_ban(&ban(&lobby, &bob, &ann, NOW + 5))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.list_bans(&lobby.id).await.unwrap(),
+        vec![
+            ban(&lobby, &bob, &ann, NOW + 5),
+            ban(&lobby, &cat, &ann, NOW + 4)
+        ],
+        "most recent first, with who, when and why"
+    );
+    // Banning again updates the ban.
+    let mut again = ban(&lobby, &bob, &ann, NOW + 6);
+    again.reason = String::new();
+    again.banned_by = None;
+    assert!(!store.insert_ban(&again).await.unwrap());
+    assert_eq!(store.list_bans(&lobby.id).await.unwrap()[0], again);
+    assert!(matches!(
+        store.insert_ban(&ban(&lobby, &ann, &ann, NOW)).await,
+        Err(StoreError::Conflict("member_is_owner"))
+    ));
+    assert!(store.get_member(&lobby.id, ann.id).await.unwrap().is_some());
+    let ghost = User {
+        id: UserId::new(),
+        ..ann.clone()
+    };
+    assert!(matches!(
+        store.insert_ban(&ban(&lobby, &ghost, &ann, NOW)).await,
+        Err(StoreError::NotFound)
+    ));
+    let nowhere = Room {
+        id: room_id("nowhere"),
+        ..lobby.clone()
+    };
+    assert!(matches!(
+        store.insert_ban(&ban(&nowhere, &cat, &ann, NOW)).await,
+        Err(StoreError::NotFound)
+    ));
+
+    store.delete_ban(&lobby.id, cat.id).await.unwrap();
+    assert!(matches!(
+        store.delete_ban(&lobby.id, cat.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.delete_ban(&lobby.id, ann.id).await,
+        Err(StoreError::NotFound)
+    ));
+    let returned = store.redeem_invite("door", cat.id, NOW + 7).await.unwrap();
+    assert_eq!(returned.muted_until, Some(until), "unbanned, still muted");
+    assert_eq!(store.list_bans(&lobby.id).await.unwrap(), vec![again]);
+}
+
+/// Joins and bans racing for the same users: whatever the order, nobody is
+/// both banned and a member afterwards.
+pub async fn a_join_racing_a_ban_never_outlives_it(store: &DynStore) {
+    const USERS: usize = 16;
+    let ann = user(store, "ann").await;
+    let hall = room(store, "hall", RoomKind::Public, &[(ann.id, Role::Owner)]).await;
+    let mut people = Vec::new();
+    for i in 0..USERS {
+        people.push(user(store, &format!("u{i}")).await);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for person in &people {
+        let (s1, s2) = (Arc::clone(store), Arc::clone(store));
+        let (id1, uid) = (hall.id.clone(), person.id);
+        let b = ban(&hall, person, &ann, NOW);
+        tasks.spawn(async move {
+            let joined = s1.insert_member(&id1, uid, Role::Member, NOW).await;
+            // NotFound: joined, then banned before the member could be read back.
+            assert!(
+                matches!(
+                    joined,
+                    Ok(_) | Err(StoreError::Conflict("banned")) | Err(StoreError::NotFound)
+                ),
+                "{joined:?}"
+            );
+        });
+        tasks.spawn(async move {
+            s2.insert_ban(&b).await.unwrap();
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    assert_eq!(store.list_bans(&hall.id).await.unwrap().len(), USERS);
+    let members = store.list_members(&hall.id).await.unwrap();
+    assert_eq!(members.len(), 1, "only the owner is left: {members:?}");
+}
+
+pub async fn blocks_are_one_way_and_capped(store: &DynStore) {
+    let ann = user(store, "ann").await;
+    let bob = user(store, "bob").await;
+    let cat = user(store, "cat").await;
+    let dan = user(store, "dan").await;
+    store.insert_block(ann.id, bob.id, NOW, 2).await.unwrap();
+    store
+        .insert_block(ann.id, bob.id, NOW + 5, 2)
+        .await
+        .unwrap();
+    let blocks = store.list_blocks(ann.id).await.unwrap();
+    assert_eq!(
+        blocks.iter().map(|(u, at)| (u.id, *at)).collect::<Vec<_>>(),
+        vec![(bob.id, NOW)],
+        "blocking again changes nothing"
+    );
+    assert!(store.list_blocks(bob.id).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .list_blockers(bob.id, &[ann.id, cat.id])
+            .await
+            .unwrap(),
+        vec![ann.id]
+    );
+    assert!(
+        store
+            .list_blockers(ann.id, &[bob.id])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.list_blockers(bob.id, &[]).await.unwrap().is_empty());
+    assert!(store.is_blocked_between(ann.id, bob.id).await.unwrap());
+    assert!(store.is_blocked_between(bob.id, ann.id).await.unwrap());
+    assert!(!store.is_blocked_between(ann.id, cat.id).await.unwrap());
+
+    store
+        .insert_block(ann.id, cat.id, NOW + 1, 2)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.insert_block(ann.id, dan.id, NOW + 2, 2).await,
+        Err(StoreError::Conflict("too_many_blocks"))
+    ));
+    store
+        .insert_block(ann.id, bob.id, NOW + 2, 2)
+        .await
+        .unwrap();
+    store
+        .insert_block(bob.id, dan.id, NOW + 2, 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .list_blocks(ann.id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|(u, _)| u.id)
+            .collect::<Vec<_>>(),
+        vec![cat.id, bob.id],
+        "most recent first"
+    );
+    assert!(matches!(
+        store.insert_block(ann.id, UserId::new(), NOW, 10).await,
+        Err(StoreError::NotFound)
+    ));
+
+    store.delete_block(ann.id, bob.id).await.unwrap();
+    assert!(matches!(
+        store.delete_block(ann.id, bob.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(!store.is_blocked_between(ann.id, bob.id).await.unwrap());
+    store
+        .insert_block(ann.id, dan.id, NOW + 3, 2)
+        .await
+        .unwrap();
+}
+
+fn created_room(id: &str, by: &User, at: i64) -> NewRoom {
+    NewRoom {
+        id: room_id(id),
+        kind: RoomKind::Group,
+        name: id.to_string(),
+        description: String::new(),
+        owner_id: Some(by.id),
+        direct_key: None,
+        created_at: at,
+        members: vec![(by.id, Role::Owner)],
+        created_by: Some(by.id),
+    }
+}
+
+/// Rooms per user and window, invites per room, tokens per user and sessions
+/// per user are counted by the store, in the transaction that adds one: the
+/// limits hold for concurrent requests (and, on PostgreSQL, across nodes).
+pub async fn quotas_are_counted_where_the_rows_are(store: &DynStore) {
+    let ann = user(store, "ann").await;
+    let bob = user(store, "bob").await;
+    let quota = RoomQuota {
+        max: 3,
+        since: NOW - 1_000,
+    };
+    // Created before the window: does not count.
+    store
+        .insert_room(&created_room("old", &ann, NOW - 5_000), Some(quota))
+        .await
+        .unwrap();
+    for i in 0..3 {
+        store
+            .insert_room(&created_room(&format!("r{i}"), &ann, NOW + i), Some(quota))
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        store
+            .insert_room(&created_room("r3", &ann, NOW + 5), Some(quota))
+            .await,
+        Err(StoreError::Conflict("too_many_rooms"))
+    ));
+    assert!(store.get_room(&room_id("r3")).await.unwrap().is_none());
+    assert_eq!(
+        store
+            .rooms_created_since(ann.id, quota.since)
+            .await
+            .unwrap(),
+        (3, Some(NOW))
+    );
+    assert_eq!(
+        store
+            .rooms_created_since(bob.id, quota.since)
+            .await
+            .unwrap(),
+        (0, None)
+    );
+    store
+        .insert_room(&created_room("free", &ann, NOW + 6), None)
+        .await
+        .unwrap();
+
+    // Many at once: exactly `max` get in.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let (store, bob) = (Arc::clone(store), bob.clone());
+        tasks.spawn(async move {
+            store
+                .insert_room(&created_room(&format!("b{i}"), &bob, NOW), Some(quota))
+                .await
+        });
+    }
+    let mut created = 0;
+    while let Some(done) = tasks.join_next().await {
+        match done.unwrap() {
+            Ok(_) => created += 1,
+            Err(StoreError::Conflict("too_many_rooms")) => {}
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(created, 3);
+
+    // Usable invites per room: revoked, expired and used-up ones do not count.
+    let club = room(store, "club", RoomKind::Group, &[(ann.id, Role::Owner)]).await;
+    let invite = |code: &str, expires_at: Option<i64>, max_uses: Option<i64>, at: i64| Invite {
+        code: code.to_string(),
+        room_id: club.id.clone(),
+        created_by: ann.id,
+        created_at: at,
+        expires_at,
+        max_uses,
+        uses: 0,
+        revoked: false,
+    };
+    store
+        .insert_invite(&invite("a", None, None, NOW), 2)
+        .await
+        .unwrap();
+    store
+        .insert_invite(&invite("b", None, Some(1), NOW), 2)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.insert_invite(&invite("c", None, None, NOW), 2).await,
+        Err(StoreError::Conflict("too_many_invites"))
+    ));
+    assert!(store.get_invite("c").await.unwrap().is_none());
+    store.redeem_invite("b", bob.id, NOW).await.unwrap();
+    store
+        .insert_invite(&invite("c", Some(NOW + 10), None, NOW), 2)
+        .await
+        .unwrap();
+    store.revoke_invite(&club.id, "a").await.unwrap();
+    // "c" expires at NOW + 10: from then on it no longer counts.
+    store
+        .insert_invite(&invite("d", None, None, NOW + 20), 2)
+        .await
+        .unwrap();
+    store
+        .insert_invite(&invite("e", None, None, NOW + 20), 2)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .insert_invite(&invite("f", None, None, NOW + 20), 2)
+            .await,
+        Err(StoreError::Conflict("too_many_invites"))
+    ));
+
+    // Tokens per user.
+    let token = |hash: &str, owner: &User| ApiTokenRecord {
+        id: TokenId::new(),
+        user_id: owner.id,
+        name: hash.to_string(),
+        token_hash: hash.to_string(),
+        created_at: NOW,
+        last_used_at: None,
+    };
+    store.insert_api_token(&token("t1", &ann), 2).await.unwrap();
+    store.insert_api_token(&token("t2", &ann), 2).await.unwrap();
+    assert!(matches!(
+        store.insert_api_token(&token("t3", &ann), 2).await,
+        Err(StoreError::Conflict("too_many_tokens"))
+    ));
+    store.insert_api_token(&token("t4", &bob), 2).await.unwrap();
+    assert_eq!(store.list_api_tokens(ann.id).await.unwrap().len(), 2);
+
+    // Sessions per user: the least recently used go, and expired ones.
+    let session = |hash: &str, owner: &User, last_used_at: i64, expires_at: i64| SessionRecord {
+        token_hash: hash.to_string(),
+        user_id: owner.id,
+        csrf_token: String::new(),
+        created_at: NOW - 100,
+        expires_at,
+        last_used_at,
+        user_agent: String::new(),
+        ip: String::new(),
+    };
+    for (hash, used, expires) in [
+        ("s1", NOW - 50, NOW + 1000),
+        ("s2", NOW - 10, NOW + 1000),
+        ("s3", NOW - 30, NOW + 1000),
+        ("s4", NOW - 20, NOW + 1000),
+        ("gone", NOW, NOW - 1),
+    ] {
+        store
+            .insert_session(&session(hash, &ann, used, expires))
+            .await
+            .unwrap();
+    }
+    store
+        .insert_session(&session("other", &bob, NOW - 99, NOW + 1000))
+        .await
+        .unwrap();
+    let mut ended = store.delete_excess_sessions(ann.id, 2, NOW).await.unwrap();
+    ended.sort();
+    assert_eq!(ended, ["gone", "s1", "s3"]);
+    let mut left: Vec<String> = store
+        .list_sessions(ann.id, NOW)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.token_hash)
+        .collect();
+    left.sort();
+    assert_eq!(left, ["s2", "s4"]);
+    assert!(
+        store
+            .delete_excess_sessions(ann.id, 2, NOW)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.list_sessions(bob.id, NOW).await.unwrap().len(), 1);
+}
+
 pub async fn direct_rooms_are_unique_per_pair(store: &DynStore) {
     let ann = user(store, "ann").await;
     let bob = user(store, "bob").await;
@@ -510,10 +1194,11 @@ pub async fn direct_rooms_are_unique_per_pair(store: &DynStore) {
         direct_key: Some(key.clone()),
         created_at: NOW,
         members: vec![(ann.id, Role::Member), (bob.id, Role::Member)],
+        created_by: Some(ann.id),
     };
-    let dm = store.insert_room(&new("dm1")).await.unwrap();
+    let dm = store.insert_room(&new("dm1"), None).await.unwrap();
     assert!(matches!(
-        store.insert_room(&new("dm2")).await,
+        store.insert_room(&new("dm2"), None).await,
         Err(StoreError::Conflict("room_exists"))
     ));
     assert!(
@@ -633,16 +1318,19 @@ pub async fn room_lists_show_unread_and_last_message(store: &DynStore) {
     let cats = store.list_rooms_for_user(cat.id).await.unwrap();
     assert_eq!((cats[0].room.id.as_str(), cats[0].unread), ("busy", 1));
     store
-        .insert_invite(&Invite {
-            code: "late".into(),
-            room_id: busy.id.clone(),
-            created_by: ann.id,
-            created_at: NOW,
-            expires_at: None,
-            max_uses: None,
-            uses: 0,
-            revoked: false,
-        })
+        .insert_invite(
+            &Invite {
+                code: "late".into(),
+                room_id: busy.id.clone(),
+                created_by: ann.id,
+                created_at: NOW,
+                expires_at: None,
+                max_uses: None,
+                uses: 0,
+                revoked: false,
+            },
+            100,
+        )
         .await
         .unwrap();
     let dan = user(store, "dan").await;
@@ -671,6 +1359,141 @@ pub async fn room_lists_show_unread_and_last_message(store: &DynStore) {
     assert!(store.list_public_rooms("zzz", 10).await.unwrap().is_empty());
 }
 
+/// What a room list entry says, to compare pages with the whole list.
+fn summary_key(
+    s: &RoomSummary,
+) -> (
+    String,
+    Role,
+    i64,
+    i64,
+    i64,
+    Option<MessageId>,
+    Option<UserId>,
+) {
+    (
+        s.room.id.to_string(),
+        s.role,
+        s.member_count,
+        s.unread,
+        s.last_read_seq,
+        s.last_message.as_ref().map(|m| m.id),
+        s.peer.as_ref().map(|p| p.id),
+    )
+}
+
+/// Keyset pages of the room list, at any page size, add up to the whole list
+/// in its order: no gap, no repeat, ties of activity broken by id.
+pub async fn room_pages_add_up_to_the_room_list(store: &DynStore) {
+    let ann = user(store, "ann").await;
+    let bob = user(store, "bob").await;
+    let mut rooms = Vec::new();
+    for i in 0..23 {
+        // Many share a creation time (a tie the cursor must break by id).
+        let created = NOW + (i % 4);
+        let r = store
+            .insert_room(
+                &NewRoom {
+                    id: room_id(&format!("room-{i:02}")),
+                    kind: RoomKind::Group,
+                    name: format!("room {i}"),
+                    description: String::new(),
+                    owner_id: Some(ann.id),
+                    direct_key: None,
+                    created_at: created,
+                    members: vec![(ann.id, Role::Owner), (bob.id, Role::Member)],
+                    created_by: Some(ann.id),
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        rooms.push(r);
+    }
+    let dm = store
+        .insert_room(
+            &NewRoom {
+                id: room_id("dm"),
+                kind: RoomKind::Direct,
+                name: String::new(),
+                description: String::new(),
+                owner_id: None,
+                direct_key: Some(crate::domain::room::direct_key(ann.id, bob.id)),
+                created_at: NOW,
+                members: vec![(ann.id, Role::Member), (bob.id, Role::Member)],
+                created_by: Some(ann.id),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    // Activity moves some rooms up, some to the same instant.
+    store
+        .insert_messages(&[
+            text(&rooms[3], &bob, "three", None, NOW + 50),
+            text(&rooms[17], &bob, "seventeen", None, NOW + 50),
+            text(&dm, &bob, "psst", None, NOW + 60),
+            text(&rooms[9], &ann, "nine", None, NOW + 40),
+        ])
+        .await
+        .unwrap();
+    let _outsider = room(
+        store,
+        "elsewhere",
+        RoomKind::Group,
+        &[(bob.id, Role::Owner)],
+    )
+    .await;
+
+    let whole: Vec<_> = store
+        .list_rooms_for_user(ann.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(summary_key)
+        .collect();
+    assert_eq!(whole.len(), 24);
+    assert_eq!(whole[0].0, "dm");
+    assert_eq!(whole[0].6, Some(bob.id), "the peer of a direct room");
+    for limit in [1, 2, 5, 7, 23, 24, 200] {
+        let mut paged = Vec::new();
+        let mut cursor: Option<RoomCursor> = None;
+        let mut pages = 0;
+        loop {
+            let page = store
+                .list_room_page_for_user(ann.id, cursor.as_ref(), limit)
+                .await
+                .unwrap();
+            pages += 1;
+            assert!(page.rooms.len() <= limit as usize);
+            paged.extend(page.rooms.iter().map(summary_key));
+            match page.next {
+                Some(next) => {
+                    assert_eq!(
+                        Some(next.room_id.as_str()),
+                        page.rooms.last().map(|r| r.room.id.as_str()),
+                        "the cursor names the page's last room"
+                    );
+                    cursor = Some(next);
+                }
+                None => break,
+            }
+            assert!(pages <= 30, "paging does not end");
+        }
+        assert_eq!(paged, whole, "limit {limit}");
+        assert_eq!(
+            pages,
+            24usize.div_ceil(limit as usize).max(1),
+            "limit {limit}"
+        );
+    }
+    let empty = store
+        .list_room_page_for_user(UserId::new(), None, 10)
+        .await
+        .unwrap();
+    assert!(empty.rooms.is_empty() && empty.next.is_none());
+}
+
 pub async fn invites_count_uses_and_expire(store: &DynStore) {
     let ann = user(store, "ann").await;
     let bob = user(store, "bob").await;
@@ -687,19 +1510,19 @@ pub async fn invites_count_uses_and_expire(store: &DynStore) {
         revoked: false,
     };
     store
-        .insert_invite(&invite("once", None, Some(1)))
+        .insert_invite(&invite("once", None, Some(1)), 100)
         .await
         .unwrap();
     store
-        .insert_invite(&invite("gone", Some(NOW - 1), None))
+        .insert_invite(&invite("gone", Some(NOW - 1), None), 100)
         .await
         .unwrap();
     store
-        .insert_invite(&invite("open", None, None))
+        .insert_invite(&invite("open", None, None), 100)
         .await
         .unwrap();
     assert!(matches!(
-        store.insert_invite(&invite("open", None, None)).await,
+        store.insert_invite(&invite("open", None, None), 100).await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(
@@ -1035,8 +1858,14 @@ macro_rules! conformance_suite {
             sessions_expire_and_revoke,
             api_tokens_belong_to_their_owner,
             rooms_and_members,
+            ownership_races_leave_one_owner_who_is_a_member,
+            mutes_and_bans_outlive_the_membership,
+            a_join_racing_a_ban_never_outlives_it,
+            blocks_are_one_way_and_capped,
+            quotas_are_counted_where_the_rows_are,
             direct_rooms_are_unique_per_pair,
             room_lists_show_unread_and_last_message,
+            room_pages_add_up_to_the_room_list,
             invites_count_uses_and_expire,
             seqs_are_gapless_per_room_and_client_ids_idempotent,
             active_days_are_counted_per_user,

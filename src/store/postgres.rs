@@ -19,8 +19,8 @@ use sqlx::{AssertSqlSafe, Connection, FromRow, PgConnection};
 use tracing::instrument;
 
 use super::{
-    ApiTokenRecord, Invite, MessagePage, NewRoom, NewUser, Page, ProfileChanges, RoomChanges,
-    RoomSummary, SessionRecord, Store, StoreError, StoreResult,
+    ApiTokenRecord, Ban, Invite, MessagePage, NewRoom, NewUser, Page, ProfileChanges, RoomChanges,
+    RoomCursor, RoomPage, RoomQuota, RoomSummary, SessionRecord, Store, StoreError, StoreResult,
 };
 use crate::domain::ids::{MessageId, RoomId, TokenId, UserId};
 use crate::domain::message::{InsertOutcome, Message, MessageType, NewMessage, Sender};
@@ -114,6 +114,111 @@ fn room_id(text: &str) -> StoreResult<RoomId> {
 
 fn id_strings(ids: &[UserId]) -> Vec<String> {
     ids.iter().map(ToString::to_string).collect()
+}
+
+/// Locks the room's row for the rest of the transaction and returns its
+/// owner; `NotFound` if there is no such room. Ownership changes and member
+/// removals all take this lock first, so they run one after another per room.
+/// `no key update`, as the message path: foreign-key checks (joins) pass.
+async fn lock_room_owner(tx: &mut PgConnection, id: &RoomId) -> StoreResult<Option<UserId>> {
+    let owner: Option<Option<String>> =
+        sqlx::query_scalar("select owner_id from rooms where id = $1 for no key update")
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+    let owner = owner.ok_or(StoreError::NotFound)?;
+    owner.as_deref().map(user_id).transpose()
+}
+
+/// Locks `user`'s membership row; `NotFound` if they are not a member.
+async fn lock_member(tx: &mut PgConnection, id: &RoomId, user: UserId) -> StoreResult<()> {
+    let found: Option<String> = sqlx::query_scalar(
+        "select role from room_members where room_id = $1 and user_id = $2 for update",
+    )
+    .bind(id.as_str())
+    .bind(user.to_string())
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    found.map(|_| ()).ok_or(StoreError::NotFound)
+}
+
+/// Inside a transaction holding the room's and `to`'s locks: `to` becomes
+/// the room's one owner, whoever held the role before an admin.
+async fn make_owner(tx: &mut PgConnection, id: &RoomId, to: UserId, at: i64) -> StoreResult<()> {
+    let to = to.to_string();
+    sqlx::query(
+        "update room_members set role = 'admin' where room_id = $1 and role = 'owner' and user_id <> $2",
+    )
+    .bind(id.as_str())
+    .bind(&to)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    sqlx::query("update room_members set role = 'owner' where room_id = $1 and user_id = $2")
+        .bind(id.as_str())
+        .bind(&to)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    sqlx::query("update rooms set owner_id = $1, updated_at = $2 where id = $3")
+        .bind(&to)
+        .bind(at)
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+/// Holds a transaction-scoped advisory lock on `key` (namespaced to Parley):
+/// transactions on any node that take the same key run one after another.
+/// For rules over rows that may not exist yet (a quota, a ban racing a join),
+/// which no row lock can cover.
+async fn advisory_lock(tx: &mut PgConnection, key: &str) -> StoreResult<()> {
+    sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("parley:{key}"))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+/// Serialises the changes to one user's place in one room (join, add,
+/// invite, ban): a join racing a ban either sees it or is undone by it.
+async fn lock_membership(tx: &mut PgConnection, room: &str, user: &str) -> StoreResult<()> {
+    advisory_lock(tx, &format!("member:{room}:{user}")).await
+}
+
+async fn is_banned(tx: &mut PgConnection, room: &str, user: &str) -> StoreResult<bool> {
+    let found: Option<i32> = sqlx::query_scalar(
+        "select 1 from room_restrictions where room_id = $1 and user_id = $2 and banned_at is not null",
+    )
+    .bind(room)
+    .bind(user)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    Ok(found.is_some())
+}
+
+/// A restriction row with neither a mute nor a ban left says nothing: drop it.
+async fn forget_empty_restriction(
+    tx: &mut PgConnection,
+    room: &str,
+    user: &str,
+) -> StoreResult<()> {
+    sqlx::query(
+        "delete from room_restrictions where room_id = $1 and user_id = $2 \
+         and muted_until is null and banned_at is null",
+    )
+    .bind(room)
+    .bind(user)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    Ok(())
 }
 
 // ---- rows
@@ -213,7 +318,14 @@ impl RoomRow {
 
 macro_rules! member_cols {
     () => {
-        "rm.room_id, rm.user_id, rm.role, rm.muted_until, rm.last_read_seq, rm.joined_at"
+        "rm.room_id, rm.user_id, rm.role, rx.muted_until, rm.last_read_seq, rm.joined_at"
+    };
+}
+
+/// Memberships with their restrictions (the mute lives there, see `member_cols`).
+macro_rules! members_from {
+    () => {
+        "room_members rm left join room_restrictions rx on rx.room_id = rm.room_id and rx.user_id = rm.user_id"
     };
 }
 
@@ -362,6 +474,27 @@ impl InviteRow {
             max_uses: self.max_uses,
             uses: self.uses,
             revoked: self.revoked,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct BanRow {
+    room_id: String,
+    user_id: String,
+    banned_by: Option<String>,
+    banned_at: i64,
+    ban_reason: String,
+}
+
+impl BanRow {
+    fn into_ban(self) -> StoreResult<Ban> {
+        Ok(Ban {
+            room_id: room_id(&self.room_id)?,
+            user_id: user_id(&self.user_id)?,
+            banned_by: self.banned_by.as_deref().map(user_id).transpose()?,
+            banned_at: self.banned_at,
+            reason: self.ban_reason,
         })
     }
 }
@@ -765,6 +898,26 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn delete_excess_sessions(
+        &self,
+        user: UserId,
+        keep: u32,
+        now: i64,
+    ) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar::<_, String>(
+            "delete from sessions where user_id = $1 and (expires_at <= $3 or token_hash not in \
+             (select token_hash from sessions where user_id = $1 and expires_at > $3 \
+              order by last_used_at desc, created_at desc limit $2)) \
+             returning token_hash",
+        )
+        .bind(user.to_string())
+        .bind(i64::from(keep))
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)
+    }
+
     async fn delete_other_sessions(
         &self,
         user: UserId,
@@ -783,20 +936,37 @@ impl Store for PostgresStore {
 
     // ---- API tokens
 
-    async fn insert_api_token(&self, t: &ApiTokenRecord) -> StoreResult<()> {
+    async fn insert_api_token(&self, t: &ApiTokenRecord, max: u32) -> StoreResult<()> {
+        let mut tx = self
+            .pool
+            .begin_with("begin isolation level read committed")
+            .await
+            .map_err(db_err)?;
+        let uid = t.user_id.to_string();
+        // One user's tokens are counted and added one request at a time, on any node.
+        advisory_lock(&mut tx, &format!("tokens:{uid}")).await?;
+        let count: i64 = sqlx::query_scalar("select count(*) from api_tokens where user_id = $1")
+            .bind(&uid)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if count >= i64::from(max) {
+            return Err(StoreError::Conflict("too_many_tokens"));
+        }
         sqlx::query(
             "insert into api_tokens (id, user_id, name, token_hash, created_at, last_used_at) \
              values ($1, $2, $3, $4, $5, $6)",
         )
         .bind(t.id.to_string())
-        .bind(t.user_id.to_string())
+        .bind(&uid)
         .bind(&t.name)
         .bind(&t.token_hash)
         .bind(t.created_at)
         .bind(t.last_used_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(unique_as("token_exists"))?;
+        tx.commit().await.map_err(db_err)?;
         Ok(())
     }
 
@@ -880,11 +1050,31 @@ impl Store for PostgresStore {
     // ---- rooms
 
     #[instrument(skip_all, fields(room_id = %room.id))]
-    async fn insert_room(&self, room: &NewRoom) -> StoreResult<Room> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+    async fn insert_room(&self, room: &NewRoom, quota: Option<RoomQuota>) -> StoreResult<Room> {
+        let mut tx = self
+            .pool
+            .begin_with("begin isolation level read committed")
+            .await
+            .map_err(db_err)?;
+        if let (Some(quota), Some(by)) = (quota, room.created_by) {
+            // One user's rooms are counted and created one request at a time, on any node.
+            let by = by.to_string();
+            advisory_lock(&mut tx, &format!("rooms:{by}")).await?;
+            let created: i64 = sqlx::query_scalar(
+                "select count(*) from rooms where created_by = $1 and created_at >= $2",
+            )
+            .bind(&by)
+            .bind(quota.since)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if created >= i64::from(quota.max) {
+                return Err(StoreError::Conflict("too_many_rooms"));
+            }
+        }
         sqlx::query(
-            "insert into rooms (id, kind, name, description, owner_id, direct_key, created_at, updated_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $7)",
+            "insert into rooms (id, kind, name, description, owner_id, direct_key, created_at, updated_at, created_by) \
+             values ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
         )
         .bind(room.id.as_str())
         .bind(room.kind.code())
@@ -893,6 +1083,7 @@ impl Store for PostgresStore {
         .bind(room.owner_id.map(|id| id.to_string()))
         .bind(room.direct_key.as_deref())
         .bind(room.created_at)
+        .bind(room.created_by.map(|id| id.to_string()))
         .execute(&mut *tx)
         .await
         .map_err(unique_as("room_exists"))?;
@@ -916,6 +1107,22 @@ impl Store for PostgresStore {
         }
         tx.commit().await.map_err(db_err)?;
         self.get_room(&room.id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn rooms_created_since(
+        &self,
+        user: UserId,
+        since: i64,
+    ) -> StoreResult<(u32, Option<i64>)> {
+        let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+            "select count(*), min(created_at) from rooms where created_by = $1 and created_at >= $2",
+        )
+        .bind(user.to_string())
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok((u32::try_from(count).unwrap_or(u32::MAX), oldest))
     }
 
     async fn get_room(&self, id: &RoomId) -> StoreResult<Option<Room>> {
@@ -972,31 +1179,32 @@ impl Store for PostgresStore {
         to: UserId,
         at: i64,
     ) -> StoreResult<Room> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
-        let promoted = sqlx::query(
-            "update room_members set role = 'owner' where room_id = $1 and user_id = $2",
-        )
-        .bind(id.as_str())
-        .bind(to.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        if promoted.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
+        let mut tx = self
+            .pool
+            .begin_with("begin isolation level read committed")
+            .await
+            .map_err(db_err)?;
+        // The room row first (as removals take it): a second transfer waits
+        // here, then reads the owner the first one committed.
+        let owner = lock_room_owner(&mut tx, id).await?;
+        if owner != Some(from) {
+            return Err(StoreError::Conflict("not_owner"));
         }
-        sqlx::query("update room_members set role = 'admin' where room_id = $1 and user_id = $2")
-            .bind(id.as_str())
-            .bind(from.to_string())
-            .execute(&mut *tx)
+        lock_member(&mut tx, id, to).await?;
+        make_owner(&mut tx, id, to, at).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.get_room(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn set_owner(&self, id: &RoomId, to: UserId, at: i64) -> StoreResult<Room> {
+        let mut tx = self
+            .pool
+            .begin_with("begin isolation level read committed")
             .await
             .map_err(db_err)?;
-        sqlx::query("update rooms set owner_id = $1, updated_at = $2 where id = $3")
-            .bind(to.to_string())
-            .bind(at)
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        lock_room_owner(&mut tx, id).await?;
+        lock_member(&mut tx, id, to).await?;
+        make_owner(&mut tx, id, to, at).await?;
         tx.commit().await.map_err(db_err)?;
         self.get_room(id).await?.ok_or(StoreError::NotFound)
     }
@@ -1075,6 +1283,108 @@ impl Store for PostgresStore {
             .collect()
     }
 
+    async fn list_room_page_for_user(
+        &self,
+        user: UserId,
+        after: Option<&RoomCursor>,
+        limit: u32,
+    ) -> StoreResult<RoomPage> {
+        #[derive(FromRow)]
+        struct PageRow {
+            #[sqlx(flatten)]
+            summary: SummaryRow,
+            active_at: i64,
+        }
+        let uid = user.to_string();
+        // One row past the page says whether another follows.
+        let mut rows = sqlx::query_as::<_, PageRow>(concat!(
+            "select ",
+            room_cols!(),
+            ", rm.role, rm.last_read_seq, coalesce(r.last_message_at, r.created_at) as active_at, \
+             (select count(*) from room_members c where c.room_id = r.id) as member_count, \
+             (select count(*) from (select 1 from messages x where x.room_id = r.id and x.seq > rm.last_read_seq \
+                and x.message_type = 'text' and x.sender_id <> rm.user_id limit 1000) as unread_rows) as unread \
+             from room_members rm join rooms r on r.id = rm.room_id where rm.user_id = $1 \
+             and ($2::bigint is null or coalesce(r.last_message_at, r.created_at) < $2 \
+                  or (coalesce(r.last_message_at, r.created_at) = $2 and r.id collate \"C\" > $3)) \
+             order by active_at desc, r.id collate \"C\" limit $4"
+        ))
+        .bind(&uid)
+        .bind(after.map(|c| c.active_at))
+        .bind(after.map(|c| c.room_id.as_str()))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next = match (more, rows.last()) {
+            (true, Some(last)) => Some(RoomCursor {
+                active_at: last.active_at,
+                room_id: room_id(&last.summary.room.id)?,
+            }),
+            _ => None,
+        };
+        let ids: Vec<&str> = rows.iter().map(|r| r.summary.room.id.as_str()).collect();
+
+        let last_messages = messages(
+            sqlx::query_as::<_, MessageRow>(concat!(
+                "select ",
+                message_cols!(),
+                " from rooms r join messages m on m.room_id = r.id and m.seq = r.last_seq \
+                 left join users u on u.id = m.sender_id where r.id = any($1)"
+            ))
+            .bind(&ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?,
+        )?;
+        let mut last_by_room: HashMap<RoomId, Message> = last_messages
+            .into_iter()
+            .map(|m| (m.room_id.clone(), m))
+            .collect();
+
+        #[derive(FromRow)]
+        struct PeerRow {
+            peer_room_id: String,
+            #[sqlx(flatten)]
+            user: UserRow,
+        }
+        let peers = sqlx::query_as::<_, PeerRow>(concat!(
+            "select other.room_id as peer_room_id, ",
+            user_cols!(),
+            " from rooms r join room_members other on other.room_id = r.id and other.user_id <> $1 \
+             join users u on u.id = other.user_id where r.kind = 'direct' and r.id = any($2)"
+        ))
+        .bind(&uid)
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let mut peer_by_room = HashMap::new();
+        for row in peers {
+            peer_by_room.insert(room_id(&row.peer_room_id)?, row.user.into_user()?);
+        }
+
+        let rooms = rows
+            .into_iter()
+            .map(|row| {
+                let row = row.summary;
+                let room = row.room.into_room()?;
+                Ok(RoomSummary {
+                    role: Role::from_code(&row.role).ok_or_else(|| corrupt("role"))?,
+                    member_count: row.member_count,
+                    unread: row.unread,
+                    last_read_seq: row.last_read_seq,
+                    last_message: last_by_room.remove(&room.id),
+                    peer: peer_by_room.remove(&room.id),
+                    room,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(RoomPage { rooms, next })
+    }
+
     async fn list_room_ids_for_user(&self, user: UserId) -> StoreResult<Vec<RoomId>> {
         let ids: Vec<String> =
             sqlx::query_scalar("select room_id from room_members where user_id = $1")
@@ -1120,17 +1430,28 @@ impl Store for PostgresStore {
         role: Role,
         at: i64,
     ) -> StoreResult<Member> {
+        let mut tx = self
+            .pool
+            .begin_with("begin isolation level read committed")
+            .await
+            .map_err(db_err)?;
+        let uid = user.to_string();
+        lock_membership(&mut tx, room.as_str(), &uid).await?;
+        if is_banned(&mut tx, room.as_str(), &uid).await? {
+            return Err(StoreError::Conflict("banned"));
+        }
         sqlx::query(
             "insert into room_members (room_id, user_id, role, joined_at, last_read_seq) \
              select $1, $2, $3, $4, last_seq from rooms where id = $1",
         )
         .bind(room.as_str())
-        .bind(user.to_string())
+        .bind(&uid)
         .bind(role.code())
         .bind(at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(member_insert_err)?;
+        tx.commit().await.map_err(db_err)?;
         self.get_member(room, user)
             .await?
             .ok_or(StoreError::NotFound)
@@ -1140,7 +1461,9 @@ impl Store for PostgresStore {
         sqlx::query_as::<_, MemberRow>(concat!(
             "select ",
             member_cols!(),
-            " from room_members rm where rm.room_id = $1 and rm.user_id = $2"
+            " from ",
+            members_from!(),
+            " where rm.room_id = $1 and rm.user_id = $2"
         ))
         .bind(room.as_str())
         .bind(user.to_string())
@@ -1157,7 +1480,9 @@ impl Store for PostgresStore {
             member_cols!(),
             ", ",
             user_cols!(),
-            " from room_members rm join users u on u.id = rm.user_id where rm.room_id = $1 \
+            " from ",
+            members_from!(),
+            " join users u on u.id = rm.user_id where rm.room_id = $1 \
              order by rm.joined_at, u.username_key collate \"C\""
         ))
         .bind(room.as_str())
@@ -1175,20 +1500,28 @@ impl Store for PostgresStore {
         user: UserId,
         role: Role,
     ) -> StoreResult<Member> {
-        let done =
-            sqlx::query("update room_members set role = $1 where room_id = $2 and user_id = $3")
-                .bind(role.code())
-                .bind(room.as_str())
-                .bind(user.to_string())
-                .execute(&self.pool)
-                .await
-                .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
+        if role == Role::Owner {
+            return Err(StoreError::Conflict("member_is_owner"));
         }
-        self.get_member(room, user)
+        // A transfer to this member holds its row: the update waits for it and
+        // then re-checks the role, so it never demotes a fresh owner.
+        let done = sqlx::query(
+            "update room_members set role = $1 where room_id = $2 and user_id = $3 and role <> 'owner'",
+        )
+        .bind(role.code())
+        .bind(room.as_str())
+        .bind(user.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let member = self
+            .get_member(room, user)
             .await?
-            .ok_or(StoreError::NotFound)
+            .ok_or(StoreError::NotFound)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict("member_is_owner"));
+        }
+        Ok(member)
     }
 
     async fn update_member_muted(
@@ -1197,33 +1530,69 @@ impl Store for PostgresStore {
         user: UserId,
         until: Option<i64>,
     ) -> StoreResult<Member> {
-        let done = sqlx::query(
-            "update room_members set muted_until = $1 where room_id = $2 and user_id = $3",
+        let mut tx = self
+            .pool
+            .begin_with("begin isolation level read committed")
+            .await
+            .map_err(db_err)?;
+        lock_member(&mut tx, room, user).await?;
+        let uid = user.to_string();
+        sqlx::query(
+            "insert into room_restrictions (room_id, user_id, muted_until) values ($1, $2, $3) \
+             on conflict (room_id, user_id) do update set muted_until = excluded.muted_until",
         )
-        .bind(until)
         .bind(room.as_str())
-        .bind(user.to_string())
-        .execute(&self.pool)
+        .bind(&uid)
+        .bind(until)
+        .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
+        forget_empty_restriction(&mut tx, room.as_str(), &uid).await?;
+        tx.commit().await.map_err(db_err)?;
         self.get_member(room, user)
             .await?
             .ok_or(StoreError::NotFound)
     }
 
     async fn delete_member(&self, room: &RoomId, user: UserId) -> StoreResult<()> {
+        let mut tx = self
+            .pool
+            .begin_with("begin isolation level read committed")
+            .await
+            .map_err(db_err)?;
+        // The room row, as transfers take it first: a removal racing a transfer
+        // to its target runs wholly before or after it, and sees its owner.
+        let is_owner = lock_room_owner(&mut tx, room).await? == Some(user);
+        if is_owner {
+            let others: i64 = sqlx::query_scalar(
+                "select count(*) from room_members where room_id = $1 and user_id <> $2",
+            )
+            .bind(room.as_str())
+            .bind(user.to_string())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if others > 0 {
+                return Err(StoreError::Conflict("owner_must_transfer"));
+            }
+        }
         let done = sqlx::query("delete from room_members where room_id = $1 and user_id = $2")
             .bind(room.as_str())
             .bind(user.to_string())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db_err)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        if is_owner {
+            sqlx::query("update rooms set owner_id = null where id = $1")
+                .bind(room.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
         Ok(())
     }
 
@@ -1260,9 +1629,221 @@ impl Store for PostgresStore {
         .map_err(db_err)
     }
 
+    // ---- bans
+
+    #[instrument(skip_all, fields(room_id = %ban.room_id, user_id = %ban.user_id))]
+    async fn insert_ban(&self, ban: &Ban) -> StoreResult<bool> {
+        let mut tx = self
+            .pool
+            .begin_with("begin isolation level read committed")
+            .await
+            .map_err(db_err)?;
+        // The room row first, as transfers do: the owner read here stays the owner.
+        if lock_room_owner(&mut tx, &ban.room_id).await? == Some(ban.user_id) {
+            return Err(StoreError::Conflict("member_is_owner"));
+        }
+        let uid = ban.user_id.to_string();
+        lock_membership(&mut tx, ban.room_id.as_str(), &uid).await?;
+        sqlx::query(
+            "insert into room_restrictions (room_id, user_id, banned_at, banned_by, ban_reason) \
+             values ($1, $2, $3, $4, $5) on conflict (room_id, user_id) do update set \
+             banned_at = excluded.banned_at, banned_by = excluded.banned_by, ban_reason = excluded.ban_reason",
+        )
+        .bind(ban.room_id.as_str())
+        .bind(&uid)
+        .bind(ban.banned_at)
+        .bind(ban.banned_by.map(|id| id.to_string()))
+        .bind(&ban.reason)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::NotFound,
+            _ => db_err(e),
+        })?;
+        let removed = sqlx::query("delete from room_members where room_id = $1 and user_id = $2")
+            .bind(ban.room_id.as_str())
+            .bind(&uid)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(removed.rows_affected() > 0)
+    }
+
+    async fn list_bans(&self, room: &RoomId) -> StoreResult<Vec<Ban>> {
+        sqlx::query_as::<_, BanRow>(
+            "select room_id, user_id, banned_by, banned_at, ban_reason from room_restrictions \
+             where room_id = $1 and banned_at is not null order by banned_at desc, user_id collate \"C\"",
+        )
+        .bind(room.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .into_iter()
+        .map(BanRow::into_ban)
+        .collect()
+    }
+
+    async fn delete_ban(&self, room: &RoomId, user: UserId) -> StoreResult<()> {
+        let mut tx = self
+            .pool
+            .begin_with("begin isolation level read committed")
+            .await
+            .map_err(db_err)?;
+        let uid = user.to_string();
+        let done = sqlx::query(
+            "update room_restrictions set banned_at = null, banned_by = null, ban_reason = '' \
+             where room_id = $1 and user_id = $2 and banned_at is not null",
+        )
+        .bind(room.as_str())
+        .bind(&uid)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        forget_empty_restriction(&mut tx, room.as_str(), &uid).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(())
+    }
+
+    // ---- blocks
+
+    async fn insert_block(
+        &self,
+        user: UserId,
+        blocked: UserId,
+        at: i64,
+        max: u32,
+    ) -> StoreResult<()> {
+        let mut tx = self
+            .pool
+            .begin_with("begin isolation level read committed")
+            .await
+            .map_err(db_err)?;
+        let uid = user.to_string();
+        // One user's blocks are counted and added one request at a time, on any node.
+        advisory_lock(&mut tx, &format!("blocks:{uid}")).await?;
+        let exists: Option<i32> =
+            sqlx::query_scalar("select 1 from user_blocks where user_id = $1 and blocked_id = $2")
+                .bind(&uid)
+                .bind(blocked.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        if exists.is_some() {
+            return Ok(());
+        }
+        let count: i64 = sqlx::query_scalar("select count(*) from user_blocks where user_id = $1")
+            .bind(&uid)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if count >= i64::from(max) {
+            return Err(StoreError::Conflict("too_many_blocks"));
+        }
+        sqlx::query(
+            "insert into user_blocks (user_id, blocked_id, created_at) values ($1, $2, $3)",
+        )
+        .bind(&uid)
+        .bind(blocked.to_string())
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::NotFound,
+            _ => db_err(e),
+        })?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn list_blocks(&self, user: UserId) -> StoreResult<Vec<(User, i64)>> {
+        #[derive(FromRow)]
+        struct Row {
+            blocked_at: i64,
+            #[sqlx(flatten)]
+            user: UserRow,
+        }
+        sqlx::query_as::<_, Row>(concat!(
+            "select b.created_at as blocked_at, ",
+            user_cols!(),
+            " from user_blocks b join users u on u.id = b.blocked_id where b.user_id = $1 \
+             order by b.created_at desc, u.username_key collate \"C\""
+        ))
+        .bind(user.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .into_iter()
+        .map(|row| Ok((row.user.into_user()?, row.blocked_at)))
+        .collect()
+    }
+
+    async fn delete_block(&self, user: UserId, blocked: UserId) -> StoreResult<()> {
+        let done = sqlx::query("delete from user_blocks where user_id = $1 and blocked_id = $2")
+            .bind(user.to_string())
+            .bind(blocked.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn list_blockers(&self, user: UserId, among: &[UserId]) -> StoreResult<Vec<UserId>> {
+        if among.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = sqlx::query_scalar(
+            "select user_id from user_blocks where blocked_id = $1 and user_id = any($2)",
+        )
+        .bind(user.to_string())
+        .bind(id_strings(among))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        ids.iter().map(|id| user_id(id)).collect()
+    }
+
+    async fn is_blocked_between(&self, a: UserId, b: UserId) -> StoreResult<bool> {
+        let found: Option<i32> = sqlx::query_scalar(
+            "select 1 from user_blocks where (user_id = $1 and blocked_id = $2) \
+             or (user_id = $2 and blocked_id = $1) limit 1",
+        )
+        .bind(a.to_string())
+        .bind(b.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(found.is_some())
+    }
+
     // ---- invites
 
-    async fn insert_invite(&self, invite: &Invite) -> StoreResult<()> {
+    async fn insert_invite(&self, invite: &Invite, max_live: u32) -> StoreResult<()> {
+        let mut tx = self
+            .pool
+            .begin_with("begin isolation level read committed")
+            .await
+            .map_err(db_err)?;
+        // A room's invites are counted and added one request at a time, on any node.
+        advisory_lock(&mut tx, &format!("invites:{}", invite.room_id)).await?;
+        let live: i64 = sqlx::query_scalar(
+            "select count(*) from room_invites where room_id = $1 and revoked = false \
+             and (expires_at is null or expires_at > $2) and (max_uses is null or uses < max_uses)",
+        )
+        .bind(invite.room_id.as_str())
+        .bind(invite.created_at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if live >= i64::from(max_live) {
+            return Err(StoreError::Conflict("too_many_invites"));
+        }
         sqlx::query(
             "insert into room_invites (code, room_id, created_by, created_at, expires_at, max_uses, uses, revoked) \
              values ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -1275,9 +1856,10 @@ impl Store for PostgresStore {
         .bind(invite.max_uses)
         .bind(invite.uses)
         .bind(invite.revoked)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(unique_as("invite_exists"))?;
+        tx.commit().await.map_err(db_err)?;
         Ok(())
     }
 
@@ -1323,7 +1905,11 @@ impl Store for PostgresStore {
     }
 
     async fn redeem_invite(&self, code: &str, user: UserId, at: i64) -> StoreResult<Member> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = self
+            .pool
+            .begin_with("begin isolation level read committed")
+            .await
+            .map_err(db_err)?;
         // The update locks the invite row, so concurrent redemptions on other
         // nodes queue behind it and re-check `uses < max_uses` once it commits.
         let room: Option<String> = sqlx::query_scalar(
@@ -1339,6 +1925,12 @@ impl Store for PostgresStore {
         let Some(room) = room else {
             return Err(StoreError::Conflict("invite_invalid"));
         };
+        let uid = user.to_string();
+        lock_membership(&mut tx, &room, &uid).await?;
+        if is_banned(&mut tx, &room, &uid).await? {
+            // Dropping the transaction rolls the use back.
+            return Err(StoreError::Conflict("banned"));
+        }
         sqlx::query(
             "insert into room_members (room_id, user_id, role, joined_at, last_read_seq) \
              select $1, $2, 'member', $3, last_seq from rooms where id = $1",

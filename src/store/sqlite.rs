@@ -16,8 +16,9 @@ use tracing::instrument;
 
 use super::thread_priority;
 use super::{
-    ApiTokenRecord, Invite, MessagePage, NewRoom, NewUser, Page, ProfileChanges, RoomChanges,
-    RoomSummary, SessionRecord, SqliteSync, Store, StoreError, StoreResult,
+    ApiTokenRecord, Ban, Invite, MessagePage, NewRoom, NewUser, Page, ProfileChanges, RoomChanges,
+    RoomCursor, RoomPage, RoomQuota, RoomSummary, SessionRecord, SqliteSync, Store, StoreError,
+    StoreResult,
 };
 use crate::domain::ids::{MessageId, RoomId, TokenId, UserId};
 use crate::domain::message::{InsertOutcome, Message, MessageType, NewMessage, Sender};
@@ -274,6 +275,38 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    async fn is_banned(&self, room: &RoomId, user: UserId) -> StoreResult<bool> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "select 1 from room_restrictions where room_id = ? and user_id = ? and banned_at is not null",
+        )
+        .bind(room.as_str())
+        .bind(user.to_string())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?;
+        Ok(found.is_some())
+    }
+}
+
+/// A restriction row with neither a mute nor a ban left says nothing: drop it.
+async fn forget_empty_restriction(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    room: &RoomId,
+    user: &str,
+) -> StoreResult<()> {
+    sqlx::query(
+        "delete from room_restrictions where room_id = ? and user_id = ? \
+         and muted_until is null and banned_at is null",
+    )
+    .bind(room.as_str())
+    .bind(user)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
 /// The names of the writer's and the checkpointer's connection threads.
 const WRITER_THREAD: &str = "sqlite-writer";
 const CHECKPOINT_THREAD: &str = "sqlite-checkpnt";
@@ -413,6 +446,39 @@ fn room_id(text: &str) -> StoreResult<RoomId> {
     RoomId::parse(text).map_err(|_| corrupt("room id"))
 }
 
+/// Inside a transaction that checked `to` is a member: `to` becomes the
+/// room's one owner, whoever held the role before an admin.
+async fn make_owner(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    id: &RoomId,
+    to: UserId,
+    at: i64,
+) -> StoreResult<()> {
+    let to = to.to_string();
+    sqlx::query(
+        "update room_members set role = 'admin' where room_id = ? and role = 'owner' and user_id <> ?",
+    )
+    .bind(id.as_str())
+    .bind(&to)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    sqlx::query("update room_members set role = 'owner' where room_id = ? and user_id = ?")
+        .bind(id.as_str())
+        .bind(&to)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    sqlx::query("update rooms set owner_id = ?, updated_at = ? where id = ?")
+        .bind(&to)
+        .bind(at)
+        .bind(id.as_str())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
 // ---- rows
 
 macro_rules! user_cols {
@@ -510,7 +576,14 @@ impl RoomRow {
 
 macro_rules! member_cols {
     () => {
-        "rm.room_id, rm.user_id, rm.role, rm.muted_until, rm.last_read_seq, rm.joined_at"
+        "rm.room_id, rm.user_id, rm.role, rx.muted_until, rm.last_read_seq, rm.joined_at"
+    };
+}
+
+/// Memberships with their restrictions (the mute lives there, see `member_cols`).
+macro_rules! members_from {
+    () => {
+        "room_members rm left join room_restrictions rx on rx.room_id = rm.room_id and rx.user_id = rm.user_id"
     };
 }
 
@@ -659,6 +732,27 @@ impl InviteRow {
             max_uses: self.max_uses,
             uses: self.uses,
             revoked: self.revoked,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct BanRow {
+    room_id: String,
+    user_id: String,
+    banned_by: Option<String>,
+    banned_at: i64,
+    ban_reason: String,
+}
+
+impl BanRow {
+    fn into_ban(self) -> StoreResult<Ban> {
+        Ok(Ban {
+            room_id: room_id(&self.room_id)?,
+            user_id: user_id(&self.user_id)?,
+            banned_by: self.banned_by.as_deref().map(user_id).transpose()?,
+            banned_at: self.banned_at,
+            reason: self.ban_reason,
         })
     }
 }
@@ -1180,6 +1274,26 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn delete_excess_sessions(
+        &self,
+        user: UserId,
+        keep: u32,
+        now: i64,
+    ) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar::<_, String>(
+            "delete from sessions where user_id = ?1 and (expires_at <= ?3 or token_hash not in \
+             (select token_hash from sessions where user_id = ?1 and expires_at > ?3 \
+              order by last_used_at desc, created_at desc limit ?2)) \
+             returning token_hash",
+        )
+        .bind(user.to_string())
+        .bind(i64::from(keep))
+        .bind(now)
+        .fetch_all(&self.writer)
+        .await
+        .map_err(db_err)
+    }
+
     async fn delete_other_sessions(
         &self,
         user: UserId,
@@ -1198,9 +1312,10 @@ impl Store for SqliteStore {
 
     // ---- API tokens
 
-    async fn insert_api_token(&self, t: &ApiTokenRecord) -> StoreResult<()> {
-        sqlx::query(
-            "insert into api_tokens (id, user_id, name, token_hash, created_at, last_used_at) values (?, ?, ?, ?, ?, ?)",
+    async fn insert_api_token(&self, t: &ApiTokenRecord, max: u32) -> StoreResult<()> {
+        let done = sqlx::query(
+            "insert into api_tokens (id, user_id, name, token_hash, created_at, last_used_at) \
+             select ?1, ?2, ?3, ?4, ?5, ?6 where (select count(*) from api_tokens where user_id = ?2) < ?7",
         )
         .bind(t.id.to_string())
         .bind(t.user_id.to_string())
@@ -1208,9 +1323,13 @@ impl Store for SqliteStore {
         .bind(&t.token_hash)
         .bind(t.created_at)
         .bind(t.last_used_at)
+        .bind(i64::from(max))
         .execute(&self.writer)
         .await
         .map_err(unique_as("token_exists"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict("too_many_tokens"));
+        }
         Ok(())
     }
 
@@ -1291,15 +1410,28 @@ impl Store for SqliteStore {
     // ---- rooms
 
     #[instrument(skip_all, fields(room_id = %room.id))]
-    async fn insert_room(&self, room: &NewRoom) -> StoreResult<Room> {
+    async fn insert_room(&self, room: &NewRoom, quota: Option<RoomQuota>) -> StoreResult<Room> {
         let mut tx = self
             .writer
             .begin_with("begin immediate")
             .await
             .map_err(db_err)?;
+        if let (Some(quota), Some(by)) = (quota, room.created_by) {
+            let created: i64 = sqlx::query_scalar(
+                "select count(*) from rooms where created_by = ? and created_at >= ?",
+            )
+            .bind(by.to_string())
+            .bind(quota.since)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if created >= i64::from(quota.max) {
+                return Err(StoreError::Conflict("too_many_rooms"));
+            }
+        }
         sqlx::query(
-            "insert into rooms (id, kind, name, description, owner_id, direct_key, created_at, updated_at) \
-             values (?, ?, ?, ?, ?, ?, ?, ?)",
+            "insert into rooms (id, kind, name, description, owner_id, direct_key, created_at, updated_at, created_by) \
+             values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(room.id.as_str())
         .bind(room.kind.code())
@@ -1309,6 +1441,7 @@ impl Store for SqliteStore {
         .bind(room.direct_key.as_deref())
         .bind(room.created_at)
         .bind(room.created_at)
+        .bind(room.created_by.map(|id| id.to_string()))
         .execute(&mut *tx)
         .await
         .map_err(unique_as("room_exists"))?;
@@ -1329,6 +1462,22 @@ impl Store for SqliteStore {
         }
         tx.commit().await.map_err(db_err)?;
         self.get_room(&room.id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn rooms_created_since(
+        &self,
+        user: UserId,
+        since: i64,
+    ) -> StoreResult<(u32, Option<i64>)> {
+        let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+            "select count(*), min(created_at) from rooms where created_by = ? and created_at >= ?",
+        )
+        .bind(user.to_string())
+        .bind(since)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(db_err)?;
+        Ok((u32::try_from(count).unwrap_or(u32::MAX), oldest))
     }
 
     async fn get_room(&self, id: &RoomId) -> StoreResult<Option<Room>> {
@@ -1385,34 +1534,58 @@ impl Store for SqliteStore {
         to: UserId,
         at: i64,
     ) -> StoreResult<Room> {
+        // `begin immediate` on the one writer connection: nothing else writes
+        // between the checks and the updates.
         let mut tx = self
             .writer
             .begin_with("begin immediate")
             .await
             .map_err(db_err)?;
-        let promoted =
-            sqlx::query("update room_members set role = 'owner' where room_id = ? and user_id = ?")
+        let owner: Option<Option<String>> =
+            sqlx::query_scalar("select owner_id from rooms where id = ?")
                 .bind(id.as_str())
-                .bind(to.to_string())
-                .execute(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(db_err)?;
-        if promoted.rows_affected() == 0 {
+        match owner {
+            None => return Err(StoreError::NotFound),
+            Some(owner) if owner.as_deref() != Some(from.to_string().as_str()) => {
+                return Err(StoreError::Conflict("not_owner"));
+            }
+            Some(_) => {}
+        }
+        let target: Option<String> =
+            sqlx::query_scalar("select role from room_members where room_id = ? and user_id = ?")
+                .bind(id.as_str())
+                .bind(to.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        if target.is_none() {
             return Err(StoreError::NotFound);
         }
-        sqlx::query("update room_members set role = 'admin' where room_id = ? and user_id = ?")
-            .bind(id.as_str())
-            .bind(from.to_string())
-            .execute(&mut *tx)
+        make_owner(&mut tx, id, to, at).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.get_room(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn set_owner(&self, id: &RoomId, to: UserId, at: i64) -> StoreResult<Room> {
+        let mut tx = self
+            .writer
+            .begin_with("begin immediate")
             .await
             .map_err(db_err)?;
-        sqlx::query("update rooms set owner_id = ?, updated_at = ? where id = ?")
-            .bind(to.to_string())
-            .bind(at)
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        let target: Option<String> =
+            sqlx::query_scalar("select role from room_members where room_id = ? and user_id = ?")
+                .bind(id.as_str())
+                .bind(to.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        if target.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        make_owner(&mut tx, id, to, at).await?;
         tx.commit().await.map_err(db_err)?;
         self.get_room(id).await?.ok_or(StoreError::NotFound)
     }
@@ -1491,6 +1664,110 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn list_room_page_for_user(
+        &self,
+        user: UserId,
+        after: Option<&RoomCursor>,
+        limit: u32,
+    ) -> StoreResult<RoomPage> {
+        #[derive(FromRow)]
+        struct PageRow {
+            #[sqlx(flatten)]
+            summary: SummaryRow,
+            active_at: i64,
+        }
+        let uid = user.to_string();
+        // One row past the page says whether another follows.
+        let mut rows = sqlx::query_as::<_, PageRow>(concat!(
+            "select ",
+            room_cols!(),
+            ", rm.role, rm.last_read_seq, coalesce(r.last_message_at, r.created_at) as active_at, \
+             (select count(*) from room_members c where c.room_id = r.id) as member_count, \
+             (select count(*) from (select 1 from messages x where x.room_id = r.id and x.seq > rm.last_read_seq \
+                and x.message_type = 'text' and x.sender_id != rm.user_id limit 1000)) as unread \
+             from room_members rm join rooms r on r.id = rm.room_id where rm.user_id = ?1 \
+             and (?2 is null or coalesce(r.last_message_at, r.created_at) < ?2 \
+                  or (coalesce(r.last_message_at, r.created_at) = ?2 and r.id > ?3)) \
+             order by active_at desc, r.id limit ?4"
+        ))
+        .bind(&uid)
+        .bind(after.map(|c| c.active_at))
+        .bind(after.map(|c| c.room_id.as_str()))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next = match (more, rows.last()) {
+            (true, Some(last)) => Some(RoomCursor {
+                active_at: last.active_at,
+                room_id: room_id(&last.summary.room.id)?,
+            }),
+            _ => None,
+        };
+        let ids: Vec<&str> = rows.iter().map(|r| r.summary.room.id.as_str()).collect();
+        let ids = json_text(&ids)?;
+
+        let last_messages = messages(
+            sqlx::query_as::<_, MessageRow>(concat!(
+                "select ",
+                message_cols!(),
+                " from rooms r join messages m on m.room_id = r.id and m.seq = r.last_seq \
+                 left join users u on u.id = m.sender_id where r.id in (select value from json_each(?))"
+            ))
+            .bind(&ids)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?,
+        )?;
+        let mut last_by_room: HashMap<RoomId, Message> = last_messages
+            .into_iter()
+            .map(|m| (m.room_id.clone(), m))
+            .collect();
+
+        #[derive(FromRow)]
+        struct PeerRow {
+            peer_room_id: String,
+            #[sqlx(flatten)]
+            user: UserRow,
+        }
+        let peers = sqlx::query_as::<_, PeerRow>(concat!(
+            "select other.room_id as peer_room_id, ",
+            user_cols!(),
+            " from rooms r join room_members other on other.room_id = r.id and other.user_id != ?1 \
+             join users u on u.id = other.user_id \
+             where r.kind = 'direct' and r.id in (select value from json_each(?2))"
+        ))
+        .bind(&uid)
+        .bind(&ids)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        let mut peer_by_room = HashMap::new();
+        for row in peers {
+            peer_by_room.insert(room_id(&row.peer_room_id)?, row.user.into_user()?);
+        }
+
+        let rooms = rows
+            .into_iter()
+            .map(|row| {
+                let row = row.summary;
+                let room = row.room.into_room()?;
+                Ok(RoomSummary {
+                    role: Role::from_code(&row.role).ok_or_else(|| corrupt("role"))?,
+                    member_count: row.member_count,
+                    unread: row.unread,
+                    last_read_seq: row.last_read_seq,
+                    last_message: last_by_room.remove(&room.id),
+                    peer: peer_by_room.remove(&room.id),
+                    room,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(RoomPage { rooms, next })
+    }
+
     async fn list_room_ids_for_user(&self, user: UserId) -> StoreResult<Vec<RoomId>> {
         let ids: Vec<String> =
             sqlx::query_scalar("select room_id from room_members where user_id = ?")
@@ -1535,21 +1812,26 @@ impl Store for SqliteStore {
         role: Role,
         at: i64,
     ) -> StoreResult<Member> {
-        sqlx::query(
+        // One statement on the one writer: the ban check and the insert cannot
+        // be split by a ban.
+        let done = sqlx::query(
             "insert into room_members (room_id, user_id, role, joined_at, last_read_seq) \
-             select ?, ?, ?, ?, last_seq from rooms where id = ?",
+             select ?1, ?2, ?3, ?4, last_seq from rooms where id = ?1 and not exists \
+             (select 1 from room_restrictions where room_id = ?1 and user_id = ?2 and banned_at is not null)",
         )
         .bind(room.as_str())
         .bind(user.to_string())
         .bind(role.code())
         .bind(at)
-        .bind(room.as_str())
         .execute(&self.writer)
         .await
         .map_err(|e| match &e {
             sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::NotFound,
             _ => unique_as("already_member")(e),
         })?;
+        if done.rows_affected() == 0 && self.is_banned(room, user).await? {
+            return Err(StoreError::Conflict("banned"));
+        }
         self.get_member(room, user)
             .await?
             .ok_or(StoreError::NotFound)
@@ -1559,7 +1841,9 @@ impl Store for SqliteStore {
         sqlx::query_as::<_, MemberRow>(concat!(
             "select ",
             member_cols!(),
-            " from room_members rm where rm.room_id = ? and rm.user_id = ?"
+            " from ",
+            members_from!(),
+            " where rm.room_id = ? and rm.user_id = ?"
         ))
         .bind(room.as_str())
         .bind(user.to_string())
@@ -1576,7 +1860,9 @@ impl Store for SqliteStore {
             member_cols!(),
             ", ",
             user_cols!(),
-            " from room_members rm join users u on u.id = rm.user_id where rm.room_id = ? order by rm.joined_at, u.username_key"
+            " from ",
+            members_from!(),
+            " join users u on u.id = rm.user_id where rm.room_id = ? order by rm.joined_at, u.username_key"
         ))
         .bind(room.as_str())
         .fetch_all(&self.reader)
@@ -1593,20 +1879,26 @@ impl Store for SqliteStore {
         user: UserId,
         role: Role,
     ) -> StoreResult<Member> {
-        let done =
-            sqlx::query("update room_members set role = ? where room_id = ? and user_id = ?")
-                .bind(role.code())
-                .bind(room.as_str())
-                .bind(user.to_string())
-                .execute(&self.writer)
-                .await
-                .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
+        if role == Role::Owner {
+            return Err(StoreError::Conflict("member_is_owner"));
         }
-        self.get_member(room, user)
+        let done = sqlx::query(
+            "update room_members set role = ? where room_id = ? and user_id = ? and role <> 'owner'",
+        )
+        .bind(role.code())
+        .bind(room.as_str())
+        .bind(user.to_string())
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        let member = self
+            .get_member(room, user)
             .await?
-            .ok_or(StoreError::NotFound)
+            .ok_or(StoreError::NotFound)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict("member_is_owner"));
+        }
+        Ok(member)
     }
 
     async fn update_member_muted(
@@ -1615,33 +1907,86 @@ impl Store for SqliteStore {
         user: UserId,
         until: Option<i64>,
     ) -> StoreResult<Member> {
-        let done = sqlx::query(
-            "update room_members set muted_until = ? where room_id = ? and user_id = ?",
-        )
-        .bind(until)
-        .bind(room.as_str())
-        .bind(user.to_string())
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
-        if done.rows_affected() == 0 {
+        let mut tx = self
+            .writer
+            .begin_with("begin immediate")
+            .await
+            .map_err(db_err)?;
+        let uid = user.to_string();
+        let member: Option<i64> =
+            sqlx::query_scalar("select 1 from room_members where room_id = ? and user_id = ?")
+                .bind(room.as_str())
+                .bind(&uid)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        if member.is_none() {
             return Err(StoreError::NotFound);
         }
+        sqlx::query(
+            "insert into room_restrictions (room_id, user_id, muted_until) values (?, ?, ?) \
+             on conflict (room_id, user_id) do update set muted_until = excluded.muted_until",
+        )
+        .bind(room.as_str())
+        .bind(&uid)
+        .bind(until)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        forget_empty_restriction(&mut tx, room, &uid).await?;
+        tx.commit().await.map_err(db_err)?;
         self.get_member(room, user)
             .await?
             .ok_or(StoreError::NotFound)
     }
 
     async fn delete_member(&self, room: &RoomId, user: UserId) -> StoreResult<()> {
+        let mut tx = self
+            .writer
+            .begin_with("begin immediate")
+            .await
+            .map_err(db_err)?;
+        let owner: Option<Option<String>> =
+            sqlx::query_scalar("select owner_id from rooms where id = ?")
+                .bind(room.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        let Some(owner) = owner else {
+            return Err(StoreError::NotFound);
+        };
+        let uid = user.to_string();
+        let is_owner = owner.as_deref() == Some(uid.as_str());
+        if is_owner {
+            let others: i64 = sqlx::query_scalar(
+                "select count(*) from room_members where room_id = ? and user_id <> ?",
+            )
+            .bind(room.as_str())
+            .bind(&uid)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if others > 0 {
+                return Err(StoreError::Conflict("owner_must_transfer"));
+            }
+        }
         let done = sqlx::query("delete from room_members where room_id = ? and user_id = ?")
             .bind(room.as_str())
-            .bind(user.to_string())
-            .execute(&self.writer)
+            .bind(&uid)
+            .execute(&mut *tx)
             .await
             .map_err(db_err)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        if is_owner {
+            sqlx::query("update rooms set owner_id = null where id = ?")
+                .bind(room.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
         Ok(())
     }
 
@@ -1677,12 +2022,213 @@ impl Store for SqliteStore {
         .map_err(db_err)
     }
 
+    // ---- bans
+
+    #[instrument(skip_all, fields(room_id = %ban.room_id, user_id = %ban.user_id))]
+    async fn insert_ban(&self, ban: &Ban) -> StoreResult<bool> {
+        let mut tx = self
+            .writer
+            .begin_with("begin immediate")
+            .await
+            .map_err(db_err)?;
+        let uid = ban.user_id.to_string();
+        let owner: Option<Option<String>> =
+            sqlx::query_scalar("select owner_id from rooms where id = ?")
+                .bind(ban.room_id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        match owner {
+            None => return Err(StoreError::NotFound),
+            Some(Some(owner)) if owner == uid => {
+                return Err(StoreError::Conflict("member_is_owner"));
+            }
+            Some(_) => {}
+        }
+        sqlx::query(
+            "insert into room_restrictions (room_id, user_id, banned_at, banned_by, ban_reason) \
+             values (?, ?, ?, ?, ?) on conflict (room_id, user_id) do update set \
+             banned_at = excluded.banned_at, banned_by = excluded.banned_by, ban_reason = excluded.ban_reason",
+        )
+        .bind(ban.room_id.as_str())
+        .bind(&uid)
+        .bind(ban.banned_at)
+        .bind(ban.banned_by.map(|id| id.to_string()))
+        .bind(&ban.reason)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::NotFound,
+            _ => db_err(e),
+        })?;
+        let removed = sqlx::query("delete from room_members where room_id = ? and user_id = ?")
+            .bind(ban.room_id.as_str())
+            .bind(&uid)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(removed.rows_affected() > 0)
+    }
+
+    async fn list_bans(&self, room: &RoomId) -> StoreResult<Vec<Ban>> {
+        sqlx::query_as::<_, BanRow>(
+            "select room_id, user_id, banned_by, banned_at, ban_reason from room_restrictions \
+             where room_id = ? and banned_at is not null order by banned_at desc, user_id",
+        )
+        .bind(room.as_str())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?
+        .into_iter()
+        .map(BanRow::into_ban)
+        .collect()
+    }
+
+    async fn delete_ban(&self, room: &RoomId, user: UserId) -> StoreResult<()> {
+        let mut tx = self
+            .writer
+            .begin_with("begin immediate")
+            .await
+            .map_err(db_err)?;
+        let uid = user.to_string();
+        let done = sqlx::query(
+            "update room_restrictions set banned_at = null, banned_by = null, ban_reason = '' \
+             where room_id = ? and user_id = ? and banned_at is not null",
+        )
+        .bind(room.as_str())
+        .bind(&uid)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        forget_empty_restriction(&mut tx, room, &uid).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(())
+    }
+
+    // ---- blocks
+
+    async fn insert_block(
+        &self,
+        user: UserId,
+        blocked: UserId,
+        at: i64,
+        max: u32,
+    ) -> StoreResult<()> {
+        // One statement on the one writer: the count and the insert cannot be
+        // split by another block.
+        let done = sqlx::query(
+            "insert into user_blocks (user_id, blocked_id, created_at) \
+             select ?1, ?2, ?3 where (select count(*) from user_blocks where user_id = ?1) < ?4 \
+             on conflict (user_id, blocked_id) do nothing",
+        )
+        .bind(user.to_string())
+        .bind(blocked.to_string())
+        .bind(at)
+        .bind(i64::from(max))
+        .execute(&self.writer)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::NotFound,
+            _ => db_err(e),
+        })?;
+        if done.rows_affected() == 0 {
+            let exists: Option<i64> = sqlx::query_scalar(
+                "select 1 from user_blocks where user_id = ? and blocked_id = ?",
+            )
+            .bind(user.to_string())
+            .bind(blocked.to_string())
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(db_err)?;
+            if exists.is_none() {
+                return Err(StoreError::Conflict("too_many_blocks"));
+            }
+        }
+        Ok(())
+    }
+
+    async fn list_blocks(&self, user: UserId) -> StoreResult<Vec<(User, i64)>> {
+        #[derive(FromRow)]
+        struct Row {
+            blocked_at: i64,
+            #[sqlx(flatten)]
+            user: UserRow,
+        }
+        sqlx::query_as::<_, Row>(concat!(
+            "select b.created_at as blocked_at, ",
+            user_cols!(),
+            " from user_blocks b join users u on u.id = b.blocked_id where b.user_id = ? \
+             order by b.created_at desc, u.username_key"
+        ))
+        .bind(user.to_string())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?
+        .into_iter()
+        .map(|row| Ok((row.user.into_user()?, row.blocked_at)))
+        .collect()
+    }
+
+    async fn delete_block(&self, user: UserId, blocked: UserId) -> StoreResult<()> {
+        let done = sqlx::query("delete from user_blocks where user_id = ? and blocked_id = ?")
+            .bind(user.to_string())
+            .bind(blocked.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn list_blockers(&self, user: UserId, among: &[UserId]) -> StoreResult<Vec<UserId>> {
+        if among.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut query =
+            QueryBuilder::<Sqlite>::new("select user_id from user_blocks where blocked_id = ");
+        query.push_bind(user.to_string()).push(" and user_id in (");
+        let mut list = query.separated(", ");
+        for id in among {
+            list.push_bind(id.to_string());
+        }
+        query.push(")");
+        let ids: Vec<String> = query
+            .build_query_scalar()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
+        ids.iter().map(|id| user_id(id)).collect()
+    }
+
+    async fn is_blocked_between(&self, a: UserId, b: UserId) -> StoreResult<bool> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "select 1 from user_blocks where (user_id = ?1 and blocked_id = ?2) \
+             or (user_id = ?2 and blocked_id = ?1) limit 1",
+        )
+        .bind(a.to_string())
+        .bind(b.to_string())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?;
+        Ok(found.is_some())
+    }
+
     // ---- invites
 
-    async fn insert_invite(&self, invite: &Invite) -> StoreResult<()> {
-        sqlx::query(
+    async fn insert_invite(&self, invite: &Invite, max_live: u32) -> StoreResult<()> {
+        // One statement on the one writer: the count and the insert cannot be
+        // split by another invite.
+        let done = sqlx::query(
             "insert into room_invites (code, room_id, created_by, created_at, expires_at, max_uses, uses, revoked) \
-             values (?, ?, ?, ?, ?, ?, ?, ?)",
+             select ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 where (select count(*) from room_invites \
+               where room_id = ?2 and revoked = false and (expires_at is null or expires_at > ?4) \
+               and (max_uses is null or uses < max_uses)) < ?9",
         )
         .bind(&invite.code)
         .bind(invite.room_id.as_str())
@@ -1692,9 +2238,13 @@ impl Store for SqliteStore {
         .bind(invite.max_uses)
         .bind(invite.uses)
         .bind(invite.revoked)
+        .bind(i64::from(max_live))
         .execute(&self.writer)
         .await
         .map_err(unique_as("invite_exists"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict("too_many_invites"));
+        }
         Ok(())
     }
 
@@ -1757,6 +2307,18 @@ impl Store for SqliteStore {
         let Some(room) = room else {
             return Err(StoreError::Conflict("invite_invalid"));
         };
+        let banned: Option<i64> = sqlx::query_scalar(
+            "select 1 from room_restrictions where room_id = ? and user_id = ? and banned_at is not null",
+        )
+        .bind(&room)
+        .bind(user.to_string())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if banned.is_some() {
+            // Dropping the transaction rolls the use back.
+            return Err(StoreError::Conflict("banned"));
+        }
         sqlx::query(
             "insert into room_members (room_id, user_id, role, joined_at, last_read_seq) \
              select ?, ?, 'member', ?, last_seq from rooms where id = ?",

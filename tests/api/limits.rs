@@ -45,11 +45,12 @@ async fn a_user_in_two_thousand_rooms_connects_and_stays_connected() {
             name: format!("Crowd {i}"),
             description: String::new(),
             owner_id: None,
+            created_by: None,
             direct_key: None,
             created_at: now_ms(),
             members,
         };
-        app.state.store.insert_room(&room).await.unwrap();
+        app.state.store.insert_room(&room, None).await.unwrap();
         last = Some(id);
     }
     let last = last.unwrap();

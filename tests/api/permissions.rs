@@ -83,6 +83,10 @@ enum Target {
     Member,
     /// A user made for this pair alone (a direct room with them is new).
     Stranger,
+    /// Another user made for this pair, whom the member blocks.
+    BlockedByMember,
+    /// The banned user.
+    Banned,
 }
 
 const fn row(method: &'static str, path: &'static str, body: Body, expect: [u16; 9]) -> Row {
@@ -104,8 +108,18 @@ const fn public(method: &'static str, path: &'static str, body: Body, expect: [u
 }
 
 const fn stranger(method: &'static str, path: &'static str, body: Body, expect: [u16; 9]) -> Row {
+    on(Target::Stranger, method, path, body, expect)
+}
+
+const fn on(
+    user: Target,
+    method: &'static str,
+    path: &'static str,
+    body: Body,
+    expect: [u16; 9],
+) -> Row {
     Row {
-        user: Target::Stranger,
+        user,
         ..row(method, path, body, expect)
     }
 }
@@ -115,418 +129,174 @@ fn no_json(_: &Fixture) -> Value {
 }
 
 /// The routes, each with its answers. Read as: "a <role> doing <route> gets <status>".
+#[rustfmt::skip]
 fn table() -> Vec<Row> {
     use Body::{Avatar, Form, Json, None};
     vec![
         // ---- auth
-        row(
-            "POST",
-            "/tools/api/auth/register",
-            Json(|f| json!({"username": f.fresh_name, "password": "a-new-password-7"})),
-            [201, 201, 201, 201, 201, 201, 201, 201, 201],
-        ),
-        row(
-            "POST",
-            "/tools/api/auth/login",
-            Json(|f| json!({"username": f.login_name, "password": crate::helpers::PASSWORD})),
-            [200, 200, 200, 200, 200, 200, 200, 200, 200],
-        ),
-        row(
-            "POST",
-            "/tools/api/auth/logout",
-            None,
-            [401, 200, 200, 200, 200, 200, 200, 200, 200],
-        ),
-        row(
-            "GET",
-            "/tools/api/auth/me",
-            None,
-            [401, 200, 200, 200, 200, 200, 200, 200, 200],
-        ),
+        row("POST", "/tools/api/auth/register", Json(|f| json!({"username": f.fresh_name, "password": "a-new-password-7"})),
+            [201, 201, 201, 201, 201, 201, 201, 201, 201]),
+        row("POST", "/tools/api/auth/login", Json(|f| json!({"username": f.login_name, "password": crate::helpers::PASSWORD})),
+            [200, 200, 200, 200, 200, 200, 200, 200, 200]),
+        row("POST", "/tools/api/auth/logout", None,
+            [401, 200, 200, 200, 200, 200, 200, 200, 200]),
+        row("GET", "/tools/api/auth/me", None,
+            [401, 200, 200, 200, 200, 200, 200, 200, 200]),
         // To the same password, so the next pair of the same user knows it.
         // (A token may change it too: it needs the current password like anyone.)
-        row(
-            "POST",
-            "/tools/api/auth/password",
-            Json(
-                |_| json!({"current_password": crate::helpers::PASSWORD, "new_password": crate::helpers::PASSWORD}),
-            ),
-            [401, 200, 200, 200, 200, 200, 200, 200, 200],
-        ),
-        row(
-            "GET",
-            "/tools/api/auth/sessions",
-            None,
-            [401, 200, 200, 200, 200, 200, 200, 200, 200],
-        ),
-        row(
-            "POST",
-            "/tools/api/auth/sessions/logout-others",
-            None,
-            [401, 200, 200, 200, 200, 200, 200, 200, 200],
-        ),
-        row(
-            "GET",
-            "/tools/api/auth/tokens",
-            None,
-            [401, 200, 200, 200, 200, 200, 200, 200, 200],
-        ),
-        row(
-            "POST",
-            "/tools/api/auth/tokens",
-            Json(|_| json!({"name": "matrix"})),
-            [401, 201, 201, 201, 201, 201, 201, 201, 201],
-        ),
+        row("POST", "/tools/api/auth/password", Json(|_| json!({"current_password": crate::helpers::PASSWORD, "new_password": crate::helpers::PASSWORD})),
+            [401, 200, 200, 200, 200, 200, 200, 200, 200]),
+        row("GET", "/tools/api/auth/sessions", None,
+            [401, 200, 200, 200, 200, 200, 200, 200, 200]),
+        row("POST", "/tools/api/auth/sessions/logout-others", None,
+            [401, 200, 200, 200, 200, 200, 200, 200, 200]),
+        row("GET", "/tools/api/auth/tokens", None,
+            [401, 200, 200, 200, 200, 200, 200, 200, 200]),
+        row("POST", "/tools/api/auth/tokens", Json(|_| json!({"name": "matrix"})),
+            [401, 201, 201, 201, 201, 201, 201, 201, 201]),
         // The token is the member's: only the member (cookie or token) may delete it.
-        row(
-            "DELETE",
-            "/tools/api/auth/tokens/{id}",
-            None,
-            [401, 404, 200, 404, 404, 404, 404, 404, 200],
-        ),
+        row("DELETE", "/tools/api/auth/tokens/{id}", None,
+            [401, 404, 200, 404, 404, 404, 404, 404, 200]),
         // ---- users
-        row(
-            "GET",
-            "/tools/api/user/search",
-            None,
-            [401, 200, 200, 200, 200, 200, 200, 200, 200],
-        ),
-        row(
-            "GET",
-            "/tools/api/user/me/profile",
-            None,
-            [401, 200, 200, 200, 200, 200, 200, 200, 200],
-        ),
-        row(
-            "PATCH",
-            "/tools/api/user/me/profile",
-            Json(|_| json!({"bio": "matrix"})),
-            [401, 200, 200, 200, 200, 200, 200, 200, 200],
-        ),
-        row(
-            "POST",
-            "/tools/api/user/me/avatar",
-            Avatar,
-            [401, 200, 200, 200, 200, 200, 200, 200, 200],
-        ),
-        row(
-            "GET",
-            "/tools/api/user/{user_id}/profile",
-            None,
-            [401, 200, 200, 200, 200, 200, 200, 200, 200],
-        ),
+        row("GET", "/tools/api/user/search", None,
+            [401, 200, 200, 200, 200, 200, 200, 200, 200]),
+        row("GET", "/tools/api/user/me/profile", None,
+            [401, 200, 200, 200, 200, 200, 200, 200, 200]),
+        row("PATCH", "/tools/api/user/me/profile", Json(|_| json!({"bio": "matrix"})),
+            [401, 200, 200, 200, 200, 200, 200, 200, 200]),
+        row("POST", "/tools/api/user/me/avatar", Avatar,
+            [401, 200, 200, 200, 200, 200, 200, 200, 200]),
+        row("GET", "/tools/api/user/{user_id}/profile", None,
+            [401, 200, 200, 200, 200, 200, 200, 200, 200]),
+        stranger("POST", "/tools/api/user/{user_id}/block", None,
+            [401, 200, 200, 200, 200, 200, 200, 200, 200]),
+        // Only the member blocks this user: unblocking is theirs alone.
+        on(Target::BlockedByMember, "DELETE", "/tools/api/user/{user_id}/block", None,
+            [401, 404, 200, 404, 404, 404, 404, 404, 200]),
+        row("GET", "/tools/api/user/me/blocks", None,
+            [401, 200, 200, 200, 200, 200, 200, 200, 200]),
         // ---- rooms
-        row(
-            "GET",
-            "/tools/api/chat/rooms",
-            None,
-            [401, 200, 200, 200, 200, 200, 200, 200, 200],
-        ),
-        row(
-            "POST",
-            "/tools/api/chat/rooms",
-            Json(|_| json!({"name": "Matrix room", "room_type": "group"})),
-            [401, 201, 201, 201, 201, 201, 201, 201, 201],
-        ),
-        row(
-            "GET",
-            "/tools/api/chat/rooms/public",
-            None,
-            [401, 200, 200, 200, 200, 200, 200, 200, 200],
-        ),
-        stranger(
-            "POST",
-            "/tools/api/chat/direct/{user_id}",
-            None,
-            [401, 201, 201, 201, 201, 201, 201, 201, 201],
-        ),
+        row("GET", "/tools/api/chat/rooms", None,
+            [401, 200, 200, 200, 200, 200, 200, 200, 200]),
+        row("POST", "/tools/api/chat/rooms", Json(|_| json!({"name": "Matrix room", "room_type": "group"})),
+            [401, 201, 201, 201, 201, 201, 201, 201, 201]),
+        row("GET", "/tools/api/chat/rooms/public", None,
+            [401, 200, 200, 200, 200, 200, 200, 200, 200]),
+        stranger("POST", "/tools/api/chat/direct/{user_id}", None,
+            [401, 201, 201, 201, 201, 201, 201, 201, 201]),
         // Members are already in: using the invite changes nothing for them.
-        row(
-            "POST",
-            "/tools/api/chat/invites/{code}/join",
-            None,
-            [401, 200, 200, 200, 403, 200, 200, 200, 200],
-        ),
-        row(
-            "GET",
-            "/tools/api/chat/{room_id}",
-            None,
-            [401, 403, 200, 200, 403, 200, 200, 403, 200],
-        ),
-        row(
-            "PATCH",
-            "/tools/api/chat/{room_id}",
-            Json(|_| json!({"description": "by the matrix"})),
-            [401, 403, 403, 403, 403, 403, 200, 403, 403],
-        ),
-        row(
-            "POST",
-            "/tools/api/chat/{room_id}/archive",
-            None,
-            [401, 403, 403, 403, 403, 403, 200, 403, 403],
-        ),
-        row(
-            "POST",
-            "/tools/api/chat/{room_id}/unarchive",
-            None,
-            [401, 403, 403, 403, 403, 403, 200, 403, 403],
-        ),
-        public(
-            "POST",
-            "/tools/api/chat/{room_id}/join",
-            None,
-            [401, 200, 200, 200, 403, 200, 200, 200, 200],
-        ),
+        row("POST", "/tools/api/chat/invites/{code}/join", None,
+            [401, 200, 200, 200, 403, 200, 200, 200, 200]),
+        row("GET", "/tools/api/chat/{room_id}", None,
+            [401, 403, 200, 200, 403, 200, 200, 403, 200]),
+        row("PATCH", "/tools/api/chat/{room_id}", Json(|_| json!({"description": "by the matrix"})),
+            [401, 403, 403, 403, 403, 403, 200, 403, 403]),
+        row("POST", "/tools/api/chat/{room_id}/archive", None,
+            [401, 403, 403, 403, 403, 403, 200, 403, 403]),
+        row("POST", "/tools/api/chat/{room_id}/unarchive", None,
+            [401, 403, 403, 403, 403, 403, 200, 403, 403]),
+        public("POST", "/tools/api/chat/{room_id}/join", None,
+            [401, 200, 200, 200, 403, 200, 200, 200, 200]),
         // The owner must hand the room over first (409).
-        row(
-            "POST",
-            "/tools/api/chat/{room_id}/leave",
-            None,
-            [401, 403, 200, 200, 403, 200, 409, 403, 200],
-        ),
-        row(
-            "POST",
-            "/tools/api/chat/{room_id}/members",
-            Json(|f| json!({"user_id": f.outsider})),
-            [401, 403, 403, 403, 403, 201, 201, 403, 403],
-        ),
-        row(
-            "DELETE",
-            "/tools/api/chat/{room_id}/members/{user_id}",
-            None,
-            [401, 403, 403, 403, 403, 200, 200, 403, 403],
-        ),
-        row(
-            "POST",
-            "/tools/api/chat/{room_id}/members/{user_id}/mute",
-            Json(|_| json!({"minutes": 10})),
-            [401, 403, 403, 403, 403, 200, 200, 403, 403],
-        ),
-        row(
-            "POST",
-            "/tools/api/chat/{room_id}/members/{user_id}/role",
-            Json(|_| json!({"role": "admin"})),
-            [401, 403, 403, 403, 403, 403, 200, 403, 403],
-        ),
-        row(
-            "POST",
-            "/tools/api/chat/{room_id}/transfer",
-            Json(|f| json!({"user_id": f.target})),
-            [401, 403, 403, 403, 403, 403, 200, 403, 403],
-        ),
-        row(
-            "GET",
-            "/tools/api/chat/{room_id}/invites",
-            None,
-            [401, 403, 403, 403, 403, 200, 200, 403, 403],
-        ),
-        row(
-            "POST",
-            "/tools/api/chat/{room_id}/invites",
-            Json(no_json),
-            [401, 403, 403, 403, 403, 201, 201, 403, 403],
-        ),
-        row(
-            "DELETE",
-            "/tools/api/chat/{room_id}/invites/{code}",
-            None,
-            [401, 403, 403, 403, 403, 200, 200, 403, 403],
-        ),
-        row(
-            "GET",
-            "/tools/api/chat/{room_id}/participants",
-            None,
-            [401, 403, 200, 200, 403, 200, 200, 403, 200],
-        ),
-        row(
-            "GET",
-            "/tools/api/chat/{room_id}/messages",
-            None,
-            [401, 403, 200, 200, 403, 200, 200, 403, 200],
-        ),
-        row(
-            "POST",
-            "/tools/api/chat/{room_id}/send",
-            Json(|_| json!({"content": "hello matrix"})),
-            [401, 403, 201, 403, 403, 201, 201, 403, 201],
-        ),
-        row(
-            "POST",
-            "/tools/api/chat/{room_id}/read",
-            Json(|_| json!({"up_to_seq": 1})),
-            [401, 403, 200, 200, 403, 200, 200, 403, 200],
-        ),
+        row("POST", "/tools/api/chat/{room_id}/leave", None,
+            [401, 403, 200, 200, 403, 200, 409, 403, 200]),
+        row("POST", "/tools/api/chat/{room_id}/members", Json(|f| json!({"user_id": f.outsider})),
+            [401, 403, 403, 403, 403, 201, 201, 403, 403]),
+        row("DELETE", "/tools/api/chat/{room_id}/members/{user_id}", None,
+            [401, 403, 403, 403, 403, 200, 200, 403, 403]),
+        row("POST", "/tools/api/chat/{room_id}/members/{user_id}/mute", Json(|_| json!({"minutes": 10})),
+            [401, 403, 403, 403, 403, 200, 200, 403, 403]),
+        row("POST", "/tools/api/chat/{room_id}/members/{user_id}/role", Json(|_| json!({"role": "admin"})),
+            [401, 403, 403, 403, 403, 403, 200, 403, 403]),
+        row("POST", "/tools/api/chat/{room_id}/transfer", Json(|f| json!({"user_id": f.target})),
+            [401, 403, 403, 403, 403, 403, 200, 403, 403]),
+        // Repairing ownership is for site admins, whether or not they are in the room.
+        row("POST", "/tools/api/chat/{room_id}/owner", Json(|f| json!({"user_id": f.target})),
+            [401, 403, 403, 403, 403, 403, 403, 200, 403]),
+        row("GET", "/tools/api/chat/{room_id}/bans", None,
+            [401, 403, 403, 403, 403, 200, 200, 403, 403]),
+        row("POST", "/tools/api/chat/{room_id}/bans/{user_id}", Json(|_| json!({"reason": "matrix"})),
+            [401, 403, 403, 403, 403, 201, 201, 403, 403]),
+        on(Target::Banned, "DELETE", "/tools/api/chat/{room_id}/bans/{user_id}", None,
+            [401, 403, 403, 403, 403, 200, 200, 403, 403]),
+        row("GET", "/tools/api/chat/{room_id}/invites", None,
+            [401, 403, 403, 403, 403, 200, 200, 403, 403]),
+        row("POST", "/tools/api/chat/{room_id}/invites", Json(no_json),
+            [401, 403, 403, 403, 403, 201, 201, 403, 403]),
+        row("DELETE", "/tools/api/chat/{room_id}/invites/{code}", None,
+            [401, 403, 403, 403, 403, 200, 200, 403, 403]),
+        row("GET", "/tools/api/chat/{room_id}/participants", None,
+            [401, 403, 200, 200, 403, 200, 200, 403, 200]),
+        row("GET", "/tools/api/chat/{room_id}/messages", None,
+            [401, 403, 200, 200, 403, 200, 200, 403, 200]),
+        row("POST", "/tools/api/chat/{room_id}/send", Json(|_| json!({"content": "hello matrix"})),
+            [401, 403, 201, 403, 403, 201, 201, 403, 201]),
+        row("POST", "/tools/api/chat/{room_id}/read", Json(|_| json!({"up_to_seq": 1})),
+            [401, 403, 200, 200, 403, 200, 200, 403, 200]),
         // ---- pages: anonymous visitors are sent to log in (303); the token
         // role is a bearer client, which pages do not know (it is anonymous there).
-        row(
-            "GET",
-            "/",
-            None,
-            [303, 200, 200, 200, 200, 200, 200, 200, 303],
-        ),
-        row(
-            "GET",
-            "/login",
-            None,
-            [200, 303, 303, 303, 303, 303, 303, 303, 200],
-        ),
+        row("GET", "/", None,
+            [303, 200, 200, 200, 200, 200, 200, 200, 303]),
+        row("GET", "/login", None,
+            [200, 303, 303, 303, 303, 303, 303, 303, 200]),
         // A bearer client has no CSRF cookie, so its form posts fail the CSRF check.
-        row(
-            "POST",
-            "/login",
-            Form(|f| {
-                vec![
-                    ("username", f.login_name.clone()),
-                    ("password", crate::helpers::PASSWORD.to_string()),
-                ]
-            }),
-            [303, 303, 303, 303, 303, 303, 303, 303, 403],
-        ),
-        row(
-            "GET",
-            "/register",
-            None,
-            [200, 303, 303, 303, 303, 303, 303, 303, 200],
-        ),
-        row(
-            "POST",
-            "/register",
-            Form(|f| {
-                vec![
-                    ("username", f.fresh_name.clone()),
-                    ("password", "a-new-password-7".to_string()),
-                    ("password2", "a-new-password-7".to_string()),
-                ]
-            }),
-            [303, 303, 303, 303, 303, 303, 303, 303, 403],
-        ),
-        row(
-            "GET",
-            "/logout",
-            None,
-            [303, 200, 200, 200, 200, 200, 200, 200, 303],
-        ),
-        row(
-            "POST",
-            "/logout",
-            Form(|_| Vec::new()),
-            [303, 303, 303, 303, 303, 303, 303, 303, 303],
-        ),
-        row(
-            "GET",
-            "/settings",
-            None,
-            [303, 200, 200, 200, 200, 200, 200, 200, 303],
-        ),
-        row(
-            "GET",
-            "/u/{username}",
-            None,
-            [303, 200, 200, 200, 200, 200, 200, 200, 303],
-        ),
-        row(
-            "POST",
-            "/u/{username}/message",
-            Form(|_| Vec::new()),
-            [303, 303, 303, 303, 303, 303, 303, 303, 303],
-        ),
+        row("POST", "/login", Form(|f| { vec![ ("username", f.login_name.clone()), ("password", crate::helpers::PASSWORD.to_string()), ] }),
+            [303, 303, 303, 303, 303, 303, 303, 303, 403]),
+        row("GET", "/register", None,
+            [200, 303, 303, 303, 303, 303, 303, 303, 200]),
+        row("POST", "/register", Form(|f| { vec![ ("username", f.fresh_name.clone()), ("password", "a-new-password-7".to_string()), ("password2", "a-new-password-7".to_string()), ] }),
+            [303, 303, 303, 303, 303, 303, 303, 303, 403]),
+        row("GET", "/logout", None,
+            [303, 200, 200, 200, 200, 200, 200, 200, 303]),
+        row("POST", "/logout", Form(|_| Vec::new()),
+            [303, 303, 303, 303, 303, 303, 303, 303, 303]),
+        row("GET", "/settings", None,
+            [303, 200, 200, 200, 200, 200, 200, 200, 303]),
+        row("GET", "/u/{username}", None,
+            [303, 200, 200, 200, 200, 200, 200, 200, 303]),
+        row("POST", "/u/{username}/message", Form(|_| Vec::new()),
+            [303, 303, 303, 303, 303, 303, 303, 303, 303]),
         // Visitors log in first; members go straight to the room; the others see the invitation.
-        row(
-            "GET",
-            "/invite/{code}",
-            None,
-            [303, 200, 303, 303, 200, 303, 303, 200, 303],
-        ),
-        row(
-            "POST",
-            "/invite/{code}",
-            Form(|_| Vec::new()),
-            [303, 303, 303, 303, 403, 303, 303, 303, 303],
-        ),
-        row(
-            "GET",
-            "/tools/chat/enhanced/{room_id}",
-            None,
-            [303, 403, 200, 200, 403, 200, 200, 403, 303],
-        ),
-        row(
-            "GET",
-            "/assets/{version}/{*path}",
-            None,
-            [200, 200, 200, 200, 200, 200, 200, 200, 200],
-        ),
-        row(
-            "GET",
-            "/static/{*path}",
-            None,
-            [200, 200, 200, 200, 200, 200, 200, 200, 200],
-        ),
+        row("GET", "/invite/{code}", None,
+            [303, 200, 303, 303, 200, 303, 303, 200, 303]),
+        row("POST", "/invite/{code}", Form(|_| Vec::new()),
+            [303, 303, 303, 303, 403, 303, 303, 303, 303]),
+        row("GET", "/tools/chat/enhanced/{room_id}", None,
+            [303, 403, 200, 200, 403, 200, 200, 403, 303]),
+        row("GET", "/assets/{version}/{*path}", None,
+            [200, 200, 200, 200, 200, 200, 200, 200, 200]),
+        row("GET", "/static/{*path}", None,
+            [200, 200, 200, 200, 200, 200, 200, 200, 200]),
         // ---- WebSocket upgrades, made for real (101: upgraded)
-        row(
-            "GET",
-            "/ws",
-            None,
-            [401, 101, 101, 101, 101, 101, 101, 101, 101],
-        ),
-        row(
-            "GET",
-            "/ws/chat/{room_id}",
-            None,
-            [401, 403, 101, 101, 403, 101, 101, 403, 101],
-        ),
+        row("GET", "/ws", None,
+            [401, 101, 101, 101, 101, 101, 101, 101, 101]),
+        row("GET", "/ws/chat/{room_id}", None,
+            [401, 403, 101, 101, 403, 101, 101, 403, 101]),
         // ---- no login needed
-        row(
-            "GET",
-            "/avatars/{user_id}",
-            None,
-            [200, 200, 200, 200, 200, 200, 200, 200, 200],
-        ),
-        row(
-            "GET",
-            "/healthz",
-            None,
-            [200, 200, 200, 200, 200, 200, 200, 200, 200],
-        ),
-        row(
-            "GET",
-            "/readyz",
-            None,
-            [200, 200, 200, 200, 200, 200, 200, 200, 200],
-        ),
+        row("GET", "/avatars/{user_id}", None,
+            [200, 200, 200, 200, 200, 200, 200, 200, 200]),
+        row("GET", "/healthz", None,
+            [200, 200, 200, 200, 200, 200, 200, 200, 200]),
+        row("GET", "/readyz", None,
+            [200, 200, 200, 200, 200, 200, 200, 200, 200]),
     ]
 }
 
 /// What a client frame gets, per role (same order): `ok` (no error before
 /// the answer to a following ping), an error code, or the HTTP status that
 /// refused the upgrade. Every frame names the fixture room (a private group).
+#[rustfmt::skip]
 fn frame_table() -> Vec<(&'static str, [&'static str; 9])> {
     const NOT: &str = "not_a_member";
+    const BANNED: &str = "banned";
     vec![
-        (
-            "message",
-            ["401", NOT, "ok", "muted", NOT, "ok", "ok", NOT, "ok"],
-        ),
-        (
-            "typing",
-            ["401", NOT, "ok", "muted", NOT, "ok", "ok", NOT, "ok"],
-        ),
-        (
-            "read_status",
-            ["401", NOT, "ok", "ok", NOT, "ok", "ok", NOT, "ok"],
-        ),
-        ("read", ["401", NOT, "ok", "ok", NOT, "ok", "ok", NOT, "ok"]),
-        (
-            "resume",
-            ["401", NOT, "ok", "ok", NOT, "ok", "ok", NOT, "ok"],
-        ),
-        (
-            "ping",
-            ["401", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok"],
-        ),
-        (
-            "heartbeat_ack",
-            ["401", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok"],
-        ),
+        ("message",       ["401", NOT, "ok", "muted", BANNED, "ok", "ok", NOT, "ok"]),
+        ("typing",        ["401", NOT, "ok", "muted", BANNED, "ok", "ok", NOT, "ok"]),
+        ("read_status",   ["401", NOT, "ok", "ok",    BANNED, "ok", "ok", NOT, "ok"]),
+        ("read",          ["401", NOT, "ok", "ok",    BANNED, "ok", "ok", NOT, "ok"]),
+        ("resume",        ["401", NOT, "ok", "ok",    BANNED, "ok", "ok", NOT, "ok"]),
+        ("ping",          ["401", "ok", "ok", "ok",   "ok",   "ok", "ok", "ok", "ok"]),
+        ("heartbeat_ack", ["401", "ok", "ok", "ok",   "ok",   "ok", "ok", "ok", "ok"]),
     ]
 }
 
@@ -553,6 +323,8 @@ struct Fixture {
     room: RoomId,
     target: UserId,
     stranger: UserId,
+    blocked: UserId,
+    banned: UserId,
     target_name: String,
     outsider: UserId,
     invite: String,
@@ -612,16 +384,20 @@ async fn fixture(app: &TestApp, people: &People, kind: RoomKind, n: usize) -> Fi
         (people.banned, RoomRole::Member),
     ];
     store
-        .insert_room(&NewRoom {
-            id: room.clone(),
-            kind,
-            name: format!("Matrix {n}"),
-            description: String::new(),
-            owner_id: Some(people.owner),
-            direct_key: None,
-            created_at: now_ms(),
-            members,
-        })
+        .insert_room(
+            &NewRoom {
+                id: room.clone(),
+                kind,
+                name: format!("Matrix {n}"),
+                description: String::new(),
+                owner_id: Some(people.owner),
+                created_by: Some(people.owner),
+                direct_key: None,
+                created_at: now_ms(),
+                members,
+            },
+            None,
+        )
         .await
         .unwrap();
     store
@@ -631,16 +407,19 @@ async fn fixture(app: &TestApp, people: &People, kind: RoomKind, n: usize) -> Fi
     ban(app, &room, people.owner, people.banned).await;
     let invite = format!("matrixinvite{n:010}");
     store
-        .insert_invite(&Invite {
-            code: invite.clone(),
-            room_id: room.clone(),
-            created_by: people.owner,
-            created_at: now_ms(),
-            expires_at: None,
-            max_uses: None,
-            uses: 0,
-            revoked: false,
-        })
+        .insert_invite(
+            &Invite {
+                code: invite.clone(),
+                room_id: room.clone(),
+                created_by: people.owner,
+                created_at: now_ms(),
+                expires_at: None,
+                max_uses: None,
+                uses: 0,
+                revoked: false,
+            },
+            u32::MAX,
+        )
         .await
         .unwrap();
     let member = store.get_user(people.member).await.unwrap().unwrap();
@@ -652,22 +431,18 @@ async fn fixture(app: &TestApp, people: &People, kind: RoomKind, n: usize) -> Fi
     let message = parley::services::messages::post(&app.state, &sender, &room, "first", None)
         .await
         .unwrap();
-    let stranger = UserId::new();
+    let stranger = quick_user(app, &format!("stranger_{n}")).await;
+    let blocked = quick_user(app, &format!("blocked_{n}")).await;
     store
-        .insert_user(&parley::store::NewUser {
-            id: stranger,
-            username: format!("stranger_{n}"),
-            password_hash: "not a password hash".into(),
-            display_name: String::new(),
-            is_admin: false,
-            created_at: now_ms(),
-        })
+        .insert_block(people.member, blocked, now_ms(), u32::MAX)
         .await
         .unwrap();
     Fixture {
         room,
         target: people.target,
         stranger,
+        blocked,
+        banned: people.banned,
         target_name: people.target_name.clone(),
         outsider: people.outsider,
         invite,
@@ -679,9 +454,37 @@ async fn fixture(app: &TestApp, people: &People, kind: RoomKind, n: usize) -> Fi
     }
 }
 
+/// A user straight in the store (no password to hash: nobody logs in as them).
+async fn quick_user(app: &TestApp, name: &str) -> UserId {
+    let id = UserId::new();
+    app.state
+        .store
+        .insert_user(&parley::store::NewUser {
+            id,
+            username: name.to_string(),
+            password_hash: "not a password hash".into(),
+            display_name: String::new(),
+            is_admin: false,
+            created_at: now_ms(),
+        })
+        .await
+        .unwrap();
+    id
+}
+
 /// The banned user is removed from the room and may not come back.
-async fn ban(app: &TestApp, room: &RoomId, _by: UserId, user: UserId) {
-    app.state.store.delete_member(room, user).await.unwrap();
+async fn ban(app: &TestApp, room: &RoomId, by: UserId, user: UserId) {
+    let ban = parley::store::Ban {
+        room_id: room.clone(),
+        user_id: user,
+        banned_by: Some(by),
+        banned_at: now_ms(),
+        reason: "matrix".into(),
+    };
+    assert!(
+        app.state.store.insert_ban(&ban).await.unwrap(),
+        "was a member"
+    );
 }
 
 /// A client acting as `role`: a fresh session (or token), so nothing an
@@ -737,6 +540,8 @@ fn concrete(row: &Row, f: &Fixture) -> String {
     let user = match row.user {
         Target::Member => f.target,
         Target::Stranger => f.stranger,
+        Target::BlockedByMember => f.blocked,
+        Target::Banned => f.banned,
     };
     row.path
         .replace("{room_id}", f.room.as_str())
@@ -810,6 +615,10 @@ async fn matrix_app() -> TestApp {
         c.message_rate = 100_000;
         c.message_burst = 100_000;
         c.login_max_failures_per_ip = 100_000;
+        // Each pair makes rooms, tokens and sessions for the same few users.
+        c.max_rooms_per_hour = 100_000;
+        c.max_tokens_per_user = 100_000;
+        c.max_sessions_per_user = 100_000;
     })
     .await
 }

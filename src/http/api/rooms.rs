@@ -1,7 +1,8 @@
 //! `/tools/api/chat/...`: rooms, membership, moderation, invites, participants.
 
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::{created, done, ok};
@@ -13,8 +14,8 @@ use crate::http::extract::{ApiJson, ApiQuery, AuthUser};
 use crate::services::profiles;
 use crate::services::rooms::{self, CreateInvite, CreateRoom};
 use crate::state::AppState;
-use crate::store::Invite;
-use crate::views::RoomView;
+use crate::store::{Invite, RoomCursor};
+use crate::views::{RoomView, avatar_url};
 
 /// A room id from the path; malformed ids name no room.
 pub fn room_id(raw: &str) -> Result<RoomId> {
@@ -65,9 +66,54 @@ pub async fn create_room(
     }))
 }
 
-/// `GET /tools/api/chat/rooms/`: my rooms with unread counts and last messages.
-pub async fn list_rooms(State(state): State<AppState>, auth: AuthUser) -> Result<Response> {
-    let summaries = rooms::list_mine(&state, &auth.user).await?;
+#[derive(Deserialize)]
+pub struct RoomListQuery {
+    #[serde(default)]
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
+/// A page of the room list: `data` as before, and where the next page starts.
+#[derive(Serialize)]
+struct RoomListPage<'a> {
+    success: bool,
+    data: Vec<RoomView<'a>>,
+    /// `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+/// The wire form of a room-list cursor, `<last activity ms>.<room id>`
+/// (opaque to clients; `.` never occurs in a room id).
+fn encode_cursor(cursor: &RoomCursor) -> String {
+    format!("{}.{}", cursor.active_at, cursor.room_id)
+}
+
+fn decode_cursor(raw: &str) -> Result<RoomCursor> {
+    let invalid = || {
+        AppError::bad_request(
+            "invalid_cursor",
+            "cursor is the next_cursor of a previous page",
+        )
+    };
+    let (at, id) = raw.split_once('.').ok_or_else(invalid)?;
+    Ok(RoomCursor {
+        active_at: at.parse().map_err(|_| invalid())?,
+        room_id: RoomId::parse(id).map_err(|_| invalid())?,
+    })
+}
+
+/// `GET /tools/api/chat/rooms/?limit=&cursor=`: a page of my rooms with unread
+/// counts and last messages, most recently active first.
+pub async fn list_rooms(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiQuery(query): ApiQuery<RoomListQuery>,
+) -> Result<Response> {
+    let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    let page = rooms::list_mine(&state, &auth.user, after.as_ref(), query.limit).await?;
+    let summaries = &page.rooms;
     let peers: Vec<_> = summaries.iter().filter_map(|s| s.peer.clone()).collect();
     let mut peer_views = profiles::views(&state, &peers, Some(&auth.user))
         .await?
@@ -79,7 +125,12 @@ pub async fn list_rooms(State(state): State<AppState>, auth: AuthUser) -> Result
             RoomView::summary(s, auth.user.id, peer)
         })
         .collect();
-    Ok(ok(views))
+    Ok(Json(RoomListPage {
+        success: true,
+        data: views,
+        next_cursor: page.next.as_ref().map(encode_cursor),
+    })
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -227,14 +278,117 @@ pub async fn add_member(
     Ok(created(MemberView::from(member)))
 }
 
-/// `DELETE /tools/api/chat/<room_id>/members/<user_id>/` (admins; yourself = leave).
+#[derive(Deserialize, Default)]
+pub struct RemoveQuery {
+    /// Ban as well: the same as `POST .../bans/<user_id>/` without a reason.
+    #[serde(default)]
+    ban: bool,
+}
+
+/// `DELETE /tools/api/chat/<room_id>/members/<user_id>/[?ban=true]` (admins; yourself = leave).
 pub async fn remove_member(
     State(state): State<AppState>,
     auth: AuthUser,
     Path((id, user)): Path<(String, String)>,
+    ApiQuery(query): ApiQuery<RemoveQuery>,
 ) -> Result<Response> {
-    rooms::remove_member(&state, &auth.user, &room_id(&id)?, user_id(&user)?).await?;
+    let (room, user) = (room_id(&id)?, user_id(&user)?);
+    if query.ban {
+        rooms::ban_member(&state, &auth.user, &room, user, None).await?;
+    } else {
+        rooms::remove_member(&state, &auth.user, &room, user).await?;
+    }
     Ok(done())
+}
+
+#[derive(Serialize)]
+struct BanView {
+    room_id: RoomId,
+    user_id: UserId,
+    username: String,
+    display_name: String,
+    avatar_url: String,
+    /// Who banned (`null` once that account is gone).
+    banned_by_id: Option<UserId>,
+    banned_by: Option<String>,
+    banned_at: String,
+    reason: String,
+}
+
+impl From<rooms::BanEntry> for BanView {
+    fn from(entry: rooms::BanEntry) -> Self {
+        let user = entry.user;
+        Self {
+            avatar_url: avatar_url(user.id, user.avatar_version, user.shown_name()),
+            display_name: user.shown_name().to_string(),
+            room_id: entry.ban.room_id,
+            user_id: user.id,
+            username: user.username,
+            banned_by_id: entry.by.as_ref().map(|u| u.id),
+            banned_by: entry.by.map(|u| u.username),
+            banned_at: rfc3339(entry.ban.banned_at),
+            reason: entry.ban.reason,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BanRequest {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `POST /tools/api/chat/<room_id>/bans/<user_id>/` `{"reason"?}` (admins) → 201.
+pub async fn ban_member(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path((id, user)): Path<(String, String)>,
+    body: std::result::Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response> {
+    let body: BanRequest = optional_json(body)?;
+    let entry = rooms::ban_member(
+        &state,
+        &auth.user,
+        &room_id(&id)?,
+        user_id(&user)?,
+        body.reason.as_deref(),
+    )
+    .await?;
+    Ok(created(BanView::from(entry)))
+}
+
+/// `DELETE /tools/api/chat/<room_id>/bans/<user_id>/` (admins).
+pub async fn unban_member(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path((id, user)): Path<(String, String)>,
+) -> Result<Response> {
+    rooms::unban_member(&state, &auth.user, &room_id(&id)?, user_id(&user)?).await?;
+    Ok(done())
+}
+
+/// `GET /tools/api/chat/<room_id>/bans/` (admins).
+pub async fn list_bans(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let bans = rooms::list_bans(&state, &auth.user, &room_id(&id)?).await?;
+    Ok(ok(bans.into_iter().map(BanView::from).collect::<Vec<_>>()))
+}
+
+/// A JSON body that may be left out: empty means the defaults.
+fn optional_json<T: Default + serde::de::DeserializeOwned>(
+    body: std::result::Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<T> {
+    let body = body.map_err(|_| AppError::PayloadTooLarge {
+        message: "the request body is too large".into(),
+    })?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&body).map_err(|e| AppError::bad_request("invalid_json", e.to_string()))
 }
 
 #[derive(Deserialize)]
@@ -308,6 +462,17 @@ pub async fn transfer_ownership(
     ApiJson(body): ApiJson<TransferRequest>,
 ) -> Result<Response> {
     let room = rooms::transfer_ownership(&state, &auth.user, &room_id(&id)?, body.user_id).await?;
+    Ok(ok(RoomView::new(&room)))
+}
+
+/// `POST /tools/api/chat/<room_id>/owner/` `{"user_id"}` (site admins): repairs ownership.
+pub async fn set_owner(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<TransferRequest>,
+) -> Result<Response> {
+    let room = rooms::set_owner(&state, &auth.user, &room_id(&id)?, body.user_id).await?;
     Ok(ok(RoomView::new(&room)))
 }
 

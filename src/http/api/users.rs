@@ -11,6 +11,7 @@ use crate::avatar;
 use crate::domain::ids::UserId;
 use crate::error::{AppError, Result};
 use crate::http::extract::{ApiJson, ApiQuery, AuthUser, CSRF_FORM_FIELD, FormAuthUser};
+use crate::services::blocks;
 use crate::services::profiles::{self, ProfilePatch};
 use crate::state::AppState;
 
@@ -30,6 +31,59 @@ pub async fn get_profile(
 ) -> Result<Response> {
     let id = user_id(&id, &auth)?;
     Ok(ok(profiles::get(&state, id, &auth.user).await?))
+}
+
+#[derive(serde::Serialize)]
+struct BlockView {
+    user_id: UserId,
+    username: String,
+    display_name: String,
+    avatar_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    blocked_at: Option<String>,
+}
+
+impl BlockView {
+    fn new(user: &crate::domain::user::User, blocked_at: Option<i64>) -> Self {
+        Self {
+            user_id: user.id,
+            username: user.username.clone(),
+            display_name: user.shown_name().to_string(),
+            avatar_url: crate::views::avatar_url(user.id, user.avatar_version, user.shown_name()),
+            blocked_at: blocked_at.map(crate::domain::time::rfc3339),
+        }
+    }
+}
+
+/// `POST /tools/api/user/<user_id>/block/`: blocks that user (idempotent).
+pub async fn block_user(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let id = user_id(&id, &auth)?;
+    let blocked = blocks::block(&state, &auth.user, id).await?;
+    Ok(ok(BlockView::new(&blocked, None)))
+}
+
+/// `DELETE /tools/api/user/<user_id>/block/`.
+pub async fn unblock_user(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let id = user_id(&id, &auth)?;
+    blocks::unblock(&state, &auth.user, id).await?;
+    Ok(super::done())
+}
+
+/// `GET /tools/api/user/me/blocks/`: the users I block, most recent first.
+pub async fn list_blocks(State(state): State<AppState>, auth: AuthUser) -> Result<Response> {
+    let list = blocks::list(&state, &auth.user).await?;
+    Ok(ok(list
+        .iter()
+        .map(|(user, at)| BlockView::new(user, Some(*at)))
+        .collect::<Vec<_>>()))
 }
 
 /// `GET /tools/api/user/me/profile/`.
