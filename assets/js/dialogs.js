@@ -201,8 +201,11 @@ export function publicRoomsDialog(ctx) {
 
 export async function profileDialog(ctx, userId) {
   let profile;
+  let blocked = false;
   try {
-    profile = await get(`/user/${userId}/profile/`);
+    const [found, blocks] = await Promise.all([get(`/user/${userId}/profile/`), userId === ctx.me.id ? [] : get('/user/me/blocks/')]);
+    profile = found;
+    blocked = blocks.some((b) => b.user_id === profile.id);
   } catch (error) {
     toast(error.message);
     return;
@@ -231,6 +234,18 @@ export async function profileDialog(ctx, userId) {
           toast(error.message);
         }
       } }, t('dialog.send_message')),
+      h('button', { type: 'button', class: blocked ? 'btn' : 'btn danger', dataset: { action: blocked ? 'unblock' : 'block' }, onclick: async () => {
+        const name = shownName(profile);
+        if (!blocked && !confirm(t('dialog.block_confirm', { name }))) return;
+        try {
+          if (blocked) await del(`/user/${profile.id}/block/`);
+          else await post(`/user/${profile.id}/block/`);
+          dialog.close();
+          toast(t(blocked ? 'dialog.unblocked' : 'dialog.blocked', { name }));
+        } catch (error) {
+          toast(error.message);
+        }
+      } }, blocked ? t('dialog.unblock') : t('dialog.block')),
     );
   }
   const body = h(
@@ -245,6 +260,7 @@ export async function profileDialog(ctx, userId) {
     tagPills(profile.tag_details),
     profile.bio ? h('p', { class: 'bio' }, profile.bio) : null,
     facts,
+    blocked ? h('p', { class: 'muted blocked-note' }, t('dialog.you_block')) : null,
   );
   const dialog = openDialog({ title: t('dialog.profile_title'), body, footer: actions, className: 'profile-dialog' });
 }
@@ -302,6 +318,11 @@ export async function roomInfoDialog(ctx, roomId) {
       actions.push(
         h('button', { type: 'button', class: 'btn small', onclick: guard(() => post(`/chat/${roomId}/members/${m.id}/mute/`, muted ? { muted: false } : { muted: true })) }, muted ? t('room.unmute') : t('room.mute')),
         h('button', { type: 'button', class: 'btn small danger', onclick: () => confirm(t('room.remove_confirm', { name: shownName(m) })) && guard(() => del(`/chat/${roomId}/members/${m.id}/`))() }, t('room.remove')),
+        h('button', { type: 'button', class: 'btn small danger', dataset: { action: 'ban' }, onclick: () => {
+          const reason = prompt(t('room.ban_prompt', { name: shownName(m) }), '');
+          if (reason === null) return;
+          guard(() => post(`/chat/${roomId}/bans/${m.id}/`, reason.trim() ? { reason: reason.trim() } : {}))();
+        } }, t('room.ban')),
       );
     }
     if (!direct && isOwner && m.id !== ctx.me.id && m.role !== 'owner') {
@@ -323,6 +344,34 @@ export async function roomInfoDialog(ctx, roomId) {
     );
   }
   body.push(memberList);
+
+  if (!direct && isModerator) {
+    const bans = h('ul', { class: 'result-list', 'aria-label': t('room.bans') });
+    body.push(h('h3', {}, t('room.bans')), bans);
+    get(`/chat/${roomId}/bans/`)
+      .then((list) => {
+        if (!list.length) bans.append(h('li', { class: 'muted' }, t('room.no_bans')));
+        for (const ban of list) {
+          bans.append(
+            h(
+              'li',
+              { class: 'member-row', dataset: { banned: ban.username } },
+              avatar(ban.avatar_url),
+              h(
+                'span',
+                { class: 'result-main' },
+                h('strong', {}, ban.display_name || ban.username),
+                h('small', {}, `@${ban.username}`),
+                h('small', {}, t('room.banned_meta', { by: ban.banned_by ? `@${ban.banned_by}` : '—', time: formatDateTime(new Date(ban.banned_at)) })),
+                ban.reason ? h('small', { class: 'ban-reason' }, ban.reason) : null,
+              ),
+              h('span', { class: 'member-actions' }, h('button', { type: 'button', class: 'btn small', onclick: guard(() => del(`/chat/${roomId}/bans/${ban.user_id}/`)) }, t('room.unban'))),
+            ),
+          );
+        }
+      })
+      .catch((error) => showError(status, error));
+  }
 
   if (!direct && isModerator && !room.is_archived) {
     const search = userSearch({

@@ -220,5 +220,45 @@ $('#logout-others').addEventListener('click', async () => {
   }
 });
 
+// ------------------------------------------------------------ blocks
+async function loadBlocks() {
+  const list = $('#block-list');
+  try {
+    const blocks = await get('/user/me/blocks/');
+    clear(list).append(
+      ...(blocks.length
+        ? blocks.map((block) =>
+            h(
+              'li',
+              { dataset: { blocked: block.username } },
+              h(
+                'span',
+                { class: 'item-main' },
+                h('strong', {}, block.display_name || block.username),
+                h('small', {}, `@${block.username} · ${t('settings.blocked_since', { time: when(block.blocked_at) })}`),
+              ),
+              h('button', {
+                type: 'button',
+                class: 'btn small',
+                onclick: async () => {
+                  try {
+                    await del(`/user/${block.user_id}/block/`);
+                    say($('#block-status'), t('dialog.unblocked', { name: block.display_name || block.username }));
+                    loadBlocks();
+                  } catch (error) {
+                    say($('#block-status'), error.message, 'error');
+                  }
+                },
+              }, t('dialog.unblock')),
+            ),
+          )
+        : [h('li', { class: 'muted' }, t('settings.no_blocks'))]),
+    );
+  } catch (error) {
+    say($('#block-status'), error.message, 'error');
+  }
+}
+
 loadTokens();
 loadSessions();
+loadBlocks();

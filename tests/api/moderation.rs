@@ -544,6 +544,27 @@ async fn blocks_keep_a_user_away() {
         ),
         (StatusCode::FORBIDDEN, "blocked")
     );
+    // The profile page's no-script "message" form says so on a page.
+    let form = eve
+        .request(
+            reqwest::Method::POST,
+            &format!("/u/{}/message", bob.profile["username"].as_str().unwrap()),
+        )
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "csrfmiddlewaretoken={}",
+            eve.cookie("csrftoken").unwrap()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), StatusCode::FORBIDDEN);
+    assert!(
+        form.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     // The one blocking may still add the other; others are unaffected.
     let (status, _) = eve
         .post(

@@ -112,6 +112,19 @@ pub async fn direct_submit(
         .get_user_by_username(&username)
         .await?
         .ok_or_else(AppError::user_not_found)?;
-    let (room, _) = rooms::direct(&state, &user, other.id).await?;
-    Ok(Redirect::to(&room_path(room.id.as_str())).into_response())
+    match rooms::direct(&state, &user, other.id).await {
+        Ok((room, _)) => Ok(Redirect::to(&room_path(room.id.as_str())).into_response()),
+        // A block or the room quota: a page saying so, not the API's JSON.
+        Err(err) if !err.is_server_error() => Ok(super::notice::message_page(
+            &state,
+            Some(&user),
+            err.status(),
+            "page.direct_refused_title",
+            state
+                .i18n
+                .get(user.language)
+                .error(err.code(), &err.public_message()),
+        )),
+        Err(err) => Err(err),
+    }
 }
