@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 use crate::cluster::{Cluster, RedisLink};
 use crate::config::Config;
 use crate::domain::time::now_ms;
+use crate::images::ImagePool;
 use crate::limits::Limits;
 use crate::realtime::hub::Hub;
 use crate::realtime::protocol::ServerEvent;
@@ -93,6 +94,11 @@ impl Application {
             writer_stop.clone(),
         );
         let dummy_password_hash = accounts::hash_password(accounts::random_token()).await?;
+        let images = Arc::new(ImagePool::new(
+            config.image_workers(),
+            config.image_queue,
+            config.image_queue_timeout,
+        ));
         let state = AppState {
             limits: Arc::new(Limits::new(&config, redis)),
             connections: Arc::new(Semaphore::new(config.max_connections)),
@@ -109,6 +115,7 @@ impl Application {
             assets: Arc::new(crate::http::assets::AssetBundle::load()),
             shutdown,
             tasks,
+            images,
         };
         rooms::ensure_default_room(&state.store, &state.config).await?;
         spawn_background(&state);

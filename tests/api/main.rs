@@ -7,6 +7,7 @@ mod auth;
 mod bench;
 mod errors;
 mod helpers;
+mod images;
 mod lifecycle;
 mod messages;
 mod multinode;
