@@ -354,6 +354,36 @@ pub async fn api_tokens_belong_to_their_owner(store: &DynStore) {
     );
 }
 
+pub async fn a_users_tokens_are_deleted_together(store: &DynStore) {
+    let ann = user(store, "ann").await;
+    let bob = user(store, "bob").await;
+    let token = |user_id, hash: &str| ApiTokenRecord {
+        id: TokenId::new(),
+        user_id,
+        name: "bot".into(),
+        token_hash: hash.into(),
+        created_at: NOW,
+        last_used_at: None,
+    };
+    let (a1, a2, b1) = (
+        token(ann.id, "a1"),
+        token(ann.id, "a2"),
+        token(bob.id, "b1"),
+    );
+    for t in [&a1, &a2, &b1] {
+        store.insert_api_token(t).await.unwrap();
+    }
+    let mut deleted = store.delete_api_tokens(ann.id).await.unwrap();
+    deleted.sort_by_key(|id| id.to_string());
+    let mut expected = vec![a1.id, a2.id];
+    expected.sort_by_key(|id| id.to_string());
+    assert_eq!(deleted, expected);
+    assert!(store.list_api_tokens(ann.id).await.unwrap().is_empty());
+    assert!(store.get_api_token_user("a1", NOW).await.unwrap().is_none());
+    assert_eq!(store.list_api_tokens(bob.id).await.unwrap(), vec![b1]);
+    assert!(store.delete_api_tokens(ann.id).await.unwrap().is_empty());
+}
+
 pub async fn rooms_and_members(store: &DynStore) {
     let ann = user(store, "ann").await;
     let bob = user(store, "bob").await;
@@ -1034,6 +1064,7 @@ macro_rules! conformance_suite {
             search_and_list_users,
             sessions_expire_and_revoke,
             api_tokens_belong_to_their_owner,
+            a_users_tokens_are_deleted_together,
             rooms_and_members,
             direct_rooms_are_unique_per_pair,
             room_lists_show_unread_and_last_message,
