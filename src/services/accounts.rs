@@ -99,7 +99,7 @@ pub struct Registration {
 /// Creates an account (and joins the default room). Does not log in.
 pub async fn create_account(state: &AppState, input: Registration, is_admin: bool) -> Result<User> {
     let username = user::parse_username(input.username.trim())?;
-    user::check_password(&input.password)?;
+    user::check_password(&input.password, &username)?;
     let display_name = match input.display_name {
         Some(name) => text::single_line(&name, "display_name", user::NAME_MAX)?,
         None => String::new(),
@@ -282,7 +282,7 @@ pub async fn change_password(
             retry_after: wait,
         });
     }
-    user::check_password(&change.new)?;
+    user::check_password(&change.new, &user.username)?;
     let hash = state
         .store
         .get_password_hash(user.id)

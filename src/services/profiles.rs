@@ -156,9 +156,14 @@ pub async fn set_avatar(state: &AppState, user: &User, bytes: Vec<u8>) -> Result
     view(state, &updated, Some(&updated)).await
 }
 
+/// Users whose username or display name contains `query`. Control characters
+/// are dropped first (a NUL would end the pattern early in SQLite and list
+/// everyone; PostgreSQL refuses it), and a query with nothing visible left
+/// finds nobody.
 pub async fn search(state: &AppState, query: &str, viewer: &User) -> Result<Vec<ProfileView>> {
-    let query = query.trim();
-    if query.is_empty() {
+    let cleaned: String = query.chars().filter(|c| !c.is_control()).collect();
+    let query = cleaned.trim();
+    if !text::has_visible(query) {
         return Ok(Vec::new());
     }
     let users = state.store.search_users(query, 20).await?;

@@ -208,6 +208,35 @@ pub async fn search_and_list_users(store: &DynStore) {
     assert_eq!(found, ["annabel", "bob"]);
     let found = store.search_users("_", 10).await.unwrap();
     assert_eq!(found.len(), 1, "wildcards match literally");
+    store
+        .update_profile(
+            ann.id,
+            &ProfileChanges {
+                display_name: Some("50% off \\o/".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    for (query, expected) in [
+        ("%", vec!["annabel"]),
+        ("0% o", vec!["annabel"]),
+        ("\\", vec!["annabel"]),
+        ("\\o", vec!["annabel"]),
+        // As wildcards these would match "annabel" and "bob".
+        ("n_a", vec![]),
+        ("b%b", vec![]),
+        ("\\%", vec![]),
+    ] {
+        let found: Vec<String> = store
+            .search_users(query, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| u.username)
+            .collect();
+        assert_eq!(found, expected, "{query:?} matches literally");
+    }
     assert_eq!(
         store.search_users("a", 1).await.unwrap().len(),
         1,

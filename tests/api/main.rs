@@ -8,6 +8,7 @@ mod bench;
 mod errors;
 mod helpers;
 mod images;
+mod input_rules;
 mod lifecycle;
 mod messages;
 mod multinode;
