@@ -198,6 +198,10 @@ impl IntoResponse for AppError {
             },
         };
         let mut response = (self.status(), axum::Json(body)).into_response();
+        // An error is about this request only; never serve it from a cache.
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let AppError::RateLimited { retry_after, .. } | AppError::Busy { retry_after } = &self {
             let secs = retry_after.as_secs().max(1);
             if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {

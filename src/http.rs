@@ -98,7 +98,13 @@ pub fn router(state: AppState) -> NormalizePath<Router> {
         .route("/chat/{room_id}/participants", get(rooms::participants))
         .route("/chat/{room_id}/messages", get(messages::list_messages))
         .route("/chat/{room_id}/send", post(messages::send_message))
-        .route("/chat/{room_id}/read", post(messages::mark_read));
+        .route("/chat/{room_id}/read", post(messages::mark_read))
+        // Answers are one user's data, current only now: no browser or proxy
+        // may keep them (JSON errors from elsewhere get it in `AppError`).
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
 
     // Pages and assets are text worth compressing; the API's small JSON and
     // the WebSocket upgrade are left alone.
@@ -127,6 +133,14 @@ pub fn router(state: AppState) -> NormalizePath<Router> {
         .route("/assets/{version}/{*path}", get(assets::asset_file))
         .route("/static/{*path}", get(assets::static_file))
         .layer(CompressionLayer::new());
+
+    // Only when users reach us over https (a TLS proxy in front counts): a
+    // browser then refuses plain http to this host for a year. Without
+    // includeSubDomains: the server knows nothing of the domain's other hosts.
+    let hsts = state
+        .config
+        .secure_cookies()
+        .then(|| HeaderValue::from_static("max-age=31536000"));
 
     let app = Router::new()
         .nest("/tools/api", api)
@@ -159,7 +173,12 @@ pub fn router(state: AppState) -> NormalizePath<Router> {
             tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id)
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(SetSensitiveHeadersLayer::new([header::AUTHORIZATION, header::COOKIE, header::SET_COOKIE]));
+        .layer(SetSensitiveHeadersLayer::new([header::AUTHORIZATION, header::COOKIE, header::SET_COOKIE]))
+        // Outermost, so even a panic's answer carries it.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            move |_: &axum::response::Response| hsts.clone(),
+        ));
 
     NormalizePathLayer::trim_trailing_slash().layer(app)
 }

@@ -14,6 +14,7 @@ mod messages;
 mod multinode;
 mod outage;
 mod profiles;
+mod response_headers;
 mod rooms;
 mod sessions;
 mod ws;
