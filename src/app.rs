@@ -14,6 +14,7 @@ use crate::cluster::{Cluster, RedisLink};
 use crate::config::Config;
 use crate::domain::time::now_ms;
 use crate::http::serve::ServeLimits;
+use crate::images::ImagePool;
 use crate::limits::Limits;
 use crate::realtime::hub::Hub;
 use crate::realtime::protocol::ServerEvent;
@@ -120,6 +121,11 @@ impl Application {
             writer_stop.clone(),
         );
         let dummy_password_hash = accounts::hash_password(accounts::random_token()).await?;
+        let images = Arc::new(ImagePool::new(
+            config.image_workers(),
+            config.image_queue,
+            config.image_queue_timeout,
+        ));
         let state = AppState {
             limits: Arc::new(Limits::new(&config, redis)),
             connections: Arc::new(Semaphore::new(budget.websockets)),
@@ -138,6 +144,7 @@ impl Application {
             assets: Arc::new(crate::http::assets::AssetBundle::load()),
             shutdown,
             tasks,
+            images,
         };
         rooms::ensure_default_room(&state.store, &state.config).await?;
         spawn_background(&state);

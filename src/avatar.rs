@@ -1,13 +1,9 @@
 //! Avatars: uploads are decoded and re-encoded (so no payload in the original
 //! bytes survives), and users without one get generated initials.
 
-use std::io::Cursor;
-
-use image::imageops::FilterType;
-use image::{ImageFormat, ImageReader, Limits};
-
 use crate::domain::Invalid;
 use crate::domain::ids::UserId;
+use crate::images::{self, Bounds, Target};
 use crate::views::fnv1a;
 
 /// Largest image accepted; a larger one is refused with `400 image_too_large`.
@@ -16,47 +12,14 @@ pub const MAX_UPLOAD_BYTES: usize = 5 * 1024 * 1024;
 /// somewhat-too-large image gets the clear 400 rather than a bare 413, while a
 /// huge body is still cut off early.
 pub const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
+/// Side of a stored avatar; a smaller upload keeps its own (square) size.
 pub const SIZE: u32 = 256;
 
 /// Decodes a PNG, JPEG, GIF or WebP (recognised from its bytes, not its declared
-/// type) and returns a square 256×256 PNG. CPU-heavy: call from a blocking thread.
+/// type) within `Bounds::UPLOAD` and returns its centred square as a PNG of at
+/// most 256×256. CPU-heavy: run it through the image pool.
 pub fn normalize(bytes: &[u8]) -> Result<Vec<u8>, Invalid> {
-    let unsupported = || {
-        Invalid::new(
-            "unsupported_image",
-            "the avatar must be a PNG, JPEG, GIF or WebP image",
-        )
-    };
-    let format = image::guess_format(bytes).map_err(|_| unsupported())?;
-    if !matches!(
-        format,
-        ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Gif | ImageFormat::WebP
-    ) {
-        return Err(unsupported());
-    }
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-    // Bounds decoding so a small "decompression bomb" cannot exhaust memory.
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(8192);
-    limits.max_image_height = Some(8192);
-    limits.max_alloc = Some(256 * 1024 * 1024);
-    reader.limits(limits);
-    let image = reader
-        .decode()
-        .map_err(|e| Invalid::new("invalid_image", format!("the image could not be read: {e}")))?;
-    let square = image
-        .resize_to_fill(SIZE, SIZE, FilterType::Triangle)
-        .to_rgba8();
-    let mut png = Vec::new();
-    square
-        .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
-        .map_err(|e| {
-            Invalid::new(
-                "invalid_image",
-                format!("the image could not be encoded: {e}"),
-            )
-        })?;
-    Ok(png)
+    images::to_png(bytes, &Bounds::UPLOAD, Target::square(SIZE))
 }
 
 /// Up to two initials: the first letter of the first two words, or the first
@@ -108,54 +71,6 @@ fn xml_escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use image::{ImageBuffer, Rgba};
-
-    fn encoded(format: ImageFormat, w: u32, h: u32) -> Vec<u8> {
-        let img = ImageBuffer::from_pixel(w, h, Rgba([200u8, 10, 10, 255]));
-        let mut out = Vec::new();
-        image::DynamicImage::ImageRgba8(img)
-            .to_rgb8()
-            .write_to(&mut Cursor::new(&mut out), format)
-            .unwrap();
-        out
-    }
-
-    #[test]
-    fn re_encodes_to_a_256_square_png() {
-        for format in [
-            ImageFormat::Png,
-            ImageFormat::Jpeg,
-            ImageFormat::Gif,
-            ImageFormat::WebP,
-        ] {
-            let png = normalize(&encoded(format, 300, 120)).unwrap();
-            let back = image::load_from_memory_with_format(&png, ImageFormat::Png).unwrap();
-            assert_eq!((back.width(), back.height()), (256, 256), "{format:?}");
-        }
-    }
-
-    #[test]
-    fn rejects_what_is_not_an_image() {
-        assert_eq!(
-            normalize(b"<svg></svg>").unwrap_err().code,
-            "unsupported_image"
-        );
-        assert_eq!(
-            normalize(b"GIF89a garbage").unwrap_err().code,
-            "invalid_image"
-        );
-        let mut truncated = encoded(ImageFormat::Png, 10, 10);
-        truncated.truncate(40);
-        assert!(normalize(&truncated).is_err());
-    }
-
-    #[test]
-    fn appended_payload_does_not_survive() {
-        let mut bytes = encoded(ImageFormat::Png, 32, 32);
-        bytes.extend_from_slice(b"<script>alert(1)</script>");
-        let png = normalize(&bytes).unwrap();
-        assert!(!png.windows(8).any(|w| w == b"<script>"));
-    }
 
     #[test]
     fn initials_and_escaping() {

@@ -63,7 +63,7 @@ async fn user_command(
         UserCommand::Create { name, admin } => {
             let username = user::parse_username(&name).map_err(|e| anyhow::anyhow!("{e}"))?;
             let password = read_password(&username)?;
-            user::check_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
+            user::check_password(&password, &username).map_err(|e| anyhow::anyhow!("{e}"))?;
             let hash = accounts::hash_password(password)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;

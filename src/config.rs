@@ -348,6 +348,27 @@ pub struct Config {
         global = true
     )]
     pub max_members_per_request: usize,
+
+    /// Images (avatars) decoded at once, off the async threads; 0 = one per CPU.
+    #[arg(long, env = "PARLEY_IMAGE_WORKERS", default_value_t = 0, global = true)]
+    pub image_workers: usize,
+
+    /// Images that may wait for a worker; past that an upload gets `503 busy`.
+    #[arg(long, env = "PARLEY_IMAGE_QUEUE", default_value_t = 16, global = true)]
+    pub image_queue: usize,
+
+    /// How long an image waits for a worker before the upload gets `503 busy`.
+    #[arg(long, env = "PARLEY_IMAGE_QUEUE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
+    pub image_queue_timeout: Duration,
+
+    /// Image uploads (avatars) a user may make per minute, refilled evenly; past it `429 rate_limited`.
+    #[arg(
+        long,
+        env = "PARLEY_IMAGE_UPLOADS_PER_MINUTE",
+        default_value_t = 10,
+        global = true
+    )]
+    pub image_uploads_per_minute: u32,
 }
 
 /// `--sqlite-synchronous`.
@@ -414,6 +435,15 @@ impl Config {
             }
         }
         self.database_url()?;
+        if self.image_workers > 256 {
+            bail!("--image-workers is at most 256");
+        }
+        if self.image_queue > 10_000 {
+            bail!("--image-queue is at most 10000");
+        }
+        if self.image_uploads_per_minute == 0 {
+            bail!("--image-uploads-per-minute must be at least 1");
+        }
         if let Some(url) = &self.redis_url
             && !(url.starts_with("redis://")
                 || url.starts_with("rediss://")
@@ -493,6 +523,14 @@ impl Config {
             proxies.extend(IpNet::loopback());
         }
         proxies
+    }
+
+    /// Image workers in effect: the flag, or one per CPU.
+    pub fn image_workers(&self) -> usize {
+        match self.image_workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
     }
 
     /// Cookies get the Secure flag when users reach us over https.
@@ -592,6 +630,13 @@ impl std::fmt::Debug for Config {
             .field("max_sessions_per_user", &self.max_sessions_per_user)
             .field("max_tokens_per_user", &self.max_tokens_per_user)
             .field("max_members_per_request", &self.max_members_per_request)
+            .field("image_workers", &self.image_workers())
+            .field("image_queue", &self.image_queue)
+            .field(
+                "image_queue_timeout",
+                &humantime::format_duration(self.image_queue_timeout).to_string(),
+            )
+            .field("image_uploads_per_minute", &self.image_uploads_per_minute)
             .finish()
     }
 }

@@ -35,6 +35,9 @@ pub enum AppError {
     /// Temporarily unable to serve (too many connections, shutting down).
     #[error("{message}")]
     Unavailable { code: &'static str, message: String },
+    /// Bounded work (image decoding) is at capacity: come back after `retry_after`.
+    #[error("the server is busy; try again in a few seconds")]
+    Busy { retry_after: Duration },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -99,6 +102,7 @@ impl AppError {
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Store(StoreError::NotFound) => StatusCode::NOT_FOUND,
             AppError::Store(StoreError::Conflict(_)) => StatusCode::CONFLICT,
             AppError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
@@ -118,6 +122,7 @@ impl AppError {
             | AppError::Unavailable { code, .. } => code,
             AppError::PayloadTooLarge { .. } => "payload_too_large",
             AppError::MethodNotAllowed => "method_not_allowed",
+            AppError::Busy { .. } => "busy",
             AppError::Store(StoreError::NotFound) => "not_found",
             AppError::Store(StoreError::Conflict(code)) => code,
             AppError::Store(StoreError::Unavailable(_)) => "unavailable",
@@ -139,6 +144,15 @@ impl AppError {
 
     pub fn is_server_error(&self) -> bool {
         self.status().is_server_error()
+    }
+}
+
+impl From<crate::images::PoolError> for AppError {
+    fn from(err: crate::images::PoolError) -> Self {
+        match err {
+            crate::images::PoolError::Busy { retry_after } => AppError::Busy { retry_after },
+            failed @ crate::images::PoolError::Failed(_) => AppError::Internal(failed.into()),
+        }
     }
 }
 
@@ -184,7 +198,11 @@ impl IntoResponse for AppError {
             },
         };
         let mut response = (self.status(), axum::Json(body)).into_response();
-        if let AppError::RateLimited { retry_after, .. } = &self {
+        // An error is about this request only; never serve it from a cache.
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let AppError::RateLimited { retry_after, .. } | AppError::Busy { retry_after } = &self {
             let secs = retry_after.as_secs().max(1);
             if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);

@@ -196,11 +196,25 @@ pub fn route_table() -> Vec<RouteEntry> {
 
 pub fn router(state: AppState) -> NormalizePath<Router> {
     let (api, _) = api_routes().build();
+    // Answers are one user's data, current only now: no browser or proxy may
+    // keep them (JSON errors from elsewhere get it in `AppError`).
+    let api = api.layer(SetResponseHeaderLayer::overriding(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    ));
     // Pages and assets are text worth compressing; the API's small JSON and
     // the WebSocket upgrade are left alone.
     let (web, _) = web_routes().build();
     let web = web.layer(CompressionLayer::new());
     let (other, _) = other_routes().build();
+
+    // Only when users reach us over https (a TLS proxy in front counts): a
+    // browser then refuses plain http to this host for a year. Without
+    // includeSubDomains: the server knows nothing of the domain's other hosts.
+    let hsts = state
+        .config
+        .secure_cookies()
+        .then(|| HeaderValue::from_static("max-age=31536000"));
 
     let app = Router::new()
         .nest("/tools/api", api)
@@ -229,7 +243,12 @@ pub fn router(state: AppState) -> NormalizePath<Router> {
             tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id)
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(SetSensitiveHeadersLayer::new([header::AUTHORIZATION, header::COOKIE, header::SET_COOKIE]));
+        .layer(SetSensitiveHeadersLayer::new([header::AUTHORIZATION, header::COOKIE, header::SET_COOKIE]))
+        // Outermost, so even a panic's answer carries it.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            move |_: &axum::response::Response| hsts.clone(),
+        ));
 
     NormalizePathLayer::trim_trailing_slash().layer(app)
 }

@@ -14,6 +14,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod i18n;
+pub mod images;
 pub mod limits;
 pub mod realtime;
 pub mod services;

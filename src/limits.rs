@@ -1,4 +1,5 @@
-//! Abuse limits: the per-user message rate and login throttling. With Redis
+//! Abuse limits: the per-user message and image-upload rates and login
+//! throttling. With Redis
 //! they count across nodes; without it (or while it is unreachable) each node
 //! counts alone.
 
@@ -23,6 +24,8 @@ pub struct Limits {
     message_burst: u32,
     logins: LoginThrottle,
     redis: Option<Arc<RedisLink>>,
+    image_uploads: DefaultKeyedRateLimiter<UserId>,
+    image_uploads_per_minute: u32,
 }
 
 impl Limits {
@@ -40,6 +43,8 @@ impl Limits {
                 config.login_window,
             ),
             redis,
+            image_uploads: RateLimiter::keyed(image_upload_quota(config.image_uploads_per_minute)),
+            image_uploads_per_minute: config.image_uploads_per_minute,
         }
     }
 
@@ -67,6 +72,28 @@ impl Limits {
             }
         }
         self.messages
+            .check_key(&user)
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    }
+
+    /// Counts one image upload for `user`: up to `--image-uploads-per-minute`
+    /// at once, refilled evenly over the minute. `Err(wait)` if over it.
+    pub async fn check_image_upload(&self, user: UserId) -> Result<(), Duration> {
+        let per_minute = self.image_uploads_per_minute.max(1);
+        if let Some(redis) = self.shared() {
+            let interval = Duration::from_secs(60) / per_minute;
+            match redis
+                .rate_every(&format!("img:{user}"), interval, per_minute)
+                .await
+            {
+                Ok(None) => return Ok(()),
+                Ok(Some(wait)) => return Err(wait),
+                Err(err) => {
+                    tracing::debug!(error = %err, "shared upload rate unavailable; counting locally")
+                }
+            }
+        }
+        self.image_uploads
             .check_key(&user)
             .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
@@ -106,8 +133,16 @@ impl Limits {
     pub fn housekeeping(&self) {
         self.messages.retain_recent();
         self.messages.shrink_to_fit();
+        self.image_uploads.retain_recent();
+        self.image_uploads.shrink_to_fit();
         self.logins.forget_expired(Instant::now());
     }
+}
+
+fn image_upload_quota(per_minute: u32) -> Quota {
+    let burst = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+    Quota::with_period(Duration::from_secs(60) / burst.get())
+        .map_or(Quota::per_minute(burst), |q| q.allow_burst(burst))
 }
 
 /// Failed logins counted per username and per client IP over a fixed window.

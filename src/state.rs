@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::domain::net::IpNet;
 use crate::http::assets::AssetBundle;
 use crate::i18n::Catalogs;
+use crate::images::ImagePool;
 use crate::limits::Limits;
 use crate::realtime::hub::Hub;
 use crate::realtime::typing::Typing;
@@ -52,4 +53,6 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Background tasks and WebSocket sessions, awaited at shutdown.
     pub tasks: TaskTracker,
+    /// Image decoding, a few at once (`--image-workers`, `--image-queue`).
+    pub images: Arc<ImagePool>,
 }

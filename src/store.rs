@@ -274,6 +274,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<(TokenId, User)>>;
     /// `NotFound` unless `user` owns the token.
     async fn delete_api_token(&self, user: UserId, id: TokenId) -> StoreResult<()>;
+    /// Deletes every token of `user` in one statement; returns their ids.
+    async fn delete_api_tokens(&self, user: UserId) -> StoreResult<Vec<TokenId>>;
 
     // ---- rooms
     /// Creates a room with its members. `Conflict("room_exists")` if the id or

@@ -120,10 +120,17 @@ passwordForm.addEventListener('submit', (event) => {
     return;
   }
   submitting(passwordForm, status, async () => {
-    const result = await post('/auth/password/', { current_password: data.get('current_password'), new_password: data.get('new_password') });
+    const revokeTokens = data.get('revoke_tokens') === 'on';
+    const result = await post('/auth/password/', {
+      current_password: data.get('current_password'),
+      new_password: data.get('new_password'),
+      revoke_tokens: revokeTokens,
+    });
     passwordForm.reset();
     loadSessions();
-    return t('settings.password_changed', { n: result.sessions_revoked });
+    if (!revokeTokens) return t('settings.password_changed', { n: result.sessions_revoked });
+    loadTokens();
+    return t('settings.password_changed_tokens', { n: result.sessions_revoked, tokens: result.tokens_revoked });
   });
 });
 

@@ -441,6 +441,34 @@ impl RedisLink {
         Ok((wait >= 0).then(|| Duration::from_micros(wait.unsigned_abs())))
     }
 
+    /// As `rate`, for rates slower than one a second: one event per
+    /// `interval`, `burst` at once.
+    pub async fn rate_every(
+        &self,
+        key: &str,
+        interval: Duration,
+        burst: u32,
+    ) -> redis::RedisResult<Option<Duration>> {
+        let Some(mut conn) = self.connection().await else {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "redis unreachable",
+            )));
+        };
+        let interval = i64::try_from(interval.as_micros())
+            .unwrap_or(i64::MAX)
+            .max(1);
+        let tolerance = interval.saturating_mul(i64::from(burst.max(1) - 1));
+        let wait: i64 = self
+            .gcra
+            .key(self.key(&format!("rate:{key}")))
+            .arg(interval)
+            .arg(tolerance)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok((wait >= 0).then(|| Duration::from_micros(wait.unsigned_abs())))
+    }
+
     /// Failed-login counters (fixed window): current counts for these keys.
     pub async fn counts(&self, keys: &[String]) -> redis::RedisResult<Vec<(u32, Duration)>> {
         let Some(mut conn) = self.connection().await else {
@@ -517,6 +545,31 @@ mod tests {
         )
         .unwrap();
         Some((link, shutdown, tasks))
+    }
+
+    /// Slow rates (image uploads: a few a minute) on the same GCRA script.
+    #[tokio::test]
+    async fn slow_rates_allow_the_burst_then_give_the_wait() {
+        let Some((link, shutdown, tasks)) = link("slow_rates") else {
+            return;
+        };
+        let interval = Duration::from_secs(20);
+        for _ in 0..3 {
+            assert_eq!(link.rate_every("img:ann", interval, 3).await.unwrap(), None);
+        }
+        let wait = link
+            .rate_every("img:ann", interval, 3)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            wait > Duration::from_secs(15) && wait <= interval,
+            "{wait:?}"
+        );
+        assert_eq!(link.rate_every("img:bob", interval, 3).await.unwrap(), None);
+        shutdown.cancel();
+        tasks.close();
+        tasks.wait().await;
     }
 
     /// A counter's window starts at its first failure and later failures do

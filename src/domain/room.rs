@@ -145,6 +145,12 @@ mod tests {
     fn room_names() {
         assert_eq!(parse_room_name("  Rust 爱好者 ").unwrap(), "Rust 爱好者");
         assert!(parse_room_name("   ").is_err());
+        assert_eq!(
+            parse_room_name("\u{200B}\u{202E}\u{3164}")
+                .unwrap_err()
+                .code,
+            "invalid_room_name"
+        );
         assert!(parse_room_name(&"x".repeat(81)).is_err());
     }
 

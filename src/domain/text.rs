@@ -10,12 +10,58 @@ pub fn strip_controls(text: &str) -> String {
         .collect()
 }
 
-/// Message content: controls removed, trimmed, 1..=`max_chars` characters.
+/// Whether `c` shows nothing by itself: whitespace, controls, and the format
+/// characters that only steer others (zero-width spaces and joiners, bidi
+/// controls, word joiners and invisible operators, the BOM, the soft hyphen,
+/// the Hangul and Mongolian fillers, variation selectors, tag characters, the
+/// blank Braille pattern). Joiners and selectors stay inside text: an emoji
+/// ZWJ sequence is visible through its emoji.
+pub fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{061C}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{17B4}'
+                | '\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{2800}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{FFF0}'..='\u{FFFB}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0000}'..='\u{E007F}'
+                | '\u{E0100}'..='\u{E01EF}'
+        )
+}
+
+/// At least one character that shows.
+pub fn has_visible(text: &str) -> bool {
+    text.chars().any(|c| !is_invisible(c))
+}
+
+/// Message content: controls removed, trimmed, 1..=`max_chars` characters, at
+/// least one of them visible.
 pub fn message_content(raw: &str, max_chars: usize) -> Result<String, Invalid> {
     let cleaned = strip_controls(raw);
     let trimmed = cleaned.trim();
     if trimmed.is_empty() {
         return Err(Invalid::new("content_empty", "the message is empty"));
+    }
+    if !has_visible(trimmed) {
+        return Err(Invalid::new(
+            "content_empty",
+            "the message has no visible characters",
+        ));
     }
     let chars = trimmed.chars().count();
     if chars > max_chars {
@@ -31,7 +77,8 @@ pub fn message_content(raw: &str, max_chars: usize) -> Result<String, Invalid> {
     })
 }
 
-/// A single-line field (names): controls and newlines removed, trimmed, at most `max_chars`.
+/// A single-line field (names): controls and newlines removed, trimmed, at
+/// most `max_chars`; empty, or with at least one visible character.
 pub fn single_line(raw: &str, field: &'static str, max_chars: usize) -> Result<String, Invalid> {
     let cleaned: String = raw.chars().filter(|c| !c.is_control()).collect();
     let trimmed = cleaned.trim();
@@ -39,6 +86,12 @@ pub fn single_line(raw: &str, field: &'static str, max_chars: usize) -> Result<S
         return Err(Invalid::new(
             "invalid_field",
             format!("{field} is longer than {max_chars} characters"),
+        ));
+    }
+    if !trimmed.is_empty() && !has_visible(trimmed) {
+        return Err(Invalid::new(
+            "invalid_field",
+            format!("{field} has no visible characters"),
         ));
     }
     Ok(trimmed.to_string())
@@ -97,7 +150,117 @@ mod tests {
         assert!(single_line("abcdefghijk", "name", 10).is_err());
     }
 
+    /// The invisible characters of finding "smaller ones" (issue 14), one by one.
+    const INVISIBLE: &[char] = &[
+        '\u{200B}',
+        '\u{200C}',
+        '\u{200D}',
+        '\u{200E}',
+        '\u{200F}',
+        '\u{202A}',
+        '\u{202B}',
+        '\u{202C}',
+        '\u{202D}',
+        '\u{202E}',
+        '\u{2060}',
+        '\u{2061}',
+        '\u{2062}',
+        '\u{2063}',
+        '\u{2064}',
+        '\u{2066}',
+        '\u{2067}',
+        '\u{2068}',
+        '\u{2069}',
+        '\u{FEFF}',
+        '\u{00AD}',
+        '\u{034F}',
+        '\u{061C}',
+        '\u{115F}',
+        '\u{1160}',
+        '\u{3164}',
+        '\u{FFA0}',
+        '\u{180E}',
+        '\u{FE00}',
+        '\u{FE0F}',
+        '\u{E0001}',
+        '\u{E0020}',
+        '\u{E007F}',
+        '\u{E0100}',
+        '\u{2800}',
+        '\u{3000}',
+        '\u{00A0}',
+    ];
+
+    #[test]
+    fn text_of_only_invisible_characters_is_refused() {
+        for &c in INVISIBLE {
+            let only: String = std::iter::repeat_n(c, 3).collect();
+            assert!(!has_visible(&only), "U+{:04X}", c as u32);
+            assert_eq!(
+                message_content(&only, 50).unwrap_err().code,
+                "content_empty",
+                "U+{:04X}",
+                c as u32
+            );
+            if c.is_whitespace() {
+                // Trimmed away: an empty field.
+                assert_eq!(single_line(&only, "display_name", 64).unwrap(), "");
+            } else {
+                let err = single_line(&only, "display_name", 64).unwrap_err();
+                assert_eq!(err.code, "invalid_field");
+                assert!(err.message.contains("visible"));
+            }
+            // With a visible character they are kept as they are.
+            let with = format!("a{only}b");
+            assert_eq!(message_content(&with, 50).unwrap(), with);
+        }
+        let mixed = "\u{200B}\u{202E}\u{2060}\u{FEFF}\u{3164}\u{E0041}\u{FE0F}";
+        assert!(message_content(mixed, 50).is_err());
+        // Emoji, including ZWJ sequences and presentation selectors, are visible.
+        for fine in [
+            "👨\u{200D}👩\u{200D}👧\u{200D}👦",
+            "❤\u{FE0F}",
+            "🏳\u{FE0F}\u{200D}🌈",
+            "你好",
+            "é",
+            "\u{0301}",
+        ] {
+            assert_eq!(message_content(fine, 50).unwrap(), fine);
+            assert_eq!(single_line(fine, "name", 64).unwrap(), fine);
+        }
+        // An empty single-line field is still allowed (it clears the field).
+        assert_eq!(single_line("  ", "display_name", 64).unwrap(), "");
+    }
+
     proptest! {
+        #[test]
+        fn accepted_text_always_has_a_visible_character(
+            raw in proptest::collection::vec(
+                prop_oneof![
+                    proptest::sample::select(INVISIBLE.to_vec()),
+                    any::<char>(),
+                ],
+                0..20,
+            ).prop_map(|cs| cs.into_iter().collect::<String>()),
+        ) {
+            match message_content(&raw, 100) {
+                Ok(text) => prop_assert!(has_visible(&text)),
+                Err(err) => prop_assert!(!has_visible(&strip_controls(&raw)) || err.code != "content_empty"),
+            }
+            if let Ok(name) = single_line(&raw, "name", 100) {
+                prop_assert!(name.is_empty() || has_visible(&name));
+            }
+        }
+
+        #[test]
+        fn only_invisible_characters_are_always_refused(
+            raw in proptest::collection::vec(proptest::sample::select(INVISIBLE.to_vec()), 1..20)
+                .prop_map(|cs| cs.into_iter().collect::<String>()),
+        ) {
+            prop_assert!(message_content(&raw, 100).is_err());
+            prop_assert!(single_line(&raw, "name", 100).map_or(true, |n| n.is_empty()));
+        }
+
         #[test]
         fn content_never_panics_and_respects_limits(raw in any::<String>(), max in 1usize..50) {
             if let Ok(text) = message_content(&raw, max) {

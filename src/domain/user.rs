@@ -148,7 +148,14 @@ pub fn username_key(username: &str) -> String {
     username.to_ascii_lowercase()
 }
 
-pub fn check_password(raw: &str) -> Result<(), Invalid> {
+/// The 10 000 most common passwords of 8 or more characters, lowercased, one
+/// a line (vendor/common-passwords/README.md says where they come from).
+const COMMON_PASSWORDS: &str = include_str!("../../vendor/common-passwords/passwords.txt");
+
+/// The rules for a new password of `username`: 8–1024 characters, not only
+/// whitespace, not one of the most common passwords, not the username
+/// (both compared ignoring case and surrounding spaces).
+pub fn check_password(raw: &str, username: &str) -> Result<(), Invalid> {
     let len = raw.chars().count();
     if len < PASSWORD_MIN {
         return Err(Invalid::new(
@@ -160,6 +167,28 @@ pub fn check_password(raw: &str) -> Result<(), Invalid> {
         return Err(Invalid::new(
             "invalid_password",
             "passwords are at most 1024 characters",
+        ));
+    }
+    let core = raw.trim();
+    if core.is_empty() {
+        return Err(Invalid::new(
+            "blank_password",
+            "a password cannot be only spaces",
+        ));
+    }
+    let lower = core.to_lowercase();
+    if lower == username_key(username.trim()) {
+        return Err(Invalid::new(
+            "password_is_username",
+            "the password cannot be the username",
+        ));
+    }
+    // A linear scan of 10 000 short lines (tens of microseconds) beside the
+    // Argon2 hash that follows (tens of milliseconds).
+    if COMMON_PASSWORDS.lines().any(|common| common == lower) {
+        return Err(Invalid::new(
+            "common_password",
+            "this password is one of the most common ones; choose another",
         ));
     }
     Ok(())
@@ -202,9 +231,66 @@ mod tests {
 
     #[test]
     fn passwords_need_eight_characters() {
-        assert_eq!(check_password("1234567").unwrap_err().code, "weak_password");
-        assert!(check_password("12345678").is_ok());
-        assert!(check_password("密码密码密码密码").is_ok());
+        assert_eq!(
+            check_password("1234567", "ann").unwrap_err().code,
+            "weak_password"
+        );
+        assert!(check_password("correct-horse-9", "ann").is_ok());
+        assert!(check_password("密码密码密码密码", "ann").is_ok());
+        assert_eq!(
+            check_password(&"x".repeat(1025), "ann").unwrap_err().code,
+            "invalid_password"
+        );
+    }
+
+    #[test]
+    fn common_blank_and_username_passwords_are_refused() {
+        for common in [
+            "12345678",
+            "password",
+            "PassWord",
+            " qwertyuiop ",
+            "iloveyou",
+            "1qaz2wsx",
+        ] {
+            assert_eq!(
+                check_password(common, "ann").unwrap_err().code,
+                "common_password",
+                "{common:?}"
+            );
+        }
+        // The list's last entry is in too (the whole file is read).
+        let last = COMMON_PASSWORDS.lines().last().unwrap();
+        assert_eq!(
+            check_password(last, "ann").unwrap_err().code,
+            "common_password"
+        );
+        assert_eq!(COMMON_PASSWORDS.lines().count(), 10_000);
+        assert!(
+            COMMON_PASSWORDS
+                .lines()
+                .all(|p| p.chars().count() >= 8 && p == p.to_lowercase())
+        );
+        for blank in [
+            "        ",
+            "\t\t\t\t\t\t\t\t",
+            "\u{3000}\u{3000}\u{3000}\u{3000}\u{3000}\u{3000}\u{3000}\u{3000}",
+        ] {
+            assert_eq!(
+                check_password(blank, "ann").unwrap_err().code,
+                "blank_password",
+                "{blank:?}"
+            );
+        }
+        assert_eq!(
+            check_password("Alice.Lee", "alice.lee").unwrap_err().code,
+            "password_is_username"
+        );
+        assert_eq!(
+            check_password(" alice.lee ", "Alice.Lee").unwrap_err().code,
+            "password_is_username"
+        );
+        assert!(check_password("alice.lee2", "alice.lee").is_ok());
     }
 
     #[test]

@@ -99,7 +99,7 @@ pub struct Registration {
 /// Creates an account (and joins the default room). Does not log in.
 pub async fn create_account(state: &AppState, input: Registration, is_admin: bool) -> Result<User> {
     let username = user::parse_username(input.username.trim())?;
-    user::check_password(&input.password)?;
+    user::check_password(&input.password, &username)?;
     let display_name = match input.display_name {
         Some(name) => text::single_line(&name, "display_name", user::NAME_MAX)?,
         None => String::new(),
@@ -257,30 +257,70 @@ pub async fn logout(state: &AppState, token_hash: &str) -> Result<()> {
     Ok(())
 }
 
+/// `POST /tools/api/auth/password/`.
+pub struct PasswordChange {
+    pub current: String,
+    pub new: String,
+    /// Also delete every API token of the user (and close their WebSockets).
+    pub revoke_tokens: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordChanged {
+    pub sessions_revoked: u64,
+    pub tokens_revoked: u64,
+}
+
 /// Changes the password and revokes every other session of the user (and
-/// their WebSockets); returns how many sessions went.
+/// their WebSockets), and their API tokens if asked. A wrong current password
+/// counts as a failed login for the user's name and the client's IP: whoever
+/// holds a stolen session cannot guess the password faster than at the login
+/// form, and once throttled even the right one waits for the window to end.
 pub async fn change_password(
     state: &AppState,
     user: &User,
-    current: String,
-    new: String,
+    client: &ClientInfo,
+    change: PasswordChange,
     keep_session: Option<&str>,
-) -> Result<u64> {
-    user::check_password(&new)?;
+) -> Result<PasswordChanged> {
+    let limits = &state.limits;
+    if let Err(wait) = limits.check_login(&user.username, client.ip).await {
+        return Err(AppError::RateLimited {
+            code: "too_many_attempts",
+            message: "too many wrong passwords; try again later".into(),
+            retry_after: wait,
+        });
+    }
+    user::check_password(&change.new, &user.username)?;
     let hash = state
         .store
         .get_password_hash(user.id)
         .await?
         .ok_or_else(AppError::user_not_found)?;
-    if !verify_password(current, hash).await? {
+    if !verify_password(change.current, hash).await? {
+        limits.login_failed(&user.username, client.ip).await;
         return Err(AppError::forbidden(
             "invalid_credentials",
             "the current password is wrong",
         ));
     }
-    let new_hash = hash_password(new).await?;
+    limits.login_succeeded(&user.username).await;
+    let new_hash = hash_password(change.new).await?;
     state.store.update_password(user.id, &new_hash).await?;
-    logout_other_sessions(state, user, keep_session).await
+    let sessions_revoked = logout_other_sessions(state, user, keep_session).await?;
+    let tokens_revoked = if change.revoke_tokens {
+        let revoked = state.store.delete_api_tokens(user.id).await?;
+        for token in &revoked {
+            state.cluster.token_revoked(*token);
+        }
+        revoked.len() as u64
+    } else {
+        0
+    };
+    Ok(PasswordChanged {
+        sessions_revoked,
+        tokens_revoked,
+    })
 }
 
 pub async fn list_sessions(state: &AppState, user: &User) -> Result<Vec<SessionRecord>> {

@@ -125,25 +125,45 @@ pub async fn update(state: &AppState, user: &User, patch: ProfilePatch) -> Resul
     view(state, &updated, Some(&updated)).await
 }
 
-/// Stores a new avatar from uploaded bytes.
+/// Stores a new avatar from uploaded bytes. Every attempt counts towards the
+/// user's upload rate (a refused image cost work too); decoding waits for the
+/// image pool.
 pub async fn set_avatar(state: &AppState, user: &User, bytes: Vec<u8>) -> Result<ProfileView> {
+    state
+        .limits
+        .check_image_upload(user.id)
+        .await
+        .map_err(|retry_after| AppError::RateLimited {
+            code: "rate_limited",
+            message: format!(
+                "too many image uploads; at most {} a minute",
+                state.config.image_uploads_per_minute
+            ),
+            retry_after,
+        })?;
     if bytes.len() > avatar::MAX_UPLOAD_BYTES {
         return Err(AppError::bad_request(
             "image_too_large",
             "the avatar is over 5 MB; upload a smaller image",
         ));
     }
-    let png = tokio::task::spawn_blocking(move || avatar::normalize(&bytes))
-        .await
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("avatar task failed: {e}")))??;
+    let png = state
+        .images
+        .run(move || avatar::normalize(&bytes))
+        .await??;
     let updated = state.store.put_avatar(user.id, &png, now_ms()).await?;
     state.tail.sender_changed(user.id);
     view(state, &updated, Some(&updated)).await
 }
 
+/// Users whose username or display name contains `query`. Control characters
+/// are dropped first (a NUL would end the pattern early in SQLite and list
+/// everyone; PostgreSQL refuses it), and a query with nothing visible left
+/// finds nobody.
 pub async fn search(state: &AppState, query: &str, viewer: &User) -> Result<Vec<ProfileView>> {
-    let query = query.trim();
-    if query.is_empty() {
+    let cleaned: String = query.chars().filter(|c| !c.is_control()).collect();
+    let query = cleaned.trim();
+    if !text::has_visible(query) {
         return Ok(Vec::new());
     }
     let users = state.store.search_users(query, 20).await?;

@@ -212,6 +212,35 @@ pub async fn search_and_list_users(store: &DynStore) {
     assert_eq!(found, ["annabel", "bob"]);
     let found = store.search_users("_", 10).await.unwrap();
     assert_eq!(found.len(), 1, "wildcards match literally");
+    store
+        .update_profile(
+            ann.id,
+            &ProfileChanges {
+                display_name: Some("50% off \\o/".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    for (query, expected) in [
+        ("%", vec!["annabel"]),
+        ("0% o", vec!["annabel"]),
+        ("\\", vec!["annabel"]),
+        ("\\o", vec!["annabel"]),
+        // As wildcards these would match "annabel" and "bob".
+        ("n_a", vec![]),
+        ("b%b", vec![]),
+        ("\\%", vec![]),
+    ] {
+        let found: Vec<String> = store
+            .search_users(query, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| u.username)
+            .collect();
+        assert_eq!(found, expected, "{query:?} matches literally");
+    }
     assert_eq!(
         store.search_users("a", 1).await.unwrap().len(),
         1,
@@ -356,6 +385,36 @@ pub async fn api_tokens_belong_to_their_owner(store: &DynStore) {
             .unwrap()
             .is_none()
     );
+}
+
+pub async fn a_users_tokens_are_deleted_together(store: &DynStore) {
+    let ann = user(store, "ann").await;
+    let bob = user(store, "bob").await;
+    let token = |user_id, hash: &str| ApiTokenRecord {
+        id: TokenId::new(),
+        user_id,
+        name: "bot".into(),
+        token_hash: hash.into(),
+        created_at: NOW,
+        last_used_at: None,
+    };
+    let (a1, a2, b1) = (
+        token(ann.id, "a1"),
+        token(ann.id, "a2"),
+        token(bob.id, "b1"),
+    );
+    for t in [&a1, &a2, &b1] {
+        store.insert_api_token(t, u32::MAX).await.unwrap();
+    }
+    let mut deleted = store.delete_api_tokens(ann.id).await.unwrap();
+    deleted.sort_by_key(|id| id.to_string());
+    let mut expected = vec![a1.id, a2.id];
+    expected.sort_by_key(|id| id.to_string());
+    assert_eq!(deleted, expected);
+    assert!(store.list_api_tokens(ann.id).await.unwrap().is_empty());
+    assert!(store.get_api_token_user("a1", NOW).await.unwrap().is_none());
+    assert_eq!(store.list_api_tokens(bob.id).await.unwrap(), vec![b1]);
+    assert!(store.delete_api_tokens(ann.id).await.unwrap().is_empty());
 }
 
 pub async fn rooms_and_members(store: &DynStore) {
@@ -1857,6 +1916,7 @@ macro_rules! conformance_suite {
             search_and_list_users,
             sessions_expire_and_revoke,
             api_tokens_belong_to_their_owner,
+            a_users_tokens_are_deleted_together,
             rooms_and_members,
             ownership_races_leave_one_owner_who_is_a_member,
             mutes_and_bans_outlive_the_membership,

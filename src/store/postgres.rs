@@ -1047,6 +1047,17 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn delete_api_tokens(&self, user: UserId) -> StoreResult<Vec<TokenId>> {
+        sqlx::query_scalar::<_, String>("delete from api_tokens where user_id = $1 returning id")
+            .bind(user.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(|id| TokenId::parse(id).map_err(|_| corrupt("token id")))
+            .collect()
+    }
+
     // ---- rooms
 
     #[instrument(skip_all, fields(room_id = %room.id))]

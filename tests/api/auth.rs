@@ -373,6 +373,77 @@ async fn changing_the_password_revokes_other_sessions() {
     assert_eq!(status, StatusCode::OK);
 }
 
+/// Someone with a stolen session cannot guess the password through the
+/// password change faster than at the login form: the same throttle counts.
+#[tokio::test]
+async fn wrong_current_passwords_are_throttled_like_logins() {
+    let app = spawn_app().await;
+    let dan = app.user("dan").await;
+    let mut refused = Vec::new();
+    for i in 0..30 {
+        let (status, body) = dan
+            .post(
+                "/tools/api/auth/password/",
+                json!({"current_password": format!("guess-{i:04}"), "new_password": "brand-new-pass"}),
+            )
+            .await;
+        refused.push((status, body["error"]["code"].as_str().unwrap().to_string()));
+    }
+    // --login-max-failures (5) wrong answers, then throttled.
+    for (i, (status, code)) in refused.iter().enumerate() {
+        if i < 5 {
+            assert_eq!(
+                (*status, code.as_str()),
+                (StatusCode::FORBIDDEN, "invalid_credentials")
+            );
+        } else {
+            assert_eq!(
+                (*status, code.as_str()),
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts")
+            );
+        }
+    }
+    // The right password is refused too until the window ends.
+    let response = dan
+        .request(reqwest::Method::POST, "/tools/api/auth/password/")
+        .json(&json!({"current_password": PASSWORD, "new_password": "brand-new-pass"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        wait > 800 && wait <= 900,
+        "the rest of the 15-minute window: {wait}"
+    );
+    // Nothing changed, and it is the login throttle: logging in as dan waits too.
+    let id = parley::domain::ids::UserId::parse(&dan.id()).unwrap();
+    let hash = app
+        .state
+        .store
+        .get_password_hash(id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        parley::services::accounts::verify_password(PASSWORD.into(), hash)
+            .await
+            .unwrap()
+    );
+    let (status, body) = app
+        .anonymous()
+        .post(
+            "/tools/api/auth/login/",
+            json!({"username": "dan", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+}
+
 #[tokio::test]
 async fn everything_needs_a_login() {
     let app = spawn_app().await;

@@ -125,11 +125,48 @@ async fn changing_the_password_closes_the_other_sessions_sockets() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["data"]["sessions_revoked"], 1);
+    assert_eq!(body["data"]["tokens_revoked"], 0);
     assert_session_ended(&mut on_laptop).await;
-    // API tokens survive a password change.
+    // API tokens survive a password change unless asked.
     assert_still_receiving(&mut [&mut here, &mut token], &bob).await;
+    assert_eq!(bot.get("/tools/api/auth/me/").await.0, StatusCode::OK);
     let refused = laptop.try_ws("/ws/", Some(&laptop.origin())).await;
     assert_eq!(refused_status(refused), 401);
+}
+
+#[tokio::test]
+async fn changing_the_password_can_revoke_the_api_tokens_too() {
+    let app = spawn_app().await;
+    let ann = app.user("ann").await;
+    let bob = app.user("bob").await;
+    let (bot, _) = bearer(&ann).await;
+    let (script, _) = bearer(&ann).await;
+    let (bobs_bot, _) = bearer(&bob).await;
+    let mut here = open(&ann, "/ws/chat/general/").await;
+    let mut bot_all = open(&bot, "/ws/").await;
+    let mut bot_room = open(&bot, "/ws/chat/general/").await;
+    let mut bobs = open(&bobs_bot, "/ws/").await;
+
+    let (status, body) = ann
+        .post(
+            "/tools/api/auth/password/",
+            json!({"current_password": PASSWORD, "new_password": "brand-new-pass", "revoke_tokens": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["tokens_revoked"], 2);
+    assert_session_ended(&mut bot_all).await;
+    assert_session_ended(&mut bot_room).await;
+    for client in [&bot, &script] {
+        let (status, body) = client.get("/tools/api/auth/me/").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert_eq!(refused_status(client.try_ws("/ws/", None).await), 401);
+    }
+    let (_, tokens) = ann.get("/tools/api/auth/tokens/").await;
+    assert_eq!(tokens["data"], json!([]));
+    // This session and other users' tokens are untouched.
+    assert_still_receiving(&mut [&mut here, &mut bobs], &bob).await;
+    assert_eq!(bobs_bot.get("/tools/api/auth/me/").await.0, StatusCode::OK);
 }
 
 #[tokio::test]

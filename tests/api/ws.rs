@@ -485,16 +485,17 @@ async fn typing_is_shown_to_others_and_expires() {
     a.expect_none_of("user_typing", Duration::from_millis(200))
         .await;
 
-    // Stopping explicitly is announced at once.
+    // Stopping explicitly is announced (within a second: changes are coalesced).
     a.send_json(json!({"type": "typing", "is_typing": false}))
         .await;
     assert_eq!(b.next_of("user_typing").await["is_typing"], false);
 
-    // Left alone, it expires after 6 s.
+    // Left alone, it expires 6 s after the last refresh. (The start may reach
+    // the room up to a second late: changes are coalesced to one a second.)
+    let started = Instant::now();
     a.send_json(json!({"type": "typing", "is_typing": true}))
         .await;
     assert_eq!(b.next_of("user_typing").await["is_typing"], true);
-    let started = Instant::now();
     let stop = loop {
         let frame = b
             .try_next_json(Duration::from_secs(9))
@@ -507,7 +508,7 @@ async fn typing_is_shown_to_others_and_expires() {
     assert_eq!(stop["is_typing"], false);
     let waited = started.elapsed();
     assert!(
-        waited >= Duration::from_millis(5500) && waited <= Duration::from_secs(8),
+        waited >= Duration::from_secs(6) && waited <= Duration::from_secs(9),
         "{waited:?}"
     );
 

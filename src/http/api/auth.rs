@@ -145,24 +145,30 @@ pub async fn me(State(state): State<AppState>, auth: AuthUser) -> Result<Respons
 pub struct PasswordRequest {
     current_password: String,
     new_password: String,
+    /// Also delete every API token (default: tokens are kept).
+    #[serde(default)]
+    revoke_tokens: bool,
 }
 
-/// `POST /tools/api/auth/password/`: changes the password, revoking other sessions.
+/// `POST /tools/api/auth/password/`: changes the password, revoking other
+/// sessions and, when asked, API tokens.
 pub async fn change_password(
     State(state): State<AppState>,
+    Client(client): Client,
     auth: AuthUser,
     ApiJson(body): ApiJson<PasswordRequest>,
 ) -> Result<Response> {
     let keep = auth.session.as_ref().map(|s| s.token_hash.as_str());
-    let revoked = accounts::change_password(
-        &state,
-        &auth.user,
-        body.current_password,
-        body.new_password,
-        keep,
-    )
-    .await?;
-    Ok(ok(serde_json::json!({ "sessions_revoked": revoked })))
+    let change = accounts::PasswordChange {
+        current: body.current_password,
+        new: body.new_password,
+        revoke_tokens: body.revoke_tokens,
+    };
+    let changed = accounts::change_password(&state, &auth.user, &client, change, keep).await?;
+    Ok(ok(serde_json::json!({
+        "sessions_revoked": changed.sessions_revoked,
+        "tokens_revoked": changed.tokens_revoked,
+    })))
 }
 
 #[derive(Serialize)]
