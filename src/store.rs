@@ -15,6 +15,7 @@ use crate::domain::user::{Language, Membership, ThemeMode, ThemeStyle, User};
 pub mod postgres;
 pub mod sqlite;
 mod thread_priority;
+mod wal_sync;
 
 #[cfg(test)]
 mod conformance;
@@ -420,7 +421,17 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a batch in one transaction. Per room, seqs continue from the room's
     /// last seq without gaps, in batch order. A message whose sender already used
     /// its `client_id` in that room is not stored again: its outcome is the original.
+    /// Committed, but not necessarily on disk yet: call [`Store::sync_messages`]
+    /// before anyone is told of the batch.
     async fn insert_messages(&self, batch: &[NewMessage]) -> StoreResult<Vec<InsertOutcome>>;
+    /// Waits until every message batch committed before the call survives a
+    /// power cut. The message writer calls it before anyone hears of a batch.
+    /// Where commits are synced as they happen (PostgreSQL's
+    /// `synchronous_commit`), or are not to be (`SqliteSync::Normal`), it
+    /// returns at once.
+    async fn sync_messages(&self) -> StoreResult<()> {
+        Ok(())
+    }
     async fn list_messages(&self, room: &RoomId, page: Page) -> StoreResult<MessagePage>;
     /// The highest seq among these message ids in the room (ids elsewhere are ignored).
     async fn max_seq_of(&self, room: &RoomId, ids: &[MessageId]) -> StoreResult<Option<i64>>;

@@ -131,6 +131,10 @@ async fn seed(store: &DynStore, options: &SeedOptions) -> anyhow::Result<()> {
         }
     }
     bar.finish_and_clear();
+    store
+        .sync_messages()
+        .await
+        .context("syncing the seeded messages")?;
     let last_seq = store.get_room(&room).await?.map_or(0, |r| r.last_seq);
     let seconds = started.elapsed().as_secs_f64();
     println!(

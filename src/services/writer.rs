@@ -1,7 +1,10 @@
-//! Group commit: one task writes every message. It takes whatever is queued,
-//! stores it in one transaction, adds it to the rooms' recent tails, then fans
-//! each committed message out, so a message is delivered only after it is
-//! durable and many senders share one commit.
+//! Group commit: one task writes every message. It takes whatever is queued
+//! and stores it in one transaction; a second task waits until what was
+//! committed is on disk (`Store::sync_messages`, one sync for every batch
+//! committed meanwhile), then adds it to the rooms' recent tails and fans each
+//! message out. So a message is delivered and acknowledged only once it is
+//! durable, many senders share one commit, and the writer goes on committing
+//! while the disk syncs.
 
 use std::sync::Arc;
 
@@ -63,6 +66,17 @@ fn shutting_down() -> AppError {
     ))
 }
 
+/// A batch the writer is done with, waiting for its sync.
+struct Committed {
+    messages: Vec<NewMessage>,
+    replies: Vec<oneshot::Sender<Result<InsertOutcome, AppError>>>,
+    result: Result<Vec<InsertOutcome>, StoreError>,
+}
+
+/// Batches committed but not yet released: past this the writer waits for
+/// the syncs to catch up.
+const UNSYNCED_BATCHES: usize = 64;
+
 async fn run(
     store: DynStore,
     cluster: Cluster,
@@ -70,8 +84,8 @@ async fn run(
     mut rx: mpsc::Receiver<Job>,
     stop: CancellationToken,
 ) {
-    let mut messages = Vec::with_capacity(MAX_BATCH);
-    let mut replies = Vec::with_capacity(MAX_BATCH);
+    let (committed, unsynced) = mpsc::channel::<Committed>(UNSYNCED_BATCHES);
+    let releaser = tokio::spawn(release(store.clone(), cluster, tail, unsynced));
     loop {
         let first = tokio::select! {
             job = rx.recv() => job,
@@ -81,8 +95,8 @@ async fn run(
             }
         };
         let Some(first) = first else { break };
-        messages.push(first.message);
-        replies.push(first.reply);
+        let mut messages = vec![first.message];
+        let mut replies = vec![first.reply];
         while messages.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(job) => {
@@ -92,46 +106,89 @@ async fn run(
                 Err(_) => break,
             }
         }
-        match store.insert_messages(&messages).await {
-            Ok(outcomes) => {
-                let inserted = outcomes.iter().filter_map(|o| match o {
-                    InsertOutcome::Inserted(message) => Some(message),
-                    InsertOutcome::Duplicate(_) => None,
-                });
-                // Before anyone can see these messages (live or acknowledged),
-                // so whoever saw one finds it in the latest history page.
-                tail.committed(inserted);
-                // A duplicate is fanned out again too: when a commit succeeded
-                // but its answer was lost (the connection to the database broke
-                // after COMMIT), the first attempt reported `unavailable` and
-                // delivered nothing, and the client's retry is the first time
-                // anyone hears of it. Connections that already have the seq drop
-                // it (see `realtime::delivery`), so nobody sees it twice.
-                fan_out(
-                    &cluster,
-                    outcomes.iter().map(|o| match o {
-                        InsertOutcome::Inserted(message) | InsertOutcome::Duplicate(message) => {
-                            message
-                        }
-                    }),
-                );
-                for (outcome, reply) in outcomes.into_iter().zip(replies.drain(..)) {
-                    let _ = reply.send(Ok(outcome));
-                }
-            }
-            Err(err) => {
-                tracing::error!(error = ?err, batch = messages.len(), "storing messages failed");
-                // The transaction may have committed before the error came back.
-                tail.forget(messages.iter().map(|m| &m.room_id));
-                let reason: Arc<str> = Arc::from(err.to_string());
-                for reply in replies.drain(..) {
-                    let _ = reply.send(Err(AppError::Store(StoreError::Unavailable(
-                        reason.to_string().into(),
-                    ))));
-                }
+        let result = store.insert_messages(&messages).await;
+        let batch = Committed {
+            messages,
+            replies,
+            result,
+        };
+        if committed.send(batch).await.is_err() {
+            tracing::error!("the message releaser stopped; no more messages are written");
+            break;
+        }
+    }
+    // Everything committed is still released (and answered) before the end.
+    drop(committed);
+    let _ = releaser.await;
+}
+
+/// Releases committed batches in order, each once a sync that began after
+/// its commit is done: however many batches are waiting, one sync.
+async fn release(
+    store: DynStore,
+    cluster: Cluster,
+    tail: Arc<TailCache>,
+    mut unsynced: mpsc::Receiver<Committed>,
+) {
+    let mut ready = Vec::with_capacity(UNSYNCED_BATCHES);
+    while unsynced.recv_many(&mut ready, UNSYNCED_BATCHES).await > 0 {
+        let synced = store.sync_messages().await;
+        for batch in ready.drain(..) {
+            let result = match &synced {
+                Ok(()) => batch.result,
+                // Committed, perhaps, but not known to be on disk: nobody is
+                // told of it; the senders retry with their client ids.
+                Err(err) => Err(StoreError::Unavailable(err.to_string().into())),
+            };
+            finish(&cluster, &tail, batch.messages, batch.replies, result);
+        }
+    }
+}
+
+/// Makes a synced batch known: the recent tails, every follower, the senders.
+fn finish(
+    cluster: &Cluster,
+    tail: &TailCache,
+    messages: Vec<NewMessage>,
+    replies: Vec<oneshot::Sender<Result<InsertOutcome, AppError>>>,
+    result: Result<Vec<InsertOutcome>, StoreError>,
+) {
+    match result {
+        Ok(outcomes) => {
+            let inserted = outcomes.iter().filter_map(|o| match o {
+                InsertOutcome::Inserted(message) => Some(message),
+                InsertOutcome::Duplicate(_) => None,
+            });
+            // Before anyone can see these messages (live or acknowledged),
+            // so whoever saw one finds it in the latest history page.
+            tail.committed(inserted);
+            // A duplicate is fanned out again too: when a commit succeeded
+            // but its answer was lost (the connection to the database broke
+            // after COMMIT), the first attempt reported `unavailable` and
+            // delivered nothing, and the client's retry is the first time
+            // anyone hears of it. Connections that already have the seq drop
+            // it (see `realtime::delivery`), so nobody sees it twice.
+            fan_out(
+                cluster,
+                outcomes.iter().map(|o| match o {
+                    InsertOutcome::Inserted(message) | InsertOutcome::Duplicate(message) => message,
+                }),
+            );
+            for (outcome, reply) in outcomes.into_iter().zip(replies) {
+                let _ = reply.send(Ok(outcome));
             }
         }
-        messages.clear();
+        Err(err) => {
+            tracing::error!(error = ?err, batch = messages.len(), "storing messages failed");
+            // The transaction may have committed before the error came back.
+            tail.forget(messages.iter().map(|m| &m.room_id));
+            let reason: Arc<str> = Arc::from(err.to_string());
+            for reply in replies {
+                let _ = reply.send(Err(AppError::Store(StoreError::Unavailable(
+                    reason.to_string().into(),
+                ))));
+            }
+        }
     }
 }
 

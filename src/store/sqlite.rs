@@ -15,6 +15,7 @@ use sqlx::{AssertSqlSafe, FromRow, QueryBuilder, SqlSafeStr, SqlStr, Sqlite};
 use tracing::instrument;
 
 use super::thread_priority;
+use super::wal_sync::WalSync;
 use super::{
     ApiTokenRecord, Ban, Invite, MessagePage, NewRoom, NewUser, Page, ProfileChanges, RoomChanges,
     RoomCursor, RoomPage, RoomQuota, RoomSummary, SessionRecord, SqliteSync, Store, StoreError,
@@ -35,6 +36,9 @@ pub struct SqliteStore {
     /// Set by the checkpoints when the WAL has grown large (see `restart_wal`).
     restart_wanted: Arc<AtomicBool>,
     batch: BatchSql,
+    /// With `SqliteSync::Full`: message batches are synced together, beside
+    /// the writer (see `wal_sync`); everything else syncs at its commit.
+    wal: Option<WalSync>,
 }
 
 impl SqliteStore {
@@ -74,6 +78,8 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.clone())
             .await?;
+        let wal_path =
+            std::path::PathBuf::from(format!("{}-wal", options.get_filename().display()));
         let checkpointer = connect_background(CHECKPOINT_THREAD, options).await?;
         let restart_wanted = Arc::new(AtomicBool::new(false));
         tokio::spawn(checkpoints(checkpointer.clone(), restart_wanted.clone()));
@@ -83,7 +89,25 @@ impl SqliteStore {
             checkpointer,
             restart_wanted,
             batch: BatchSql::new(),
+            wal: match sync {
+                SqliteSync::Full => Some(WalSync::open(wal_path)?),
+                SqliteSync::Normal => None,
+            },
         })
+    }
+
+    /// The pool to read with, once every message batch committed so far is
+    /// on disk: what a client reads is never something a power cut could take
+    /// back (see `wal_sync`).
+    async fn read(&self) -> StoreResult<&SqlitePool> {
+        if let Some(wal) = &self.wal
+            && !wal.is_synced()
+        {
+            wal.wait_all()
+                .await
+                .map_err(|e| StoreError::Unavailable(e.into()))?;
+        }
+        Ok(&self.reader)
     }
 
     /// Right after a commit, on the writer's own connection, when the periodic
@@ -123,11 +147,13 @@ impl SqliteStore {
         batch: &[NewMessage],
         find_resends: bool,
     ) -> StoreResult<Option<Vec<InsertOutcome>>> {
-        let mut tx = self
-            .writer
-            .begin_with("begin immediate")
-            .await
-            .map_err(db_err)?;
+        // Not synced at its commit when batches are synced together (see
+        // `wal_sync`); `insert_messages` puts FULL back for everything else.
+        let begin = match self.wal {
+            Some(_) => "pragma synchronous = normal; begin immediate",
+            None => "begin immediate",
+        };
+        let mut tx = self.writer.begin_with(begin).await.map_err(db_err)?;
 
         let mut room_ids: Vec<&str> = batch.iter().map(|m| m.room_id.as_str()).collect();
         room_ids.sort_unstable();
@@ -269,6 +295,9 @@ impl SqliteStore {
             .await
             .map_err(db_err)?;
         }
+        if let Some(wal) = &self.wal {
+            wal.committing();
+        }
         tx.commit().await.map_err(db_err)?;
         self.restart_wal().await;
         Ok(Some(outcomes))
@@ -282,7 +311,7 @@ impl SqliteStore {
         )
         .bind(room.as_str())
         .bind(user.to_string())
-        .fetch_optional(&self.reader)
+        .fetch_optional(self.read().await?)
         .await
         .map_err(db_err)?;
         Ok(found.is_some())
@@ -903,7 +932,7 @@ impl Store for SqliteStore {
 
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("select 1")
-            .execute(&self.reader)
+            .execute(self.read().await?)
             .await
             .map_err(db_err)?;
         Ok(())
@@ -944,7 +973,7 @@ impl Store for SqliteStore {
             " from users u where u.id = ?"
         ))
         .bind(id.to_string())
-        .fetch_optional(&self.reader)
+        .fetch_optional(self.read().await?)
         .await
         .map_err(db_err)?
         .map(UserRow::into_user)
@@ -958,7 +987,7 @@ impl Store for SqliteStore {
             " from users u where u.username_key = ?"
         ))
         .bind(crate::domain::user::username_key(username))
-        .fetch_optional(&self.reader)
+        .fetch_optional(self.read().await?)
         .await
         .map_err(db_err)?
         .map(UserRow::into_user)
@@ -969,7 +998,7 @@ impl Store for SqliteStore {
         let row: Option<(String, String)> =
             sqlx::query_as("select id, password_hash from users where username_key = ?")
                 .bind(crate::domain::user::username_key(username))
-                .fetch_optional(&self.reader)
+                .fetch_optional(self.read().await?)
                 .await
                 .map_err(db_err)?;
         row.map(|(id, hash)| Ok((user_id(&id)?, hash))).transpose()
@@ -978,7 +1007,7 @@ impl Store for SqliteStore {
     async fn get_password_hash(&self, id: UserId) -> StoreResult<Option<String>> {
         sqlx::query_scalar("select password_hash from users where id = ?")
             .bind(id.to_string())
-            .fetch_optional(&self.reader)
+            .fetch_optional(self.read().await?)
             .await
             .map_err(db_err)
     }
@@ -1000,7 +1029,7 @@ impl Store for SqliteStore {
         users(
             query
                 .build_query_as::<UserRow>()
-                .fetch_all(&self.reader)
+                .fetch_all(self.read().await?)
                 .await
                 .map_err(db_err)?,
         )
@@ -1017,7 +1046,7 @@ impl Store for SqliteStore {
             ))
             .bind(pattern)
             .bind(i64::from(limit))
-            .fetch_all(&self.reader)
+            .fetch_all(self.read().await?)
             .await
             .map_err(db_err)?,
         )
@@ -1138,7 +1167,7 @@ impl Store for SqliteStore {
     async fn get_avatar(&self, id: UserId) -> StoreResult<Option<Vec<u8>>> {
         sqlx::query_scalar("select image from avatars where user_id = ?")
             .bind(id.to_string())
-            .fetch_optional(&self.reader)
+            .fetch_optional(self.read().await?)
             .await
             .map_err(db_err)
     }
@@ -1162,7 +1191,7 @@ impl Store for SqliteStore {
         query.push(") group by user_id");
         let rows: Vec<(String, i64)> = query
             .build_query_as()
-            .fetch_all(&self.reader)
+            .fetch_all(self.read().await?)
             .await
             .map_err(db_err)?;
         rows.into_iter()
@@ -1216,7 +1245,7 @@ impl Store for SqliteStore {
         ))
         .bind(token_hash)
         .bind(now)
-        .fetch_optional(&self.reader)
+        .fetch_optional(self.read().await?)
         .await
         .map_err(db_err)?;
         let Some(row) = row else { return Ok(None) };
@@ -1257,7 +1286,7 @@ impl Store for SqliteStore {
         )
         .bind(user.to_string())
         .bind(now)
-        .fetch_all(&self.reader)
+        .fetch_all(self.read().await?)
         .await
         .map_err(db_err)?
         .into_iter()
@@ -1339,7 +1368,7 @@ impl Store for SqliteStore {
              where user_id = ? order by created_at",
         )
         .bind(user.to_string())
-        .fetch_all(&self.reader)
+        .fetch_all(self.read().await?)
         .await
         .map_err(db_err)?
         .into_iter()
@@ -1373,7 +1402,7 @@ impl Store for SqliteStore {
             " from api_tokens t join users u on u.id = t.user_id where t.token_hash = ?"
         ))
         .bind(token_hash)
-        .fetch_optional(&self.reader)
+        .fetch_optional(self.read().await?)
         .await
         .map_err(db_err)?
         .map(|row| {
@@ -1485,7 +1514,7 @@ impl Store for SqliteStore {
         )
         .bind(user.to_string())
         .bind(since)
-        .fetch_one(&self.reader)
+        .fetch_one(self.read().await?)
         .await
         .map_err(db_err)?;
         Ok((u32::try_from(count).unwrap_or(u32::MAX), oldest))
@@ -1498,7 +1527,7 @@ impl Store for SqliteStore {
             " from rooms r where r.id = ?"
         ))
         .bind(id.as_str())
-        .fetch_optional(&self.reader)
+        .fetch_optional(self.read().await?)
         .await
         .map_err(db_err)?
         .map(RoomRow::into_room)
@@ -1512,7 +1541,7 @@ impl Store for SqliteStore {
             " from rooms r where r.direct_key = ?"
         ))
         .bind(direct_key)
-        .fetch_optional(&self.reader)
+        .fetch_optional(self.read().await?)
         .await
         .map_err(db_err)?
         .map(RoomRow::into_room)
@@ -1615,7 +1644,7 @@ impl Store for SqliteStore {
              order by coalesce(r.last_message_at, r.created_at) desc, r.id"
         ))
         .bind(&uid)
-        .fetch_all(&self.reader)
+        .fetch_all(self.read().await?)
         .await
         .map_err(db_err)?;
 
@@ -1628,7 +1657,7 @@ impl Store for SqliteStore {
                  left join users u on u.id = m.sender_id where rm.user_id = ?"
             ))
             .bind(&uid)
-            .fetch_all(&self.reader)
+            .fetch_all(self.read().await?)
             .await
             .map_err(db_err)?,
         )?;
@@ -1651,7 +1680,7 @@ impl Store for SqliteStore {
              join users u on u.id = other.user_id where rm.user_id = ?"
         ))
         .bind(&uid)
-        .fetch_all(&self.reader)
+        .fetch_all(self.read().await?)
         .await
         .map_err(db_err)?;
         let mut peer_by_room = HashMap::new();
@@ -1705,7 +1734,7 @@ impl Store for SqliteStore {
         .bind(after.map(|c| c.active_at))
         .bind(after.map(|c| c.room_id.as_str()))
         .bind(i64::from(limit) + 1)
-        .fetch_all(&self.reader)
+        .fetch_all(self.read().await?)
         .await
         .map_err(db_err)?;
         let more = rows.len() > limit as usize;
@@ -1728,7 +1757,7 @@ impl Store for SqliteStore {
                  left join users u on u.id = m.sender_id where r.id in (select value from json_each(?))"
             ))
             .bind(&ids)
-            .fetch_all(&self.reader)
+            .fetch_all(self.read().await?)
             .await
             .map_err(db_err)?,
         )?;
@@ -1752,7 +1781,7 @@ impl Store for SqliteStore {
         ))
         .bind(&uid)
         .bind(&ids)
-        .fetch_all(&self.reader)
+        .fetch_all(self.read().await?)
         .await
         .map_err(db_err)?;
         let mut peer_by_room = HashMap::new();
@@ -1783,7 +1812,7 @@ impl Store for SqliteStore {
         let ids: Vec<String> =
             sqlx::query_scalar("select room_id from room_members where user_id = ?")
                 .bind(user.to_string())
-                .fetch_all(&self.reader)
+                .fetch_all(self.read().await?)
                 .await
                 .map_err(db_err)?;
         ids.iter().map(|id| room_id(id)).collect()
@@ -1806,7 +1835,7 @@ impl Store for SqliteStore {
         ))
         .bind(like_pattern(query))
         .bind(i64::from(limit))
-        .fetch_all(&self.reader)
+        .fetch_all(self.read().await?)
         .await
         .map_err(db_err)?;
         rows.into_iter()
@@ -1858,7 +1887,7 @@ impl Store for SqliteStore {
         ))
         .bind(room.as_str())
         .bind(user.to_string())
-        .fetch_optional(&self.reader)
+        .fetch_optional(self.read().await?)
         .await
         .map_err(db_err)?
         .map(MemberRow::into_member)
@@ -1876,7 +1905,7 @@ impl Store for SqliteStore {
             " join users u on u.id = rm.user_id where rm.room_id = ? order by rm.joined_at, u.username_key"
         ))
         .bind(room.as_str())
-        .fetch_all(&self.reader)
+        .fetch_all(self.read().await?)
         .await
         .map_err(db_err)?
         .into_iter()
@@ -2028,7 +2057,7 @@ impl Store for SqliteStore {
         )
         .bind(room.as_str())
         .bind(user.to_string())
-        .fetch_one(&self.reader)
+        .fetch_one(self.read().await?)
         .await
         .map_err(db_err)
     }
@@ -2088,7 +2117,7 @@ impl Store for SqliteStore {
              where room_id = ? and banned_at is not null order by banned_at desc, user_id",
         )
         .bind(room.as_str())
-        .fetch_all(&self.reader)
+        .fetch_all(self.read().await?)
         .await
         .map_err(db_err)?
         .into_iter()
@@ -2176,7 +2205,7 @@ impl Store for SqliteStore {
              order by b.created_at desc, u.username_key"
         ))
         .bind(user.to_string())
-        .fetch_all(&self.reader)
+        .fetch_all(self.read().await?)
         .await
         .map_err(db_err)?
         .into_iter()
@@ -2211,7 +2240,7 @@ impl Store for SqliteStore {
         query.push(")");
         let ids: Vec<String> = query
             .build_query_scalar()
-            .fetch_all(&self.reader)
+            .fetch_all(self.read().await?)
             .await
             .map_err(db_err)?;
         ids.iter().map(|id| user_id(id)).collect()
@@ -2224,7 +2253,7 @@ impl Store for SqliteStore {
         )
         .bind(a.to_string())
         .bind(b.to_string())
-        .fetch_optional(&self.reader)
+        .fetch_optional(self.read().await?)
         .await
         .map_err(db_err)?;
         Ok(found.is_some())
@@ -2265,7 +2294,7 @@ impl Store for SqliteStore {
              from room_invites where code = ?",
         )
         .bind(code)
-        .fetch_optional(&self.reader)
+        .fetch_optional(self.read().await?)
         .await
         .map_err(db_err)?
         .map(InviteRow::into_invite)
@@ -2278,7 +2307,7 @@ impl Store for SqliteStore {
              from room_invites where room_id = ? order by created_at desc",
         )
         .bind(room.as_str())
-        .fetch_all(&self.reader)
+        .fetch_all(self.read().await?)
         .await
         .map_err(db_err)?
         .into_iter()
@@ -2358,14 +2387,37 @@ impl Store for SqliteStore {
         // retrying after a reconnect), so the first attempt does not look for
         // one: if there is one, the unique index on client ids refuses the
         // insert and the batch is written again, this time with the lookup.
-        if let Some(outcomes) = self.write_batch(batch, false).await? {
-            return Ok(outcomes);
+        let written = match self.write_batch(batch, false).await {
+            Ok(Some(outcomes)) => Ok(outcomes),
+            Ok(None) => self.write_batch(batch, true).await.and_then(|again| {
+                again.ok_or_else(|| {
+                    StoreError::Unavailable(
+                        "a unique index refused a batch whose resends were looked up".into(),
+                    )
+                })
+            }),
+            Err(err) => Err(err),
+        };
+        if self.wal.is_some() {
+            // Whatever became of the batch: the next writes sync at their commit.
+            if let Err(err) = sqlx::query("pragma synchronous = full")
+                .execute(&self.writer)
+                .await
+            {
+                tracing::warn!(error = %err, "could not set synchronous back to full");
+            }
         }
-        self.write_batch(batch, true).await?.ok_or_else(|| {
-            StoreError::Unavailable(
-                "a unique index refused a batch whose resends were looked up".into(),
-            )
-        })
+        written
+    }
+
+    async fn sync_messages(&self) -> StoreResult<()> {
+        match &self.wal {
+            Some(wal) => wal
+                .wait_all()
+                .await
+                .map_err(|e| StoreError::Unavailable(e.into())),
+            None => Ok(()),
+        }
     }
 
     async fn list_messages(&self, room: &RoomId, page: Page) -> StoreResult<MessagePage> {
@@ -2409,7 +2461,7 @@ impl Store for SqliteStore {
             .bind(room.as_str())
             .bind(bound)
             .bind(i64::from(limit) + 1)
-            .fetch_all(&self.reader)
+            .fetch_all(self.read().await?)
             .await
             .map_err(db_err)?;
         let has_more = rows.len() > limit as usize;
@@ -2439,7 +2491,7 @@ impl Store for SqliteStore {
         query.push(")");
         query
             .build_query_scalar::<Option<i64>>()
-            .fetch_one(&self.reader)
+            .fetch_one(self.read().await?)
             .await
             .map_err(db_err)
     }
@@ -2462,6 +2514,61 @@ mod tests {
         assert_eq!(sizes(300), [256, 32, 8, 4]);
         assert_eq!(sizes(513), [256, 256, 1]);
         assert_eq!(sizes(255), [128, 64, 32, 16, 8, 4, 2, 1]);
+    }
+
+    /// With `Full`, a message batch commits without a sync, and nothing of it
+    /// can be read (so nobody can learn its seq) before the group sync ran;
+    /// everything else still syncs at its own commit.
+    #[tokio::test]
+    async fn a_batch_can_be_read_only_once_it_is_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("g.db").display());
+        let store = SqliteStore::connect(&url, 2, SqliteSync::Full)
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let room = RoomId::parse("synced").unwrap();
+        let new = NewRoom {
+            id: room.clone(),
+            kind: RoomKind::Public,
+            name: "Synced".into(),
+            description: String::new(),
+            owner_id: None,
+            created_by: None,
+            direct_key: None,
+            created_at: 1,
+            members: Vec::new(),
+        };
+        store.insert_room(&new, None).await.unwrap();
+        let wal = store.wal.as_ref().expect("Full syncs batches together");
+        assert!(wal.is_synced(), "nothing but FULL commits so far");
+        let message = NewMessage {
+            id: MessageId::new(),
+            room_id: room.clone(),
+            sender: None,
+            message_type: MessageType::System,
+            content: "hello".into(),
+            client_id: None,
+            event: None,
+            created_at: 2,
+        };
+        store.insert_messages(&[message]).await.unwrap();
+        assert!(!wal.is_synced(), "the batch waits for the group sync");
+        // A read waits for it, and so sees the batch only once it is on disk.
+        let page = store
+            .list_messages(&room, Page::Latest { limit: 10 })
+            .await
+            .unwrap();
+        assert!(wal.is_synced());
+        assert_eq!(page.messages.len(), 1);
+        // The batch put FULL back for the commits that follow it.
+        let (level,): (i64,) = sqlx::query_as("pragma synchronous")
+            .fetch_one(&store.writer)
+            .await
+            .unwrap();
+        assert_eq!(level, 2);
+        store.sync_messages().await.unwrap();
+        store.close().await;
     }
 
     /// An acknowledged message must survive a power cut: FULL syncs every
