@@ -6,15 +6,18 @@ use std::sync::Arc;
 
 use axum::extract::ws::Utf8Bytes;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use parley::bus::hub::{ConnControl, Hub, Scope};
+use parley::bus::outbox::Outbox;
+use parley::bus::outbox::{ChatFrame, Outbound};
+use parley::domain::ids::Credential;
 use parley::domain::ids::{MessageId, RoomId, TokenId, UserId};
 use parley::domain::message::{Message, MessageType, NewMessage, Sender};
 use parley::domain::room::{Role, RoomKind};
 use parley::domain::tags;
 use parley::domain::time::now_ms;
 use parley::domain::user::{Language, Membership, ThemeMode, ThemeStyle, User};
-use parley::realtime::hub::{ChatFrame, ConnControl, Credential, Hub, Outbound, Scope};
-use parley::realtime::outbox::Outbox;
-use parley::realtime::protocol::{ClientMsg, ServerEvent};
+use parley::events::ServerEvent;
+use parley::realtime::protocol::ClientMsg;
 use parley::store::{NewRoom, NewUser};
 use parley::views::MessageView;
 

@@ -10,21 +10,21 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::cluster::{Cluster, RedisLink};
+use crate::bus::hub::Hub;
+use crate::bus::{Bus, RedisLink};
 use crate::config::Config;
 use crate::domain::time::now_ms;
+use crate::events::ServerEvent;
 use crate::http::serve::ServeLimits;
+use crate::http::state::AppState;
 use crate::images::ImagePool;
 use crate::limits::Limits;
-use crate::realtime::hub::Hub;
-use crate::realtime::protocol::ServerEvent;
-use crate::realtime::typing::Typing;
 use crate::realtime::user_slots::UserSlots;
-use crate::services::room_cache::RoomCache;
 use crate::services::tail_cache::TailCache;
+use crate::services::typing::Typing;
 use crate::services::writer::MessageWriter;
-use crate::services::{accounts, messages, presence, rooms};
-use crate::state::AppState;
+use crate::services::{Services, accounts, messages, presence, rooms};
+use crate::store::room_cache::RoomCache;
 use crate::store::{self, DynStore};
 
 pub struct Application {
@@ -49,7 +49,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
     .with_context(|| {
         format!(
             "could not open the database {}",
-            crate::config::redact_url(&url)
+            crate::store::redact_url(&url)
         )
     })?;
     store
@@ -106,7 +106,7 @@ impl Application {
             ),
             None => None,
         };
-        let cluster = Cluster::new(hub.clone(), rooms.clone(), redis.clone());
+        let bus = Bus::new(hub.clone(), rooms.clone(), redis.clone());
         // With several nodes the others' commits and profile changes arrive only
         // through the lossy bus: a tail fed by them could miss one, so it is off.
         let tail = Arc::new(match &config.redis_url {
@@ -116,7 +116,7 @@ impl Application {
         let writer_stop = CancellationToken::new();
         let (writer, writer_task) = MessageWriter::start(
             store.clone(),
-            cluster.clone(),
+            bus.clone(),
             tail.clone(),
             writer_stop.clone(),
         );
@@ -126,29 +126,32 @@ impl Application {
             config.image_queue,
             config.image_queue_timeout,
         ));
-        let state = AppState {
+        let services = Services {
             limits: Arc::new(Limits::new(&config, redis)),
-            connections: Arc::new(Semaphore::new(budget.websockets)),
-            user_slots: UserSlots::new(config.max_connections_per_user),
-            proxies: Arc::from(config.proxies()),
             config: Arc::new(config),
             store,
             hub,
-            cluster,
+            bus,
             rooms,
             tail,
             writer,
             typing: Arc::new(Typing::default()),
             dummy_password_hash: Arc::from(dummy_password_hash),
-            i18n: Arc::new(crate::i18n::Catalogs::load()?),
-            assets: Arc::new(crate::http::assets::AssetBundle::load()),
             shutdown,
             tasks,
             images,
         };
+        let state = AppState {
+            connections: Arc::new(Semaphore::new(budget.websockets)),
+            user_slots: UserSlots::new(services.config.max_connections_per_user),
+            proxies: Arc::from(services.config.proxies()),
+            i18n: Arc::new(crate::i18n::Catalogs::load()?),
+            assets: Arc::new(crate::http::assets::AssetBundle::load()),
+            services,
+        };
         rooms::ensure_default_room(&state.store, &state.config).await?;
         spawn_background(&state);
-        spawn_cluster_upkeep(&state);
+        spawn_bus_upkeep(&state);
         Ok(Self {
             listener,
             state,
@@ -205,7 +208,7 @@ impl Application {
         if tokio::time::timeout(deadline, announced).await.is_err() {
             tracing::warn!("some departures were not announced within {deadline:?}");
         }
-        if let Some(redis) = state.cluster.redis() {
+        if let Some(redis) = state.bus.redis() {
             redis.leave().await;
         }
         writer_stop.cancel();
@@ -286,13 +289,13 @@ fn spawn_background(state: &AppState) {
 }
 
 /// With Redis: this node's heartbeat, and taking over nodes that died silently.
-fn spawn_cluster_upkeep(state: &AppState) {
-    let Some(redis) = state.cluster.redis().cloned() else {
+fn spawn_bus_upkeep(state: &AppState) {
+    let Some(redis) = state.bus.redis().cloned() else {
         return;
     };
     let s = state.clone();
     state.tasks.spawn(async move {
-        let mut ticker = tokio::time::interval(crate::cluster::redis::HEARTBEAT);
+        let mut ticker = tokio::time::interval(crate::bus::redis::HEARTBEAT);
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}

@@ -6,7 +6,8 @@ use anyhow::{Context, bail};
 use chrono::{Days, NaiveTime};
 
 use crate::app::{Application, open_store, shutdown_on_signal};
-use crate::config::{Cli, Command, Config, MembershipArg, UserCommand};
+use crate::cli::{Cli, Command, MembershipArg, UserCommand};
+use crate::config::Config;
 use crate::domain::ids::{RoomId, UserId};
 use crate::domain::room::Role;
 use crate::domain::time::now_ms;

@@ -1,80 +1,17 @@
-//! Command line and environment configuration.
-//!
-//! Every flag is also a `PARLEY_*` environment variable. Flags are global so
-//! `parley --data-dir x user create bob` and `parley user create bob --data-dir x`
-//! both work, and `parley` with no subcommand serves.
+//! The server's configuration: every flag of `parley`, each also a `PARLEY_*`
+//! environment variable. The subcommands that use it are in `cli`. Imports
+//! `domain/` and the store's settings only.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{ArgAction, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Parser, ValueEnum};
 use url::Url;
 
 use crate::domain::net::IpNet;
-
-#[derive(Parser, Debug, Clone)]
-#[command(
-    name = "parley",
-    version,
-    about = "Parley: a self-hosted real-time chat server"
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Option<Command>,
-    #[command(flatten)]
-    pub config: Config,
-}
-
-#[derive(Subcommand, Debug, Clone)]
-pub enum Command {
-    /// Serve the HTTP API, WebSocket and web UI (the default).
-    Serve,
-    /// Apply database migrations and exit.
-    Migrate,
-    /// Print the effective configuration (secrets redacted) and exit.
-    CheckConfig,
-    /// Manage user accounts.
-    #[command(subcommand)]
-    User(UserCommand),
-    /// Load-test a running server through its public API and WebSockets
-    /// (`parley bench --help`; `bench/run-scenarios.sh` runs the standard scenarios).
-    Bench(Box<crate::bench::BenchArgs>),
-}
-
-#[derive(Subcommand, Debug, Clone)]
-pub enum UserCommand {
-    /// Create a user. The password is asked for, or read from stdin when it is not a terminal.
-    Create {
-        name: String,
-        /// Make the user a site administrator.
-        #[arg(long)]
-        admin: bool,
-    },
-    /// Set a user's membership level, optionally until a day (inclusive, UTC).
-    SetMembership {
-        name: String,
-        level: MembershipArg,
-        /// Last day of the membership, YYYY-MM-DD (it ends at the following midnight UTC).
-        #[arg(long)]
-        until: Option<chrono::NaiveDate>,
-    },
-    /// Grant or revoke site administration.
-    SetAdmin {
-        name: String,
-        #[arg(action = ArgAction::Set)]
-        admin: bool,
-    },
-}
-
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MembershipArg {
-    Free,
-    Basic,
-    Premium,
-    Vip,
-}
+use crate::store::redact_url;
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -451,7 +388,7 @@ impl Config {
         {
             bail!(
                 "--redis-url must start with redis://, rediss:// or unix:// (got {:?})",
-                redact_url(url)
+                crate::store::redact_url(url)
             );
         }
         if self.redis_namespace.is_empty()
@@ -487,7 +424,7 @@ impl Config {
             }
             Some(url) => bail!(
                 "--database-url must start with sqlite: or postgres:// (got {:?})",
-                redact_url(url)
+                crate::store::redact_url(url)
             ),
             None => Ok(format!(
                 "sqlite://{}",
@@ -540,7 +477,7 @@ impl Config {
 
     /// A configuration for tests: a fresh data dir, a random port, quick timers.
     pub fn for_tests(data_dir: PathBuf) -> Self {
-        let mut config = Cli::parse_from(["parley"]).config;
+        let mut config = Config::parse_from(["parley"]);
         config.bind = "127.0.0.1:0".parse().expect("literal address");
         config.data_dir = data_dir;
         config.database_url = None;
@@ -556,17 +493,6 @@ impl Config {
     }
 }
 
-/// Hides the password in a URL such as `postgres://user:secret@host/db`.
-pub fn redact_url(url: &str) -> String {
-    match Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("REDACTED"));
-            parsed.to_string()
-        }
-        _ => url.to_string(),
-    }
-}
-
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
@@ -574,7 +500,10 @@ impl std::fmt::Debug for Config {
             .field("data_dir", &self.data_dir)
             .field(
                 "database_url",
-                &self.database_url().map(|u| redact_url(&u)).ok(),
+                &self
+                    .database_url()
+                    .map(|u| crate::store::redact_url(&u))
+                    .ok(),
             )
             .field("db_max_connections", &self.db_max_connections)
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
@@ -647,18 +576,17 @@ mod tests {
 
     #[test]
     fn defaults_are_safe() {
-        let config = Cli::parse_from(["parley"]).config;
+        let config = Config::parse_from(["parley"]);
         assert_eq!(
             config.sqlite_synchronous.store_setting(),
             crate::store::SqliteSync::Full,
             "durable unless the operator opts out"
         );
         assert!(config.proxies().is_empty(), "no X-Forwarded-For believed");
-        let behind = Cli::parse_from(["parley", "--trust-proxy-headers", "true"]).config;
+        let behind = Config::parse_from(["parley", "--trust-proxy-headers", "true"]);
         assert_eq!(behind.proxies(), IpNet::loopback().to_vec());
-        let listed =
-            Cli::parse_from(["parley", "--trusted-proxies", "10.0.0.0/8, 192.0.2.1"]).config;
+        let listed = Config::parse_from(["parley", "--trusted-proxies", "10.0.0.0/8, 192.0.2.1"]);
         assert_eq!(listed.proxies().len(), 2);
-        assert!(Cli::try_parse_from(["parley", "--trusted-proxies", "nginx"]).is_err());
+        assert!(Config::try_parse_from(["parley", "--trusted-proxies", "nginx"]).is_err());
     }
 }

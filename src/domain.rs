@@ -1,6 +1,7 @@
 //! Domain types: identifiers, users, rooms, messages and their validation.
 //! Nothing here does I/O; parse constructors are the only way to build
-//! values that came from outside.
+//! values that came from outside. The bottom layer: imports nothing of ours
+//! outside `domain/`.
 
 pub mod ids;
 pub mod message;

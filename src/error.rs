@@ -124,7 +124,7 @@ impl AppError {
             AppError::MethodNotAllowed => "method_not_allowed",
             AppError::Busy { .. } => "busy",
             AppError::Store(StoreError::NotFound) => "not_found",
-            AppError::Store(StoreError::Conflict(code)) => code,
+            AppError::Store(StoreError::Conflict(conflict)) => conflict.code(),
             AppError::Store(StoreError::Unavailable(_)) => "unavailable",
             AppError::Internal(_) => "internal_error",
         }

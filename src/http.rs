@@ -1,5 +1,8 @@
-//! The HTTP router and its layers. Every path also answers without its
-//! trailing slash (trailing slashes are trimmed before routing).
+//! The HTTP layer: the router and its middleware, the API handlers, the
+//! pages, the assets, who is calling, and the WebSocket upgrade (which hands
+//! the socket to `realtime`). Handlers extract, call one service, respond.
+//! Every path also answers without its trailing slash (trailing slashes are
+//! trimmed before routing). May reach every layer below; never `bench/`.
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -15,14 +18,16 @@ use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 pub mod api;
 pub mod assets;
 pub mod extract;
 pub mod health;
+pub mod identity;
 pub mod pages;
 pub mod serve;
+pub mod state;
 pub mod ws;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::cluster::RedisLink;
+use crate::bus::RedisLink;
 use crate::config::Config;
 use crate::domain::ids::UserId;
 use crate::domain::user::username_key;

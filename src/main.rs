@@ -1,5 +1,5 @@
 use clap::Parser;
-use parley::config::Cli;
+use parley::cli::Cli;
 
 // glibc's malloc keeps an arena per thread and holds on to memory freed on
 // another thread; with tens of thousands of sockets that cost several KiB per

@@ -1,11 +1,13 @@
 //! The storage interface. SQLite is the embedded default; PostgreSQL implements
 //! the same trait for multi-node setups. Each back end owns its SQL and maps its
 //! own failures onto [`StoreError`]; nothing above this layer sees `sqlx`.
+//! The store knows no rules, sockets or HTTP: it imports `domain/` only.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use url::Url;
 
 use crate::domain::ids::{MessageId, RoomId, TokenId, UserId};
 use crate::domain::message::{InsertOutcome, Message, NewMessage};
@@ -13,6 +15,8 @@ use crate::domain::room::{Member, Role, Room, RoomKind};
 use crate::domain::user::{Language, Membership, ThemeMode, ThemeStyle, User};
 
 pub mod postgres;
+pub mod room_cache;
+mod rows;
 pub mod sqlite;
 mod thread_priority;
 mod wal_sync;
@@ -20,13 +24,77 @@ mod wal_sync;
 #[cfg(test)]
 mod conformance;
 
+/// Which uniqueness or quota rule a write broke. Its [`Conflict::code`] is
+/// the error code clients see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    /// The user already belongs to the room.
+    AlreadyMember,
+    /// The user is banned from the room.
+    Banned,
+    /// An invite with this code exists (a random code repeated).
+    InviteExists,
+    /// The invite is unknown, expired or used up.
+    InviteInvalid,
+    /// The member is the room's owner, whom this cannot change.
+    MemberIsOwner,
+    /// The acting user is not (or no longer) the room's owner.
+    NotOwner,
+    /// The owner cannot leave while others remain: ownership must move first.
+    OwnerMustTransfer,
+    /// A room with this id exists.
+    RoomExists,
+    /// A session with this token exists (a random token repeated).
+    SessionExists,
+    /// An API token with this hash exists (a random token repeated).
+    TokenExists,
+    /// The user blocks as many users as `--max-blocks-per-user` allows.
+    TooManyBlocks,
+    /// The room has as many live invites as `--max-invites-per-room` allows.
+    TooManyInvites,
+    /// The user created as many rooms this hour as `--max-rooms-per-hour` allows.
+    TooManyRooms,
+    /// The user holds as many API tokens as `--max-tokens-per-user` allows.
+    TooManyTokens,
+    /// The username is taken.
+    UsernameTaken,
+}
+
+impl Conflict {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::AlreadyMember => "already_member",
+            Self::Banned => "banned",
+            Self::InviteExists => "invite_exists",
+            Self::InviteInvalid => "invite_invalid",
+            Self::MemberIsOwner => "member_is_owner",
+            Self::NotOwner => "not_owner",
+            Self::OwnerMustTransfer => "owner_must_transfer",
+            Self::RoomExists => "room_exists",
+            Self::SessionExists => "session_exists",
+            Self::TokenExists => "token_exists",
+            Self::TooManyBlocks => "too_many_blocks",
+            Self::TooManyInvites => "too_many_invites",
+            Self::TooManyRooms => "too_many_rooms",
+            Self::TooManyTokens => "too_many_tokens",
+            Self::UsernameTaken => "username_taken",
+        }
+    }
+}
+
+impl std::fmt::Display for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]
     NotFound,
-    /// A uniqueness rule was broken; the code names which (e.g. `username_taken`).
+    /// A uniqueness or quota rule was broken; the value names which.
     #[error("conflict: {0}")]
-    Conflict(&'static str),
+    Conflict(Conflict),
     #[error("database unavailable: {0}")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -197,7 +265,7 @@ pub trait Store: Send + Sync + 'static {
     async fn close(&self);
 
     // ---- users
-    /// Creates a user. `Conflict("username_taken")` when the name exists in any case.
+    /// Creates a user. `Conflict(Conflict::UsernameTaken)` when the name exists in any case.
     async fn insert_user(&self, user: &NewUser) -> StoreResult<User>;
     async fn get_user(&self, id: UserId) -> StoreResult<Option<User>>;
     /// Case-insensitive lookup.
@@ -263,7 +331,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<String>>;
 
     // ---- API tokens
-    /// Refused with `Conflict("too_many_tokens")` when the user already has
+    /// Refused with `Conflict(Conflict::TooManyTokens)` when the user already has
     /// `max` tokens (counted in the same transaction as the insert).
     async fn insert_api_token(&self, token: &ApiTokenRecord, max: u32) -> StoreResult<()>;
     async fn list_api_tokens(&self, user: UserId) -> StoreResult<Vec<ApiTokenRecord>>;
@@ -279,8 +347,8 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_api_tokens(&self, user: UserId) -> StoreResult<Vec<TokenId>>;
 
     // ---- rooms
-    /// Creates a room with its members. `Conflict("room_exists")` if the id or
-    /// direct pair is taken; `Conflict("too_many_rooms")` over `quota`, counted
+    /// Creates a room with its members. `Conflict(Conflict::RoomExists)` if the id or
+    /// direct pair is taken; `Conflict(Conflict::TooManyRooms)` over `quota`, counted
     /// in the same transaction (so it holds for concurrent requests and nodes).
     async fn insert_room(&self, room: &NewRoom, quota: Option<RoomQuota>) -> StoreResult<Room>;
     /// How many rooms `user` created at or after `since`, and the oldest of
@@ -295,7 +363,7 @@ pub trait Store: Send + Sync + 'static {
     async fn update_room(&self, id: &RoomId, changes: &RoomChanges, at: i64) -> StoreResult<Room>;
     /// Makes `to` the owner and `from` an admin, in one transaction that holds
     /// the room's one-owner rule against concurrent transfers and removals:
-    /// `Conflict("not_owner")` unless `from` still owns the room when it runs,
+    /// `Conflict(Conflict::NotOwner)` unless `from` still owns the room when it runs,
     /// `NotFound` unless `to` is a member then (no such room: `NotFound` too).
     async fn transfer_ownership(
         &self,
@@ -325,7 +393,7 @@ pub trait Store: Send + Sync + 'static {
     async fn list_public_rooms(&self, query: &str, limit: u32) -> StoreResult<Vec<(Room, i64)>>;
 
     // ---- members
-    /// `Conflict("already_member")` if present, `Conflict("banned")` if the
+    /// `Conflict(Conflict::AlreadyMember)` if present, `Conflict(Conflict::Banned)` if the
     /// user is banned from the room (checked in the same transaction as the
     /// insert, so a join racing a ban cannot slip in), `NotFound` if the room
     /// or user does not exist.
@@ -339,7 +407,7 @@ pub trait Store: Send + Sync + 'static {
     async fn get_member(&self, room: &RoomId, user: UserId) -> StoreResult<Option<Member>>;
     async fn list_members(&self, room: &RoomId) -> StoreResult<Vec<(Member, User)>>;
     /// Makes a member an admin or a member. The owner's role changes only by
-    /// transfer: `Conflict("member_is_owner")` for the owner or `role: Owner`.
+    /// transfer: `Conflict(Conflict::MemberIsOwner)` for the owner or `role: Owner`.
     async fn update_member_role(
         &self,
         room: &RoomId,
@@ -356,7 +424,7 @@ pub trait Store: Send + Sync + 'static {
         until: Option<i64>,
     ) -> StoreResult<Member>;
     /// Ends a membership; `NotFound` if not a member. The owner cannot be
-    /// removed while anyone else is a member (`Conflict("owner_must_transfer")`),
+    /// removed while anyone else is a member (`Conflict(Conflict::OwnerMustTransfer)`),
     /// checked in the same transaction, so a removal racing a transfer to its
     /// target cannot leave `owner_id` naming a non-member. The owner leaving
     /// as the last member leaves the room without an owner.
@@ -375,7 +443,7 @@ pub trait Store: Send + Sync + 'static {
     // ---- bans
     /// Bans the user from the room and ends their membership, if any, in one
     /// transaction; returns whether they were a member. Banning again updates
-    /// who, when and why. The owner cannot be banned (`Conflict("member_is_owner")`);
+    /// who, when and why. The owner cannot be banned (`Conflict(Conflict::MemberIsOwner)`);
     /// `NotFound` if the room or user does not exist. A mute is kept.
     async fn insert_ban(&self, ban: &Ban) -> StoreResult<bool>;
     /// The room's bans, most recent first.
@@ -385,7 +453,7 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- blocks
     /// `user` blocks `blocked` (doing it again changes nothing). Refused with
-    /// `Conflict("too_many_blocks")` when `user` already blocks `max` others;
+    /// `Conflict(Conflict::TooManyBlocks)` when `user` already blocks `max` others;
     /// `NotFound` if either user does not exist.
     async fn insert_block(
         &self,
@@ -404,7 +472,7 @@ pub trait Store: Send + Sync + 'static {
     async fn is_blocked_between(&self, a: UserId, b: UserId) -> StoreResult<bool>;
 
     // ---- invites
-    /// Refused with `Conflict("too_many_invites")` when the room already has
+    /// Refused with `Conflict(Conflict::TooManyInvites)` when the room already has
     /// `max_live` usable invites (not revoked, expired or used up at the
     /// invite's `created_at`), counted in the same transaction.
     async fn insert_invite(&self, invite: &Invite, max_live: u32) -> StoreResult<()>;
@@ -412,8 +480,8 @@ pub trait Store: Send + Sync + 'static {
     async fn list_invites(&self, room: &RoomId) -> StoreResult<Vec<Invite>>;
     async fn revoke_invite(&self, room: &RoomId, code: &str) -> StoreResult<()>;
     /// Counts a use of the invite and adds the member, atomically; fails with
-    /// `Conflict("invite_invalid")` if it is unknown, expired, revoked or has
-    /// no uses left, `Conflict("banned")` if the user is banned from the room
+    /// `Conflict(Conflict::InviteInvalid)` if it is unknown, expired, revoked or has
+    /// no uses left, `Conflict(Conflict::Banned)` if the user is banned from the room
     /// (the use is not counted).
     async fn redeem_invite(&self, code: &str, user: UserId, at: i64) -> StoreResult<Member>;
 
@@ -472,17 +540,23 @@ pub async fn connect_with(
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let store = postgres::PostgresStore::connect(url, max_connections)
             .await
-            .with_context(|| {
-                format!(
-                    "could not connect to PostgreSQL at {}",
-                    crate::config::redact_url(url)
-                )
-            })?;
+            .with_context(|| format!("could not connect to PostgreSQL at {}", redact_url(url)))?;
         Ok(Arc::new(store))
     } else {
         anyhow::bail!(
             "unsupported database URL {:?}: use sqlite: or postgres://",
-            crate::config::redact_url(url)
+            redact_url(url)
         )
+    }
+}
+
+/// Hides the password in a URL such as `postgres://user:secret@host/db`.
+pub fn redact_url(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("REDACTED"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
     }
 }

@@ -6,7 +6,9 @@
 import { $, bootData, debounce, toast } from './dom.js';
 import { initI18n, t, tn, errorText } from './i18n.js';
 import { ApiError, get, getAll, post } from './api.js';
-import { Connection, newClientId } from './connection.js';
+import { Connection } from './connection.js';
+import { PendingSends } from './pending.js';
+import { setupDrawers } from './drawers.js';
 import { RoomList } from './rooms.js';
 import { Timeline } from './timeline.js';
 import { Participants } from './participants.js';
@@ -22,7 +24,6 @@ initI18n(boot.catalog, boot.lang);
 const me = boot.me;
 const LAST_ROOM_KEY = 'parley.lastRoom';
 const MEMBERSHIP_EVENTS = new Set(['member_joined', 'member_left', 'member_added', 'member_removed', 'ownership_transferred']);
-const ACK_TIMEOUT_MS = 15000;
 
 const els = {
   app: $('#app'),
@@ -43,7 +44,6 @@ const els = {
 /** What is known about each room: who is online in it and its newest seq. */
 const onlineByRoom = new Map();
 /** Messages sent and not yet acknowledged, in every room: client_id → {room, content, failed, sentAt}. */
-const outbox = new Map();
 const drafts = new Map();
 const notifier = new Notifier(document.title);
 
@@ -189,7 +189,7 @@ function onEstablished(frame) {
   typing.clear();
   if (current) refreshPresence();
   catchUp();
-  resendPending();
+  pending.resendAll();
   scheduleRead();
 }
 
@@ -201,7 +201,7 @@ function catchUp() {
 }
 
 function onChatMessage(roomId, message) {
-  if (message.client_id && message.is_own) outbox.delete(message.client_id);
+  if (message.client_id && message.is_own) pending.acknowledged(message.client_id);
   const isCurrent = roomId === current?.id;
   if (isCurrent) {
     if (current.loading) current.buffer.push(message);
@@ -294,10 +294,9 @@ function onMemberUpdated(frame) {
 }
 
 function onError(frame) {
-  const entry = frame.client_id && outbox.get(frame.client_id);
+  const entry = pending.fail(frame.client_id);
   const text = errorText(frame.code, frame.message);
   if (entry) {
-    entry.failed = true;
     if (entry.room === current?.id) timeline.failPending(frame.client_id, text);
   } else {
     toast(text);
@@ -306,42 +305,26 @@ function onError(frame) {
 
 // ------------------------------------------------------------ sending
 
+const pending = new PendingSends({
+  send: (frame) => conn.send(frame),
+  isOpen: () => conn.isOpen,
+  onTimeout: (clientId, entry) => {
+    if (entry.room === current?.id) timeline.failPending(clientId, '');
+  },
+});
+
+// The server's echo arrives in a later task, so showing a message just after
+// sending it is never too late.
 function send(content) {
   if (!current?.member) return;
-  const clientId = newClientId();
-  outbox.set(clientId, { room: current.id, content, failed: false, sentAt: Date.now() });
+  const clientId = pending.add(current.id, content);
   timeline.addPending(clientId, content);
-  conn.send({ type: 'message', room_id: current.id, content, client_id: clientId });
   drafts.delete(current.id);
 }
 
 function retrySend(clientId) {
-  const entry = outbox.get(clientId);
-  if (!entry) return;
-  entry.failed = false;
-  entry.sentAt = Date.now();
-  timeline.retryPending(clientId);
-  conn.send({ type: 'message', room_id: entry.room, content: entry.content, client_id: clientId });
+  if (pending.retry(clientId)) timeline.retryPending(clientId);
 }
-
-/** After a reconnect: everything not yet acknowledged goes again, under the same client_id. */
-function resendPending() {
-  for (const [clientId, entry] of outbox) {
-    if (entry.failed) continue;
-    entry.sentAt = Date.now();
-    conn.send({ type: 'message', room_id: entry.room, content: entry.content, client_id: clientId });
-  }
-}
-
-setInterval(() => {
-  if (!conn.isOpen) return;
-  for (const [clientId, entry] of outbox) {
-    if (!entry.failed && Date.now() - entry.sentAt > ACK_TIMEOUT_MS) {
-      entry.failed = true;
-      if (entry.room === current?.id) timeline.failPending(clientId, '');
-    }
-  }
-}, 5000);
 
 const scheduleRead = debounce(() => {
   if (!current?.member || current.loading || notifier.hidden || !timeline.seesLatest) return;
@@ -444,8 +427,7 @@ async function openRoom(roomId, { keepUrl = false, fromHistory = false } = {}) {
   current.loading = false;
   for (const message of current.buffer) timeline.add(message);
   current.buffer = [];
-  for (const [clientId, entry] of outbox) {
-    if (entry.room !== roomId) continue;
+  for (const [clientId, entry] of pending.inRoom(roomId)) {
     timeline.addPending(clientId, entry.content, false);
     if (entry.failed) timeline.failPending(clientId, '');
   }
@@ -536,56 +518,7 @@ function stopPreview() {
 
 // ------------------------------------------------------------ layout: drawers, toggles
 
-const narrow = window.matchMedia('(max-width: 1100px)');
-const mobile = window.matchMedia('(max-width: 768px)');
-const roomsButton = $('#open-rooms');
-const participantsButton = $('#toggle-participants');
-
-function openDrawer(which) {
-  els.app.classList.add(`${which}-open`);
-  els.scrim.hidden = false;
-  const panel = which === 'rooms' ? $('#rooms-panel') : $('#participants-panel');
-  (which === 'rooms' ? roomsButton : participantsButton).setAttribute('aria-expanded', 'true');
-  panel.querySelector('button, input, a')?.focus();
-}
-
-function closeDrawers(returnFocus = false) {
-  const wasRooms = els.app.classList.contains('rooms-open');
-  const wasParticipants = els.app.classList.contains('participants-open');
-  els.app.classList.remove('rooms-open', 'participants-open');
-  els.scrim.hidden = true;
-  roomsButton.setAttribute('aria-expanded', 'false');
-  if (narrow.matches) participantsButton.setAttribute('aria-expanded', 'false');
-  if (returnFocus && wasRooms) roomsButton.focus();
-  if (returnFocus && wasParticipants) participantsButton.focus();
-}
-
-roomsButton.addEventListener('click', () => openDrawer('rooms'));
-$('#close-rooms').addEventListener('click', () => closeDrawers(true));
-$('#close-participants').addEventListener('click', () => closeDrawers(true));
-els.scrim.addEventListener('click', () => closeDrawers(true));
-participantsButton.addEventListener('click', () => {
-  if (narrow.matches) {
-    if (els.app.classList.contains('participants-open')) closeDrawers(true);
-    else openDrawer('participants');
-    return;
-  }
-  const hidden = els.app.classList.toggle('participants-hidden');
-  participantsButton.setAttribute('aria-expanded', String(!hidden));
-  localStorage.setItem('parley.participantsHidden', hidden ? '1' : '0');
-});
-if (localStorage.getItem('parley.participantsHidden') === '1' && !narrow.matches) {
-  els.app.classList.add('participants-hidden');
-  participantsButton.setAttribute('aria-expanded', 'false');
-}
-if (narrow.matches) participantsButton.setAttribute('aria-expanded', 'false');
-narrow.addEventListener('change', () => closeDrawers());
-mobile.addEventListener('change', () => closeDrawers());
-document.addEventListener('keydown', (event) => {
-  if (event.key === 'Escape' && (els.app.classList.contains('rooms-open') || els.app.classList.contains('participants-open'))) {
-    closeDrawers(true);
-  }
-});
+const { closeDrawers } = setupDrawers({ app: els.app, scrim: els.scrim });
 
 // ------------------------------------------------------------ buttons
 

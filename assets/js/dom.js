@@ -57,3 +57,17 @@ export function toast(text, ms = 4000) {
   host.append(el);
   setTimeout(() => el.remove(), ms);
 }
+
+/** A function that runs `fn` once in the next animation frame, however often
+ * it is called before then (renders batch many updates into one). */
+export function perFrame(fn) {
+  let scheduled = false;
+  return () => {
+    if (scheduled) return;
+    scheduled = true;
+    requestAnimationFrame(() => {
+      scheduled = false;
+      fn();
+    });
+  };
+}

@@ -1,6 +1,6 @@
 // The right column: the open room's members with presence, names, bio,
 // membership and tags; online members first.
-import { h, clear } from './dom.js';
+import { h, clear, perFrame } from './dom.js';
 import { t } from './i18n.js';
 import { avatarWithDot, realName, shownName, tagPills } from './format.js';
 
@@ -10,7 +10,7 @@ export class Participants {
   constructor({ list, count, onProfile }) {
     Object.assign(this, { listEl: list, countEl: count, onProfile });
     this.people = new Map();
-    this.scheduled = false;
+    this.schedule = perFrame(() => this.render());
   }
 
   set(participants) {
@@ -39,15 +39,6 @@ export class Participants {
     if (!person) return;
     Object.assign(person, fields);
     this.schedule();
-  }
-
-  schedule() {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    requestAnimationFrame(() => {
-      this.scheduled = false;
-      this.render();
-    });
   }
 
   sorted() {

@@ -1,6 +1,6 @@
 // The left column: my rooms, most recently active first, with previews,
 // times and unread badges, filtered by the search box.
-import { h, clear } from './dom.js';
+import { h, clear, perFrame } from './dom.js';
 import { t, formatShort } from './i18n.js';
 import { avatarWithDot, initials, previewText, roomTitle } from './format.js';
 
@@ -9,7 +9,7 @@ export class RoomList {
     Object.assign(this, { listEl: list, emptyEl: empty, searchEl: search, onOpen, isOnline });
     this.rooms = new Map();
     this.active = null;
-    this.scheduled = false;
+    this.schedule = perFrame(() => this.render());
     search.addEventListener('input', () => this.render());
   }
 
@@ -62,15 +62,6 @@ export class RoomList {
     let total = 0;
     for (const room of this.rooms.values()) total += room.unread ?? 0;
     return total;
-  }
-
-  schedule() {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    requestAnimationFrame(() => {
-      this.scheduled = false;
-      this.render();
-    });
   }
 
   sorted() {

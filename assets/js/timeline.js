@@ -3,7 +3,7 @@
 // is looking at, so a room with tens of thousands of loaded messages scrolls
 // as smoothly as one with ten. Messages being sent wait below as pending
 // rows until their own copy (matched by client_id) arrives.
-import { h, clear } from './dom.js';
+import { h, clear, perFrame } from './dom.js';
 import { t, formatDay, formatTime, formatDateTime } from './i18n.js';
 import { avatar, linkify, senderName, systemText } from './format.js';
 
@@ -28,7 +28,7 @@ export class Timeline {
     this.newCount = 0;
     this.loadingOlder = false;
     this.hasMore = false;
-    this.scheduled = false;
+    this.scheduleScrollCheck = perFrame(() => this.onScroll());
     scroller.addEventListener('scroll', () => this.scheduleScrollCheck(), { passive: true });
     jump.addEventListener('click', () => this.jumpToLatest());
   }
@@ -306,15 +306,6 @@ export class Timeline {
 
   scrollToBottom() {
     this.scroller.scrollTop = this.scroller.scrollHeight;
-  }
-
-  scheduleScrollCheck() {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    requestAnimationFrame(() => {
-      this.scheduled = false;
-      this.onScroll();
-    });
   }
 
   onScroll() {

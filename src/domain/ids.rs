@@ -145,6 +145,15 @@ impl fmt::Display for RoomId {
     }
 }
 
+/// What authenticated a connection, so that revoking it can end the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Credential {
+    /// A login session (cookie).
+    Session(SessionKey),
+    /// A personal API token (bearer).
+    Token(TokenId),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

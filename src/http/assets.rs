@@ -14,7 +14,7 @@ use rust_embed::RustEmbed;
 use sha2::{Digest, Sha256};
 
 use crate::error::AppError;
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 #[derive(RustEmbed)]
 #[folder = "static/"]

@@ -7,19 +7,18 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{
     ConnectInfo, FromRequest, FromRequestParts, OptionalFromRequestParts, Request,
 };
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
-use axum_extra::extract::cookie::CookieJar;
 use serde::de::DeserializeOwned;
 
 use crate::domain::net::client_ip;
 use crate::domain::user::User;
 use crate::error::AppError;
+use crate::http::identity::{Caller, Claim, csrf_failed};
+use crate::http::state::AppState;
 use crate::services::accounts::{self, ClientInfo};
-use crate::state::AppState;
 use crate::store::SessionRecord;
 
-pub const SESSION_COOKIE: &str = "sessionid";
 pub const CSRF_COOKIE: &str = "csrftoken";
 pub const CSRF_HEADER: &str = "x-csrftoken";
 
@@ -100,39 +99,22 @@ enum Csrf {
     Missing { expected: String },
 }
 
-fn csrf_failed() -> AppError {
-    AppError::forbidden(
-        "csrf_failed",
-        "CSRF check failed: send the csrftoken cookie's value in the X-CSRFToken header \
-         (or, in a form, the csrfmiddlewaretoken field)",
-    )
-}
-
 /// The user behind a bearer token or session cookie, and whether the CSRF
 /// header settled the request. A wrong header is refused here; a missing one
 /// is left to the caller.
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<(AuthUser, Csrf), AppError> {
-    if let Some(token) = bearer_token(&parts.headers)? {
-        let (_, user) =
-            accounts::token_user(state, token)
-                .await?
-                .ok_or_else(|| AppError::Unauthorized {
-                    code: "invalid_token",
-                    message: "the API token is invalid or revoked".into(),
-                })?;
-        let auth = AuthUser {
-            user,
-            session: None,
-        };
-        return Ok((auth, Csrf::Passed));
-    }
-    let jar = CookieJar::from_headers(&parts.headers);
-    let cookie = jar
-        .get(SESSION_COOKIE)
-        .ok_or_else(AppError::unauthenticated)?;
-    let (session, user) = accounts::session_user(state, cookie.value())
-        .await?
-        .ok_or_else(AppError::unauthenticated)?;
+    let claim = Claim::of(&parts.headers)?.ok_or_else(AppError::unauthenticated)?;
+    let (session, user) = match claim.identify(state).await? {
+        Some(Caller::Token(_, user)) => {
+            let auth = AuthUser {
+                user,
+                session: None,
+            };
+            return Ok((auth, Csrf::Passed));
+        }
+        Some(Caller::Session(session, user)) => (session, user),
+        None => return Err(claim.refused()),
+    };
     let csrf = if parts.method.is_safe() {
         Csrf::Passed
     } else {
@@ -208,25 +190,6 @@ impl OptionalFromRequestParts<AppState> for AuthUser {
             Err(other) => Err(other),
         }
     }
-}
-
-/// The bearer token of an `Authorization` header, if there is one.
-pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(None);
-    };
-    value
-        .to_str()
-        .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(|t| Some(t.trim()))
-        .ok_or_else(|| AppError::Unauthorized {
-            code: "invalid_token",
-            message: "use Authorization: Bearer <token>".into(),
-        })
 }
 
 /// Client IP and user agent. Behind a trusted proxy (`--trusted-proxies`)

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 pub async fn healthz() -> Response {
     Json(json!({ "status": "ok" })).into_response()
@@ -24,7 +24,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             "unreachable"
         }
     };
-    let redis = match state.cluster.redis() {
+    let redis = match state.bus.redis() {
         None => "not_configured",
         Some(link) if link.is_connected() && link.ping().await => "ok",
         Some(_) => "unreachable",
@@ -39,7 +39,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     let body = json!({
         "status": status,
         "checks": { "database": database, "redis": redis },
-        "node": state.cluster.redis().map(|r| r.node().to_string()),
+        "node": state.bus.redis().map(|r| r.node().to_string()),
         "connections": state.hub.connection_count(),
     });
     (code, Json(body)).into_response()

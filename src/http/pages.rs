@@ -4,6 +4,7 @@
 //! JavaScript: a form POST carrying `csrfmiddlewaretoken`, then a 303 redirect.
 
 use askama::Template;
+use axum::Form;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
@@ -13,10 +14,11 @@ use serde_json::value::RawValue;
 use crate::domain::user::{Language, ThemeMode, ThemeStyle, User};
 use crate::error::{AppError, Result};
 use crate::http::assets::PAGE_CSP;
-use crate::http::extract::{CSRF_COOKIE, SESSION_COOKIE};
+use crate::http::extract::CSRF_COOKIE;
+use crate::http::identity::{Caller, Claim, csrf_failed};
+use crate::http::state::AppState;
 use crate::i18n::{self, Catalog};
 use crate::services::accounts;
-use crate::state::AppState;
 use crate::store::SessionRecord;
 
 mod auth;
@@ -148,10 +150,13 @@ fn html(template: &impl Template, status: StatusCode) -> Response {
 
 /// The logged-in user of a page request, from the session cookie.
 async fn session_of(state: &AppState, jar: &CookieJar) -> Result<Option<(SessionRecord, User)>> {
-    match jar.get(SESSION_COOKIE) {
-        Some(cookie) => accounts::session_user(state, cookie.value()).await,
-        None => Ok(None),
-    }
+    let Some(claim) = Claim::session(jar) else {
+        return Ok(None);
+    };
+    Ok(match claim.identify(state).await? {
+        Some(Caller::Session(session, user)) => Some((session, user)),
+        _ => None,
+    })
 }
 
 /// Where to send a visitor who must log in first, coming back here afterwards.
@@ -221,17 +226,24 @@ fn csrf_matches(sent: &str, expected: &str) -> bool {
     !expected.is_empty() && accounts::constant_time_eq(sent, expected)
 }
 
+/// A page form that carries only its CSRF token (`csrfmiddlewaretoken`).
 #[derive(Deserialize)]
 pub struct CsrfForm {
     #[serde(default, rename = "csrfmiddlewaretoken")]
     csrf: String,
 }
 
-fn csrf_error() -> AppError {
-    AppError::forbidden(
-        "csrf_failed",
-        "the form expired; reload the page and try again",
-    )
+/// What a page's form submission brings: its fields, or why they could not be read.
+type Submitted = std::result::Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>;
+
+/// The one CSRF check of a logged-in page's form: its token must be the session's.
+fn form_csrf(form: Submitted, session: &SessionRecord) -> Result<()> {
+    let sent = form.map(|Form(f)| f.csrf).unwrap_or_default();
+    if csrf_matches(&sent, &session.csrf_token) {
+        Ok(())
+    } else {
+        Err(csrf_failed())
+    }
 }
 
 fn default_theme() -> (ThemeMode, ThemeStyle) {

@@ -6,18 +6,19 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
-use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 use url::Url;
 
+use crate::bus::hub::{Scope, close};
+use crate::domain::ids::Credential;
 use crate::domain::user::User;
 use crate::error::{AppError, Result};
 use crate::http::api::rooms::room_id;
-use crate::http::extract::{ApiQuery, SESSION_COOKIE, bearer_token};
-use crate::realtime::hub::{Credential, Scope, close};
+use crate::http::extract::ApiQuery;
+use crate::http::identity::{Caller, Claim};
+use crate::http::state::AppState;
 use crate::realtime::session::{self, Opening, SessionStart, Tickets};
 use crate::services::{accounts, rooms};
-use crate::state::AppState;
 
 /// Largest frame or message a client may send.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -121,7 +122,10 @@ fn upgrade_to(
         }));
     };
     start.tickets = Some(Tickets { permit, user_slot });
-    let opening = Box::new(Opening { state, start });
+    let opening = Box::new(Opening {
+        ctx: state.services,
+        start,
+    });
     Ok(upgrade
         .on_upgrade(move |socket| tasks.track_future(session::run(Box::new(socket), opening))))
 }
@@ -151,45 +155,39 @@ struct Login {
 /// cookies on cross-site WebSocket requests too, so the Origin must be checked,
 /// and must be there).
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(User, Login)> {
-    if let Some(token) = bearer_token(headers)? {
-        let (id, user) =
-            accounts::token_user(state, token)
-                .await?
-                .ok_or_else(|| AppError::Unauthorized {
-                    code: "invalid_token",
-                    message: "the API token is invalid or revoked".into(),
-                })?;
-        let login = Login {
-            credential: Credential::Token(id),
-            expires_at: i64::MAX,
-        };
-        return Ok((user, login));
+    let claim = Claim::of(headers)?.ok_or_else(AppError::unauthenticated)?;
+    if let Claim::Session(_) = claim {
+        // Browsers always send Origin on a WebSocket upgrade; a cookie request
+        // without one is not a page we served, so it is refused like a foreign one.
+        // Non-browser clients authenticate with a bearer token instead.
+        let origin = headers
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+            .unwrap_or_default();
+        if !origin_allowed(state, headers, origin) {
+            return Err(AppError::forbidden(
+                "origin_not_allowed",
+                "cookie-authenticated WebSockets need an Origin header naming an allowed origin",
+            ));
+        }
     }
-    let jar = CookieJar::from_headers(headers);
-    let cookie = jar
-        .get(SESSION_COOKIE)
-        .ok_or_else(AppError::unauthenticated)?;
-    // Browsers always send Origin on a WebSocket upgrade; a cookie request
-    // without one is not a page we served, so it is refused like a foreign one.
-    // Non-browser clients authenticate with a bearer token instead.
-    let origin = headers
-        .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-        .unwrap_or_default();
-    if !origin_allowed(state, headers, origin) {
-        return Err(AppError::forbidden(
-            "origin_not_allowed",
-            "cookie-authenticated WebSockets need an Origin header naming an allowed origin",
-        ));
+    match (claim.identify(state).await?, &claim) {
+        (Some(Caller::Token(id, user)), _) => Ok((
+            user,
+            Login {
+                credential: Credential::Token(id),
+                expires_at: i64::MAX,
+            },
+        )),
+        (Some(Caller::Session(session, user)), Claim::Session(cookie)) => Ok((
+            user,
+            Login {
+                credential: Credential::Session(accounts::session_key(cookie)),
+                expires_at: session.expires_at,
+            },
+        )),
+        _ => Err(claim.refused()),
     }
-    let (session, user) = accounts::session_user(state, cookie.value())
-        .await?
-        .ok_or_else(AppError::unauthenticated)?;
-    let login = Login {
-        credential: Credential::Session(accounts::session_key(cookie.value())),
-        expires_at: session.expires_at,
-    };
-    Ok((user, login))
 }
 
 /// Allowed: the public URL's origin, the origin the request was addressed to

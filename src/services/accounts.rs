@@ -9,13 +9,14 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
+use crate::domain::ids::Credential;
 use crate::domain::ids::{SessionKey, TokenId, UserId};
 use crate::domain::text;
 use crate::domain::time::now_ms;
 use crate::domain::user::{self, User};
 use crate::error::{AppError, Result};
-use crate::realtime::hub::Credential;
-use crate::state::AppState;
+use crate::services::Services;
+use crate::store::Conflict;
 use crate::store::{ApiTokenRecord, NewUser, SessionRecord, StoreError};
 
 /// Prefix of personal API tokens, so they are recognisable in logs and secret scanners.
@@ -97,14 +98,14 @@ pub struct Registration {
 }
 
 /// Creates an account (and joins the default room). Does not log in.
-pub async fn create_account(state: &AppState, input: Registration, is_admin: bool) -> Result<User> {
+pub async fn create_account(ctx: &Services, input: Registration, is_admin: bool) -> Result<User> {
     let username = user::parse_username(input.username.trim())?;
     user::check_password(&input.password, &username)?;
     let display_name = match input.display_name {
         Some(name) => text::single_line(&name, "display_name", user::NAME_MAX)?,
         None => String::new(),
     };
-    if state.store.get_user_by_username(&username).await?.is_some() {
+    if ctx.store.get_user_by_username(&username).await?.is_some() {
         return Err(AppError::conflict(
             "username_taken",
             "that username is taken",
@@ -119,39 +120,39 @@ pub async fn create_account(state: &AppState, input: Registration, is_admin: boo
         is_admin,
         created_at: now_ms(),
     };
-    let user = state.store.insert_user(&new).await.map_err(|e| match e {
+    let user = ctx.store.insert_user(&new).await.map_err(|e| match e {
         StoreError::Conflict(_) => AppError::conflict("username_taken", "that username is taken"),
         other => other.into(),
     })?;
-    crate::services::rooms::join_default_room(state, &user).await?;
+    crate::services::rooms::join_default_room(ctx, &user).await?;
     Ok(user)
 }
 
 /// `POST /tools/api/auth/register/`: creates the account and logs it in.
 pub async fn register(
-    state: &AppState,
+    ctx: &Services,
     input: Registration,
     client: &ClientInfo,
 ) -> Result<(User, NewSession)> {
-    if !state.config.registration_open {
+    if !ctx.config.registration_open {
         return Err(AppError::forbidden(
             "registration_closed",
             "registration is closed on this server",
         ));
     }
-    let user = create_account(state, input, false).await?;
-    let session = start_session(state, user.id, client).await?;
+    let user = create_account(ctx, input, false).await?;
+    let session = start_session(ctx, user.id, client).await?;
     Ok((user, session))
 }
 
 /// `POST /tools/api/auth/login/`, throttled per username and per IP.
 pub async fn login(
-    state: &AppState,
+    ctx: &Services,
     username: &str,
     password: String,
     client: &ClientInfo,
 ) -> Result<(User, NewSession)> {
-    let limits = &state.limits;
+    let limits = &ctx.limits;
     if let Err(wait) = limits.check_login(username, client.ip).await {
         return Err(AppError::RateLimited {
             code: "too_many_attempts",
@@ -159,10 +160,10 @@ pub async fn login(
             retry_after: wait,
         });
     }
-    let credentials = state.store.get_credentials(username.trim()).await?;
+    let credentials = ctx.store.get_credentials(username.trim()).await?;
     let (user_id, hash, known) = match credentials {
         Some((id, hash)) => (Some(id), hash, true),
-        None => (None, state.dummy_password_hash.to_string(), false),
+        None => (None, ctx.dummy_password_hash.to_string(), false),
     };
     let valid = verify_password(password, hash).await? && known;
     let Some(user_id) = user_id.filter(|_| valid) else {
@@ -173,24 +174,24 @@ pub async fn login(
         });
     };
     limits.login_succeeded(username).await;
-    let user = state
+    let user = ctx
         .store
         .get_user(user_id)
         .await?
         .ok_or_else(AppError::user_not_found)?;
-    let session = start_session(state, user.id, client).await?;
+    let session = start_session(ctx, user.id, client).await?;
     Ok((user, session))
 }
 
 pub async fn start_session(
-    state: &AppState,
+    ctx: &Services,
     user: UserId,
     client: &ClientInfo,
 ) -> Result<NewSession> {
     let token = random_token();
     let csrf_token = random_token();
     let now = now_ms();
-    let expires_at = now + ttl_ms(state);
+    let expires_at = now + ttl_ms(ctx);
     let record = SessionRecord {
         token_hash: hash_token(&token),
         user_id: user,
@@ -201,15 +202,15 @@ pub async fn start_session(
         user_agent: client.user_agent.chars().take(300).collect(),
         ip: client.ip.to_string(),
     };
-    state.store.insert_session(&record).await?;
+    ctx.store.insert_session(&record).await?;
     // Past the quota the least recently used sessions end, rather than the
     // user being locked out of a new login.
-    let ended = state
+    let ended = ctx
         .store
-        .delete_excess_sessions(user, state.config.max_sessions_per_user, now)
+        .delete_excess_sessions(user, ctx.config.max_sessions_per_user, now)
         .await?;
     if !ended.is_empty() {
-        state.cluster.sessions_revoked(ended);
+        ctx.bus.sessions_revoked(ended);
     }
     Ok(NewSession {
         token,
@@ -218,21 +219,20 @@ pub async fn start_session(
     })
 }
 
-fn ttl_ms(state: &AppState) -> i64 {
-    i64::try_from(state.config.session_ttl.as_millis()).unwrap_or(i64::MAX / 2)
+fn ttl_ms(ctx: &Services) -> i64 {
+    i64::try_from(ctx.config.session_ttl.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
 /// The session a cookie names, if valid; slides its expiry on use.
-pub async fn session_user(state: &AppState, token: &str) -> Result<Option<(SessionRecord, User)>> {
+pub async fn session_user(ctx: &Services, token: &str) -> Result<Option<(SessionRecord, User)>> {
     let now = now_ms();
-    let Some((mut session, user)) = state.store.get_session(&hash_token(token), now).await? else {
+    let Some((mut session, user)) = ctx.store.get_session(&hash_token(token), now).await? else {
         return Ok(None);
     };
     if now - session.last_used_at > SESSION_TOUCH_MS {
         session.last_used_at = now;
-        session.expires_at = now + ttl_ms(state);
-        state
-            .store
+        session.expires_at = now + ttl_ms(ctx);
+        ctx.store
             .touch_session(&session.token_hash, now, session.expires_at)
             .await?;
     }
@@ -240,20 +240,20 @@ pub async fn session_user(state: &AppState, token: &str) -> Result<Option<(Sessi
 }
 
 /// The id of a bearer token and the user it belongs to, if it is valid.
-pub async fn token_user(state: &AppState, token: &str) -> Result<Option<(TokenId, User)>> {
+pub async fn token_user(ctx: &Services, token: &str) -> Result<Option<(TokenId, User)>> {
     if !token.starts_with(TOKEN_PREFIX) {
         return Ok(None);
     }
-    Ok(state
+    Ok(ctx
         .store
         .get_api_token_user(&hash_token(token), now_ms())
         .await?)
 }
 
 /// Ends the session, and the WebSockets it opened on every node.
-pub async fn logout(state: &AppState, token_hash: &str) -> Result<()> {
-    state.store.delete_session(token_hash).await?;
-    state.cluster.sessions_revoked(vec![token_hash.to_string()]);
+pub async fn logout(ctx: &Services, token_hash: &str) -> Result<()> {
+    ctx.store.delete_session(token_hash).await?;
+    ctx.bus.sessions_revoked(vec![token_hash.to_string()]);
     Ok(())
 }
 
@@ -277,13 +277,13 @@ pub struct PasswordChanged {
 /// holds a stolen session cannot guess the password faster than at the login
 /// form, and once throttled even the right one waits for the window to end.
 pub async fn change_password(
-    state: &AppState,
+    ctx: &Services,
     user: &User,
     client: &ClientInfo,
     change: PasswordChange,
     keep_session: Option<&str>,
 ) -> Result<PasswordChanged> {
-    let limits = &state.limits;
+    let limits = &ctx.limits;
     if let Err(wait) = limits.check_login(&user.username, client.ip).await {
         return Err(AppError::RateLimited {
             code: "too_many_attempts",
@@ -292,7 +292,7 @@ pub async fn change_password(
         });
     }
     user::check_password(&change.new, &user.username)?;
-    let hash = state
+    let hash = ctx
         .store
         .get_password_hash(user.id)
         .await?
@@ -306,12 +306,12 @@ pub async fn change_password(
     }
     limits.login_succeeded(&user.username).await;
     let new_hash = hash_password(change.new).await?;
-    state.store.update_password(user.id, &new_hash).await?;
-    let sessions_revoked = logout_other_sessions(state, user, keep_session).await?;
+    ctx.store.update_password(user.id, &new_hash).await?;
+    let sessions_revoked = logout_other_sessions(ctx, user, keep_session).await?;
     let tokens_revoked = if change.revoke_tokens {
-        let revoked = state.store.delete_api_tokens(user.id).await?;
+        let revoked = ctx.store.delete_api_tokens(user.id).await?;
         for token in &revoked {
-            state.cluster.token_revoked(*token);
+            ctx.bus.token_revoked(*token);
         }
         revoked.len() as u64
     } else {
@@ -323,27 +323,23 @@ pub async fn change_password(
     })
 }
 
-pub async fn list_sessions(state: &AppState, user: &User) -> Result<Vec<SessionRecord>> {
-    Ok(state.store.list_sessions(user.id, now_ms()).await?)
+pub async fn list_sessions(ctx: &Services, user: &User) -> Result<Vec<SessionRecord>> {
+    Ok(ctx.store.list_sessions(user.id, now_ms()).await?)
 }
 
 /// Revokes every session of the user but `keep` (and their WebSockets);
 /// returns how many went.
-pub async fn logout_other_sessions(
-    state: &AppState,
-    user: &User,
-    keep: Option<&str>,
-) -> Result<u64> {
-    let revoked = state.store.delete_other_sessions(user.id, keep).await?;
+pub async fn logout_other_sessions(ctx: &Services, user: &User, keep: Option<&str>) -> Result<u64> {
+    let revoked = ctx.store.delete_other_sessions(user.id, keep).await?;
     let count = revoked.len() as u64;
-    state.cluster.sessions_revoked(revoked);
+    ctx.bus.sessions_revoked(revoked);
     Ok(count)
 }
 
 /// Connected sessions that expire before this (Unix ms) are due to be
 /// extended: by the rule HTTP use follows, at most once per `SESSION_TOUCH_MS`.
-pub fn refresh_sessions_expiring_before(state: &AppState, now: i64) -> i64 {
-    now + ttl_ms(state) - SESSION_TOUCH_MS
+pub fn refresh_sessions_expiring_before(ctx: &Services, now: i64) -> i64 {
+    now + ttl_ms(ctx) - SESSION_TOUCH_MS
 }
 
 /// A WebSocket open on a session is a use of it: extends these sessions in
@@ -352,24 +348,24 @@ pub fn refresh_sessions_expiring_before(state: &AppState, now: i64) -> i64 {
 /// expired without this node hearing of it (the bus was down): its
 /// connections here close. Errors leave a session as it was, to retry at the
 /// next heartbeat.
-pub async fn refresh_connected_sessions(state: &AppState, keys: Vec<SessionKey>) {
+pub async fn refresh_connected_sessions(ctx: &Services, keys: Vec<SessionKey>) {
     for key in keys {
-        if state.shutdown.is_cancelled() {
+        if ctx.shutdown.is_cancelled() {
             return;
         }
         let hash = key.to_hex();
         let now = now_ms();
-        match state.store.get_session(&hash, now).await {
+        match ctx.store.get_session(&hash, now).await {
             Ok(Some(_)) => {
-                let expires_at = now + ttl_ms(state);
-                match state.store.touch_session(&hash, now, expires_at).await {
-                    Ok(()) => state.hub.extend_session(key, expires_at),
+                let expires_at = now + ttl_ms(ctx);
+                match ctx.store.touch_session(&hash, now, expires_at).await {
+                    Ok(()) => ctx.hub.extend_session(key, expires_at),
                     Err(err) => {
                         tracing::debug!(error = %err, "could not extend a connected session")
                     }
                 }
             }
-            Ok(None) => state.hub.end_credential(Credential::Session(key)),
+            Ok(None) => ctx.hub.end_credential(Credential::Session(key)),
             Err(err) => tracing::debug!(error = %err, "could not check a connected session"),
         }
     }
@@ -378,17 +374,17 @@ pub async fn refresh_connected_sessions(state: &AppState, keys: Vec<SessionKey>)
 /// Whether the session or token that authenticated a connection of `user`
 /// still works, for a connection that may have missed its revocation.
 pub async fn credential_valid(
-    state: &AppState,
+    ctx: &Services,
     user: UserId,
     credential: Credential,
 ) -> Result<bool> {
     match credential {
-        Credential::Session(key) => Ok(state
+        Credential::Session(key) => Ok(ctx
             .store
             .get_session(&key.to_hex(), now_ms())
             .await?
             .is_some()),
-        Credential::Token(id) => Ok(state
+        Credential::Token(id) => Ok(ctx
             .store
             .list_api_tokens(user)
             .await?
@@ -399,7 +395,7 @@ pub async fn credential_valid(
 
 /// Creates a personal API token; the token itself is returned only now.
 pub async fn create_api_token(
-    state: &AppState,
+    ctx: &Services,
     user: &User,
     name: &str,
 ) -> Result<(ApiTokenRecord, String)> {
@@ -419,13 +415,12 @@ pub async fn create_api_token(
         created_at: now_ms(),
         last_used_at: None,
     };
-    let max = state.config.max_tokens_per_user;
-    state
-        .store
+    let max = ctx.config.max_tokens_per_user;
+    ctx.store
         .insert_api_token(&record, max)
         .await
         .map_err(|e| match e {
-            StoreError::Conflict("too_many_tokens") => AppError::conflict(
+            StoreError::Conflict(Conflict::TooManyTokens) => AppError::conflict(
                 "too_many_tokens",
                 format!("you already have {max} API tokens: delete one first"),
             ),
@@ -434,21 +429,20 @@ pub async fn create_api_token(
     Ok((record, token))
 }
 
-pub async fn list_api_tokens(state: &AppState, user: &User) -> Result<Vec<ApiTokenRecord>> {
-    Ok(state.store.list_api_tokens(user.id).await?)
+pub async fn list_api_tokens(ctx: &Services, user: &User) -> Result<Vec<ApiTokenRecord>> {
+    Ok(ctx.store.list_api_tokens(user.id).await?)
 }
 
 /// Deletes the token, closing the WebSockets it opened on every node.
-pub async fn delete_api_token(state: &AppState, user: &User, id: TokenId) -> Result<()> {
-    state
-        .store
+pub async fn delete_api_token(ctx: &Services, user: &User, id: TokenId) -> Result<()> {
+    ctx.store
         .delete_api_token(user.id, id)
         .await
         .map_err(|e| match e {
             StoreError::NotFound => AppError::not_found("token_not_found", "no such token"),
             other => other.into(),
         })?;
-    state.cluster.token_revoked(id);
+    ctx.bus.token_revoked(id);
     Ok(())
 }
 

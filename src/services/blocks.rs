@@ -7,44 +7,43 @@ use crate::domain::room;
 use crate::domain::time::now_ms;
 use crate::domain::user::User;
 use crate::error::{AppError, Result};
-use crate::state::AppState;
+use crate::services::Services;
+use crate::store::Conflict;
 use crate::store::StoreError;
 
 /// `user` blocks `target` (idempotent); returns the blocked user.
-pub async fn block(state: &AppState, user: &User, target: UserId) -> Result<User> {
+pub async fn block(ctx: &Services, user: &User, target: UserId) -> Result<User> {
     if target == user.id {
         return Err(AppError::bad_request(
             "invalid_user",
             "you cannot block yourself",
         ));
     }
-    let blocked = state
+    let blocked = ctx
         .store
         .get_user(target)
         .await?
         .ok_or_else(AppError::user_not_found)?;
-    state
-        .store
-        .insert_block(user.id, target, now_ms(), state.config.max_blocks_per_user)
+    ctx.store
+        .insert_block(user.id, target, now_ms(), ctx.config.max_blocks_per_user)
         .await
         .map_err(|e| match e {
-            StoreError::Conflict("too_many_blocks") => AppError::conflict(
+            StoreError::Conflict(Conflict::TooManyBlocks) => AppError::conflict(
                 "too_many_blocks",
                 format!(
                     "you already block {} users: unblock someone first",
-                    state.config.max_blocks_per_user
+                    ctx.config.max_blocks_per_user
                 ),
             ),
             StoreError::NotFound => AppError::user_not_found(),
             other => other.into(),
         })?;
-    direct_room_changed(state, user.id, target).await?;
+    direct_room_changed(ctx, user.id, target).await?;
     Ok(blocked)
 }
 
-pub async fn unblock(state: &AppState, user: &User, target: UserId) -> Result<()> {
-    state
-        .store
+pub async fn unblock(ctx: &Services, user: &User, target: UserId) -> Result<()> {
+    ctx.store
         .delete_block(user.id, target)
         .await
         .map_err(|e| match e {
@@ -53,19 +52,19 @@ pub async fn unblock(state: &AppState, user: &User, target: UserId) -> Result<()
             }
             other => other.into(),
         })?;
-    direct_room_changed(state, user.id, target).await
+    direct_room_changed(ctx, user.id, target).await
 }
 
 /// The users `user` blocks, most recent first, with when.
-pub async fn list(state: &AppState, user: &User) -> Result<Vec<(User, i64)>> {
-    Ok(state.store.list_blocks(user.id).await?)
+pub async fn list(ctx: &Services, user: &User) -> Result<Vec<(User, i64)>> {
+    Ok(ctx.store.list_blocks(user.id).await?)
 }
 
 /// Whether their direct room takes posts is cached with the room's access
 /// rules (the per-message check makes no query): drop it on every node.
-async fn direct_room_changed(state: &AppState, a: UserId, b: UserId) -> Result<()> {
-    if let Some(direct) = state.store.get_direct_room(&room::direct_key(a, b)).await? {
-        state.cluster.room_changed(&direct.id);
+async fn direct_room_changed(ctx: &Services, a: UserId, b: UserId) -> Result<()> {
+    if let Some(direct) = ctx.store.get_direct_room(&room::direct_key(a, b)).await? {
+        ctx.bus.room_changed(&direct.id);
     }
     Ok(())
 }

@@ -8,10 +8,10 @@ use crate::domain::message::{self, InsertOutcome, MessageType, NewMessage, Sende
 use crate::domain::text;
 use crate::domain::time::now_ms;
 use crate::error::{AppError, Result};
-use crate::realtime::protocol::ServerEvent;
+use crate::events::ServerEvent;
+use crate::services::Services;
 use crate::services::rooms;
 use crate::services::tail_cache::Lookup;
-use crate::state::AppState;
 use crate::store::{MessagePage, Page};
 
 pub const PAGE_DEFAULT: u32 = 50;
@@ -20,30 +20,29 @@ pub const PAGE_MAX: u32 = 200;
 /// Stores a text message from `sender` and delivers it once committed. A repeated
 /// `client_id` returns the original message instead of storing a second one.
 pub async fn post(
-    state: &AppState,
+    ctx: &Services,
     sender: &Arc<Sender>,
     room: &RoomId,
     content: &str,
     client_id: Option<&str>,
 ) -> Result<InsertOutcome> {
-    if let Err(wait) = state.limits.check_message(sender.id).await {
+    if let Err(wait) = ctx.limits.check_message(sender.id).await {
         return Err(AppError::RateLimited {
             code: "rate_limited",
             message: "you are sending messages too fast".into(),
             retry_after: wait,
         });
     }
-    let content = text::message_content(content, state.config.max_message_chars)?;
+    let content = text::message_content(content, ctx.config.max_message_chars)?;
     let client_id = client_id.map(message::parse_client_id).transpose()?;
     let now = now_ms();
-    rooms::access(state, room, sender.id)
+    rooms::access(ctx, room, sender.id)
         .await?
         .require_post(now)?;
-    if state.typing.stop(room, sender.id) {
-        announce_typing(state, room, sender.id, &sender.username, false);
+    if ctx.typing.stop(room, sender.id) {
+        announce_typing(ctx, room, sender.id, &sender.username, false);
     }
-    state
-        .writer
+    ctx.writer
         .write(NewMessage {
             id: MessageId::new(),
             room_id: room.clone(),
@@ -55,6 +54,19 @@ pub async fn post(
             created_at: now,
         })
         .await
+}
+
+/// Where a resume of `room` by `user` starts: after `since_seq`, but never
+/// past the room's end (a stale client must not skip future messages).
+pub async fn resume_point(
+    ctx: &Services,
+    room: &RoomId,
+    user: UserId,
+    since_seq: i64,
+) -> Result<i64> {
+    rooms::access(ctx, room, user).await?;
+    let last = rooms::last_seq(ctx, room).await?;
+    Ok(since_seq.clamp(0, last))
 }
 
 /// Parses `before`/`after`/`limit` into a page request.
@@ -88,36 +100,35 @@ pub fn page(before: Option<i64>, after: Option<i64>, limit: Option<u32>) -> Resu
 /// A page of history as `viewer` may see it, with the read positions that
 /// decide `is_read`: (my read seq, highest read seq of anyone else).
 pub async fn history(
-    state: &AppState,
+    ctx: &Services,
     viewer: UserId,
     room: &RoomId,
     page: Page,
 ) -> Result<(MessagePage, i64, i64)> {
-    rooms::access(state, room, viewer).await?;
-    let messages = read_page(state, room, page).await?;
-    let (mine, others) = state.store.read_positions(room, viewer).await?;
+    rooms::access(ctx, room, viewer).await?;
+    let messages = read_page(ctx, room, page).await?;
+    let (mine, others) = ctx.store.read_positions(room, viewer).await?;
     Ok((messages, mine, others))
 }
 
 /// A page from the room's recent tail in memory when it holds the whole page,
 /// else from the store (and the answer may then seed the tail).
-async fn read_page(state: &AppState, room: &RoomId, page: Page) -> Result<MessagePage> {
-    let ticket = match state.tail.lookup(room, page) {
+async fn read_page(ctx: &Services, room: &RoomId, page: Page) -> Result<MessagePage> {
+    let ticket = match ctx.tail.lookup(room, page) {
         Lookup::Hit(found) => return Ok(found),
         Lookup::Senders { missing, ticket } => {
-            let users = state.store.list_users(&missing).await?;
-            state
-                .tail
+            let users = ctx.store.list_users(&missing).await?;
+            ctx.tail
                 .learn_senders(users.iter().map(rooms::sender_of), ticket);
-            if let Lookup::Hit(found) = state.tail.lookup(room, page) {
+            if let Lookup::Hit(found) = ctx.tail.lookup(room, page) {
                 return Ok(found);
             }
-            state.tail.ticket(room)
+            ctx.tail.ticket(room)
         }
         Lookup::Miss(ticket) => ticket,
     };
-    let found = state.store.list_messages(room, page).await?;
-    state.tail.offer(room, page, &found, ticket);
+    let found = ctx.store.list_messages(room, page).await?;
+    ctx.tail.offer(room, page, &found, ticket);
     Ok(found)
 }
 
@@ -129,12 +140,12 @@ pub enum ReadUpTo {
 
 /// Records that `user` read the room up to a seq and tells the room, if it moved.
 pub async fn mark_read(
-    state: &AppState,
+    ctx: &Services,
     user: UserId,
     room: &RoomId,
     target: ReadUpTo,
 ) -> Result<()> {
-    rooms::access(state, room, user).await?.require_member()?;
+    rooms::access(ctx, room, user).await?.require_member()?;
     let (seq, ids) = match target {
         ReadUpTo::Seq(seq) if seq < 0 => {
             return Err(AppError::bad_request(
@@ -154,7 +165,7 @@ pub async fn mark_read(
                 .iter()
                 .map(|id| MessageId::parse(id))
                 .collect::<Result<_, _>>()?;
-            let Some(seq) = state.store.max_seq_of(room, &ids).await? else {
+            let Some(seq) = ctx.store.max_seq_of(room, &ids).await? else {
                 return Err(AppError::not_found(
                     "message_not_found",
                     "none of these messages are in this room",
@@ -163,7 +174,7 @@ pub async fn mark_read(
             (seq, Some(raw))
         }
     };
-    if let Some(up_to) = state.store.update_last_read(room, user, seq).await? {
+    if let Some(up_to) = ctx.store.update_last_read(room, user, seq).await? {
         let frame = ServerEvent::ReadStatusUpdate {
             room_id: room,
             user_id: user,
@@ -171,35 +182,35 @@ pub async fn mark_read(
             message_ids: ids.as_deref(),
         }
         .encode();
-        state.cluster.to_room_ephemeral(room, frame, None);
+        ctx.bus.to_room_ephemeral(room, frame, None);
     }
     Ok(())
 }
 
 /// Typing starts or stops; the others in the room are told of the change.
 pub async fn typing(
-    state: &AppState,
+    ctx: &Services,
     user: UserId,
     username: &str,
     room: &RoomId,
     is_typing: bool,
 ) -> Result<()> {
-    rooms::access(state, room, user)
+    rooms::access(ctx, room, user)
         .await?
         .require_post(now_ms())?;
     // At most one change per user per room per second reaches the room; the
-    // rest is coalesced (see `realtime::typing`).
-    if let Some(now_typing) = state
+    // rest is coalesced (see `services::typing`).
+    if let Some(now_typing) = ctx
         .typing
         .set(room, user, username, is_typing, Instant::now())
     {
-        announce_typing(state, room, user, username, now_typing);
+        announce_typing(ctx, room, user, username, now_typing);
     }
     Ok(())
 }
 
 pub fn announce_typing(
-    state: &AppState,
+    ctx: &Services,
     room: &RoomId,
     user: UserId,
     username: &str,
@@ -212,15 +223,15 @@ pub fn announce_typing(
         is_typing,
     }
     .encode();
-    state.cluster.to_room_ephemeral(room, frame, Some(user));
+    ctx.bus.to_room_ephemeral(room, frame, Some(user));
 }
 
 /// Ends typing states nobody refreshed within 6 s, and tells the changes
 /// held back by the coalescing interval (run every second).
-pub fn expire_typing(state: &AppState) {
-    for change in state.typing.due(Instant::now()) {
+pub fn expire_typing(ctx: &Services) {
+    for change in ctx.typing.due(Instant::now()) {
         announce_typing(
-            state,
+            ctx,
             &change.room,
             change.user,
             &change.username,

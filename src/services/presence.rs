@@ -1,17 +1,17 @@
 //! Telling rooms who arrived and left. A user is online while any node has a
 //! connection of theirs; several tabs (or nodes) are one presence.
 
-use crate::cluster::RedisLink;
+use crate::bus::RedisLink;
 use crate::domain::ids::{RoomId, UserId};
 use crate::domain::time::now_ms;
-use crate::realtime::protocol::ServerEvent;
+use crate::events::ServerEvent;
+use crate::services::Services;
 use crate::services::profiles;
-use crate::state::AppState;
 use crate::views::ProfileView;
 
 /// Sends `user_joined` (or `user_left`) to each room, on every node.
 pub fn announce(
-    state: &AppState,
+    ctx: &Services,
     rooms: &[RoomId],
     user_id: UserId,
     username: &str,
@@ -37,18 +37,18 @@ pub fn announce(
             }
             .encode()
         };
-        state.cluster.to_room_ephemeral(room, frame, Some(user_id));
+        ctx.bus.to_room_ephemeral(room, frame, Some(user_id));
     }
 }
 
 /// A node that stopped beating took its users' connections with it: announce
 /// those who are now offline everywhere as gone from their rooms.
-pub async fn reap_dead_nodes(state: &AppState, redis: &RedisLink) {
+pub async fn reap_dead_nodes(ctx: &Services, redis: &RedisLink) {
     while let Some((node, users)) = redis.claim_dead_node().await {
         tracing::warn!(%node, users = users.len(), "a node stopped without a word; its users are offline");
-        let still_online = state.cluster.online(&users).await;
+        let still_online = ctx.bus.online(&users).await;
         for user_id in users.into_iter().filter(|u| !still_online.contains(u)) {
-            if let Err(err) = announce_gone(state, user_id, &[]).await {
+            if let Err(err) = announce_gone(ctx, user_id, &[]).await {
                 tracing::warn!(error = %err, %user_id, "could not announce a departure");
             }
         }
@@ -58,38 +58,38 @@ pub async fn reap_dead_nodes(state: &AppState, redis: &RedisLink) {
 /// The user's last connection on this node is gone (and their grace period
 /// over): if they are now offline everywhere, record when they were last seen
 /// and tell their rooms, and `followed`, the rooms that connection watched.
-pub async fn depart(state: &AppState, user_id: UserId, followed: &[RoomId]) {
-    if !state.cluster.went_offline(user_id).await {
+pub async fn depart(ctx: &Services, user_id: UserId, followed: &[RoomId]) {
+    if !ctx.bus.went_offline(user_id).await {
         return;
     }
-    if let Err(err) = announce_gone(state, user_id, followed).await {
+    if let Err(err) = announce_gone(ctx, user_id, followed).await {
         tracing::warn!(error = %err, %user_id, "could not announce a departure");
     }
 }
 
 async fn announce_gone(
-    state: &AppState,
+    ctx: &Services,
     user_id: UserId,
     followed: &[RoomId],
 ) -> crate::error::Result<()> {
-    if let Err(err) = state.store.update_last_seen(user_id, now_ms()).await {
+    if let Err(err) = ctx.store.update_last_seen(user_id, now_ms()).await {
         // Not worth keeping the rooms from hearing it.
         tracing::warn!(error = %err, %user_id, "could not record last_seen");
     }
-    let Some(user) = state.store.get_user(user_id).await? else {
+    let Some(user) = ctx.store.get_user(user_id).await? else {
         return Ok(());
     };
-    let profile = profiles::view(state, &user, None).await?;
-    let rooms = rooms_to_tell(state, user_id, followed).await;
-    announce(state, &rooms, user.id, &user.username, &profile, false);
+    let profile = profiles::view(ctx, &user, None).await?;
+    let rooms = rooms_to_tell(ctx, user_id, followed).await;
+    announce(ctx, &rooms, user.id, &user.username, &profile, false);
     Ok(())
 }
 
 /// Where a user's arrival and departure are announced: every room they
 /// belong to, plus any public room their connection was watching (`followed`),
 /// so the same rooms hear both.
-pub async fn rooms_to_tell(state: &AppState, user_id: UserId, followed: &[RoomId]) -> Vec<RoomId> {
-    let mut rooms = match state.store.list_room_ids_for_user(user_id).await {
+pub async fn rooms_to_tell(ctx: &Services, user_id: UserId, followed: &[RoomId]) -> Vec<RoomId> {
+    let mut rooms = match ctx.store.list_room_ids_for_user(user_id).await {
         Ok(rooms) => rooms,
         Err(err) => {
             tracing::warn!(error = %err, "could not list rooms for presence");

@@ -8,21 +8,21 @@ use crate::domain::text;
 use crate::domain::time::{day_of, now_ms};
 use crate::domain::user::{self, Language, ThemeMode, ThemeStyle, User};
 use crate::error::{AppError, Result};
-use crate::state::AppState;
+use crate::services::Services;
 use crate::store::ProfileChanges;
 use crate::views::ProfileView;
 
 /// Profiles of `users` as `viewer` sees them: one query for all their activity.
 pub async fn views(
-    state: &AppState,
+    ctx: &Services,
     users: &[User],
     viewer: Option<&User>,
 ) -> Result<Vec<ProfileView>> {
     let now = now_ms();
     let ids: Vec<UserId> = users.iter().map(|u| u.id).collect();
     // "The last 7 days" are today and the six before it (UTC).
-    let active = state.store.count_active_days(&ids, day_of(now) - 6).await?;
-    let online = state.cluster.online(&ids).await;
+    let active = ctx.store.count_active_days(&ids, day_of(now) - 6).await?;
+    let online = ctx.bus.online(&ids).await;
     Ok(users
         .iter()
         .map(|u| {
@@ -33,20 +33,20 @@ pub async fn views(
         .collect())
 }
 
-pub async fn view(state: &AppState, user: &User, viewer: Option<&User>) -> Result<ProfileView> {
-    let mut views = views(state, std::slice::from_ref(user), viewer).await?;
+pub async fn view(ctx: &Services, user: &User, viewer: Option<&User>) -> Result<ProfileView> {
+    let mut views = views(ctx, std::slice::from_ref(user), viewer).await?;
     views
         .pop()
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("profile view missing")))
 }
 
-pub async fn get(state: &AppState, id: UserId, viewer: &User) -> Result<ProfileView> {
-    let user = state
+pub async fn get(ctx: &Services, id: UserId, viewer: &User) -> Result<ProfileView> {
+    let user = ctx
         .store
         .get_user(id)
         .await?
         .ok_or_else(AppError::user_not_found)?;
-    view(state, &user, Some(viewer)).await
+    view(ctx, &user, Some(viewer)).await
 }
 
 /// `PATCH /tools/api/user/me/profile/`: any subset of these fields.
@@ -117,27 +117,26 @@ impl ProfilePatch {
     }
 }
 
-pub async fn update(state: &AppState, user: &User, patch: ProfilePatch) -> Result<ProfileView> {
+pub async fn update(ctx: &Services, user: &User, patch: ProfilePatch) -> Result<ProfileView> {
     let changes = patch.validate()?;
-    let updated = state.store.update_profile(user.id, &changes).await?;
+    let updated = ctx.store.update_profile(user.id, &changes).await?;
     // History shows senders' current names.
-    state.tail.sender_changed(user.id);
-    view(state, &updated, Some(&updated)).await
+    ctx.tail.sender_changed(user.id);
+    view(ctx, &updated, Some(&updated)).await
 }
 
 /// Stores a new avatar from uploaded bytes. Every attempt counts towards the
 /// user's upload rate (a refused image cost work too); decoding waits for the
 /// image pool.
-pub async fn set_avatar(state: &AppState, user: &User, bytes: Vec<u8>) -> Result<ProfileView> {
-    state
-        .limits
+pub async fn set_avatar(ctx: &Services, user: &User, bytes: Vec<u8>) -> Result<ProfileView> {
+    ctx.limits
         .check_image_upload(user.id)
         .await
         .map_err(|retry_after| AppError::RateLimited {
             code: "rate_limited",
             message: format!(
                 "too many image uploads; at most {} a minute",
-                state.config.image_uploads_per_minute
+                ctx.config.image_uploads_per_minute
             ),
             retry_after,
         })?;
@@ -147,27 +146,24 @@ pub async fn set_avatar(state: &AppState, user: &User, bytes: Vec<u8>) -> Result
             "the avatar is over 5 MB; upload a smaller image",
         ));
     }
-    let png = state
-        .images
-        .run(move || avatar::normalize(&bytes))
-        .await??;
-    let updated = state.store.put_avatar(user.id, &png, now_ms()).await?;
-    state.tail.sender_changed(user.id);
-    view(state, &updated, Some(&updated)).await
+    let png = ctx.images.run(move || avatar::normalize(&bytes)).await??;
+    let updated = ctx.store.put_avatar(user.id, &png, now_ms()).await?;
+    ctx.tail.sender_changed(user.id);
+    view(ctx, &updated, Some(&updated)).await
 }
 
 /// Users whose username or display name contains `query`. Control characters
 /// are dropped first (a NUL would end the pattern early in SQLite and list
 /// everyone; PostgreSQL refuses it), and a query with nothing visible left
 /// finds nobody.
-pub async fn search(state: &AppState, query: &str, viewer: &User) -> Result<Vec<ProfileView>> {
+pub async fn search(ctx: &Services, query: &str, viewer: &User) -> Result<Vec<ProfileView>> {
     let cleaned: String = query.chars().filter(|c| !c.is_control()).collect();
     let query = cleaned.trim();
     if !text::has_visible(query) {
         return Ok(Vec::new());
     }
-    let users = state.store.search_users(query, 20).await?;
-    views(state, &users, Some(viewer)).await
+    let users = ctx.store.search_users(query, 20).await?;
+    views(ctx, &users, Some(viewer)).await
 }
 
 #[cfg(test)]

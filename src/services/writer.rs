@@ -11,12 +11,12 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::Cluster;
+use crate::bus::Bus;
+use crate::bus::outbox::ChatFrame;
 use crate::domain::ids::RoomId;
 use crate::domain::message::{InsertOutcome, Message, NewMessage};
 use crate::error::AppError;
-use crate::realtime::hub::ChatFrame;
-use crate::realtime::protocol::ServerEvent;
+use crate::events::ServerEvent;
 use crate::services::tail_cache::TailCache;
 use crate::store::{DynStore, StoreError};
 use crate::views::MessageView;
@@ -40,12 +40,12 @@ impl MessageWriter {
     /// Starts the writer task. It stops once `stop` is cancelled and the queue is drained.
     pub fn start(
         store: DynStore,
-        cluster: Cluster,
+        bus: Bus,
         tail: Arc<TailCache>,
         stop: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(run(store, cluster, tail, rx, stop));
+        let task = tokio::spawn(run(store, bus, tail, rx, stop));
         (Self { tx }, task)
     }
 
@@ -79,13 +79,13 @@ const UNSYNCED_BATCHES: usize = 64;
 
 async fn run(
     store: DynStore,
-    cluster: Cluster,
+    bus: Bus,
     tail: Arc<TailCache>,
     mut rx: mpsc::Receiver<Job>,
     stop: CancellationToken,
 ) {
     let (committed, unsynced) = mpsc::channel::<Committed>(UNSYNCED_BATCHES);
-    let releaser = tokio::spawn(release(store.clone(), cluster, tail, unsynced));
+    let releaser = tokio::spawn(release(store.clone(), bus, tail, unsynced));
     loop {
         let first = tokio::select! {
             job = rx.recv() => job,
@@ -126,7 +126,7 @@ async fn run(
 /// its commit is done: however many batches are waiting, one sync.
 async fn release(
     store: DynStore,
-    cluster: Cluster,
+    bus: Bus,
     tail: Arc<TailCache>,
     mut unsynced: mpsc::Receiver<Committed>,
 ) {
@@ -140,14 +140,14 @@ async fn release(
                 // told of it; the senders retry with their client ids.
                 Err(err) => Err(StoreError::Unavailable(err.to_string().into())),
             };
-            finish(&cluster, &tail, batch.messages, batch.replies, result);
+            finish(&bus, &tail, batch.messages, batch.replies, result);
         }
     }
 }
 
 /// Makes a synced batch known: the recent tails, every follower, the senders.
 fn finish(
-    cluster: &Cluster,
+    bus: &Bus,
     tail: &TailCache,
     messages: Vec<NewMessage>,
     replies: Vec<oneshot::Sender<Result<InsertOutcome, AppError>>>,
@@ -169,7 +169,7 @@ fn finish(
             // anyone hears of it. Connections that already have the seq drop
             // it (see `realtime::delivery`), so nobody sees it twice.
             fan_out(
-                cluster,
+                bus,
                 outcomes.iter().map(|o| match o {
                     InsertOutcome::Inserted(message) | InsertOutcome::Duplicate(message) => message,
                 }),
@@ -194,7 +194,7 @@ fn finish(
 
 /// Serializes each committed message twice (the sender's copy says `is_own`)
 /// and hands every local follower of a room one shared batch per commit.
-pub fn fan_out<'a>(cluster: &Cluster, committed: impl Iterator<Item = &'a Message>) {
+pub fn fan_out<'a>(bus: &Bus, committed: impl Iterator<Item = &'a Message>) {
     let mut by_room: Vec<(&RoomId, Vec<ChatFrame>)> = Vec::new();
     for message in committed {
         let frame = ChatFrame {
@@ -220,6 +220,6 @@ pub fn fan_out<'a>(cluster: &Cluster, committed: impl Iterator<Item = &'a Messag
         }
     }
     for (room, frames) in by_room {
-        cluster.chat(room, frames);
+        bus.chat(room, frames);
     }
 }

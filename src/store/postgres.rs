@@ -10,23 +10,24 @@
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{AssertSqlSafe, Connection, FromRow, PgConnection};
+use sqlx::{FromRow, PgConnection};
 use tracing::instrument;
 
+use super::rows::*;
 use super::{
     ApiTokenRecord, Ban, Invite, MessagePage, NewRoom, NewUser, Page, ProfileChanges, RoomChanges,
     RoomCursor, RoomPage, RoomQuota, RoomSummary, SessionRecord, Store, StoreError, StoreResult,
 };
 use crate::domain::ids::{MessageId, RoomId, TokenId, UserId};
-use crate::domain::message::{InsertOutcome, Message, MessageType, NewMessage, Sender};
-use crate::domain::room::{Member, Role, Room, RoomKind};
+use crate::domain::message::{InsertOutcome, Message, MessageType, NewMessage};
+use crate::domain::room::{Member, Role, Room};
 use crate::domain::time::day_of;
 use crate::domain::user::{Language, Membership, ThemeMode, ThemeStyle, User};
+use crate::store::Conflict;
 
 /// How long a request waits for a pooled connection. Short, so that while
 /// PostgreSQL is down requests fail fast with `Unavailable` (and clients retry)
@@ -39,6 +40,8 @@ const STATEMENT_TIMEOUT: &str = "5s";
 /// A node that freezes mid-transaction (stopped, swapped out) would otherwise
 /// hold its rooms' locks and stall every other node's writes to them.
 const IDLE_IN_TRANSACTION_TIMEOUT: &str = "10s";
+
+mod batch;
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -85,7 +88,7 @@ fn db_err(e: sqlx::Error) -> StoreError {
 }
 
 /// Maps a unique-constraint failure to `Conflict(code)`, anything else as usual.
-fn unique_as(code: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+fn unique_as(code: Conflict) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |e| match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(code),
         _ => db_err(e),
@@ -96,20 +99,8 @@ fn unique_as(code: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
 fn member_insert_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::NotFound,
-        _ => unique_as("already_member")(e),
+        _ => unique_as(Conflict::AlreadyMember)(e),
     }
-}
-
-fn corrupt(what: &str) -> StoreError {
-    StoreError::Unavailable(format!("corrupt value in database: {what}").into())
-}
-
-fn user_id(text: &str) -> StoreResult<UserId> {
-    UserId::parse(text).map_err(|_| corrupt("user id"))
-}
-
-fn room_id(text: &str) -> StoreResult<RoomId> {
-    RoomId::parse(text).map_err(|_| corrupt("room id"))
 }
 
 fn id_strings(ids: &[UserId]) -> Vec<String> {
@@ -221,308 +212,6 @@ async fn forget_empty_restriction(
     Ok(())
 }
 
-// ---- rows
-
-macro_rules! user_cols {
-    () => {
-        "u.id, u.username, u.display_name, u.first_name, u.last_name, u.bio, u.email, u.membership, \
-         u.membership_until, u.theme_mode, u.theme_style, u.language, u.is_admin, u.avatar_version, \
-         u.created_at, u.last_seen_at"
-    };
-}
-
-#[derive(FromRow)]
-struct UserRow {
-    id: String,
-    username: String,
-    display_name: String,
-    first_name: String,
-    last_name: String,
-    bio: String,
-    email: String,
-    membership: String,
-    membership_until: Option<i64>,
-    theme_mode: String,
-    theme_style: String,
-    language: String,
-    is_admin: bool,
-    avatar_version: i64,
-    created_at: i64,
-    last_seen_at: Option<i64>,
-}
-
-impl UserRow {
-    fn into_user(self) -> StoreResult<User> {
-        Ok(User {
-            id: user_id(&self.id)?,
-            username: self.username,
-            display_name: self.display_name,
-            first_name: self.first_name,
-            last_name: self.last_name,
-            bio: self.bio,
-            email: self.email,
-            membership: Membership::from_code(&self.membership)
-                .ok_or_else(|| corrupt("membership"))?,
-            membership_until: self.membership_until,
-            theme_mode: ThemeMode::from_code(&self.theme_mode)
-                .ok_or_else(|| corrupt("theme_mode"))?,
-            theme_style: ThemeStyle::from_code(&self.theme_style)
-                .ok_or_else(|| corrupt("theme_style"))?,
-            language: Language::from_code(&self.language).ok_or_else(|| corrupt("language"))?,
-            is_admin: self.is_admin,
-            avatar_version: self.avatar_version,
-            created_at: self.created_at,
-            last_seen_at: self.last_seen_at,
-        })
-    }
-}
-
-fn users(rows: Vec<UserRow>) -> StoreResult<Vec<User>> {
-    rows.into_iter().map(UserRow::into_user).collect()
-}
-
-macro_rules! room_cols {
-    () => {
-        "r.id, r.kind, r.name, r.description, r.owner_id, r.is_archived, r.last_seq, r.created_at, r.updated_at"
-    };
-}
-
-#[derive(FromRow)]
-struct RoomRow {
-    id: String,
-    kind: String,
-    name: String,
-    description: String,
-    owner_id: Option<String>,
-    is_archived: bool,
-    last_seq: i64,
-    created_at: i64,
-    updated_at: i64,
-}
-
-impl RoomRow {
-    fn into_room(self) -> StoreResult<Room> {
-        Ok(Room {
-            id: room_id(&self.id)?,
-            kind: RoomKind::from_code(&self.kind).ok_or_else(|| corrupt("room kind"))?,
-            name: self.name,
-            description: self.description,
-            owner_id: self.owner_id.as_deref().map(user_id).transpose()?,
-            is_archived: self.is_archived,
-            last_seq: self.last_seq,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-        })
-    }
-}
-
-macro_rules! member_cols {
-    () => {
-        "rm.room_id, rm.user_id, rm.role, rx.muted_until, rm.last_read_seq, rm.joined_at"
-    };
-}
-
-/// Memberships with their restrictions (the mute lives there, see `member_cols`).
-macro_rules! members_from {
-    () => {
-        "room_members rm left join room_restrictions rx on rx.room_id = rm.room_id and rx.user_id = rm.user_id"
-    };
-}
-
-#[derive(FromRow)]
-struct MemberRow {
-    room_id: String,
-    user_id: String,
-    role: String,
-    muted_until: Option<i64>,
-    last_read_seq: i64,
-    joined_at: i64,
-}
-
-impl MemberRow {
-    fn into_member(self) -> StoreResult<Member> {
-        Ok(Member {
-            room_id: room_id(&self.room_id)?,
-            user_id: user_id(&self.user_id)?,
-            role: Role::from_code(&self.role).ok_or_else(|| corrupt("role"))?,
-            muted_until: self.muted_until,
-            last_read_seq: self.last_read_seq,
-            joined_at: self.joined_at,
-        })
-    }
-}
-
-#[derive(FromRow)]
-struct MemberUserRow {
-    #[sqlx(flatten)]
-    member: MemberRow,
-    #[sqlx(flatten)]
-    user: UserRow,
-}
-
-macro_rules! message_cols {
-    () => {
-        "m.id, m.room_id, m.seq, m.sender_id, m.message_type, m.content, m.client_id, m.event, m.created_at, \
-         u.username as sender_username, u.display_name as sender_display_name, \
-         u.avatar_version as sender_avatar_version"
-    };
-}
-
-#[derive(FromRow)]
-struct MessageRow {
-    id: String,
-    room_id: String,
-    seq: i64,
-    sender_id: Option<String>,
-    message_type: String,
-    content: String,
-    client_id: Option<String>,
-    event: Option<String>,
-    created_at: i64,
-    sender_username: Option<String>,
-    sender_display_name: Option<String>,
-    sender_avatar_version: Option<i64>,
-}
-
-impl MessageRow {
-    fn into_message(self) -> StoreResult<Message> {
-        let sender = match (self.sender_id, self.sender_username) {
-            (Some(id), Some(username)) => Some(Arc::new(Sender {
-                id: user_id(&id)?,
-                username,
-                display_name: self.sender_display_name.unwrap_or_default(),
-                avatar_version: self.sender_avatar_version.unwrap_or_default(),
-            })),
-            _ => None,
-        };
-        Ok(Message {
-            id: MessageId::parse(&self.id).map_err(|_| corrupt("message id"))?,
-            room_id: room_id(&self.room_id)?,
-            seq: self.seq,
-            sender,
-            message_type: MessageType::from_code(&self.message_type)
-                .ok_or_else(|| corrupt("message type"))?,
-            content: self.content,
-            client_id: self.client_id,
-            event: self.event,
-            created_at: self.created_at,
-        })
-    }
-}
-
-fn messages(rows: Vec<MessageRow>) -> StoreResult<Vec<Message>> {
-    rows.into_iter().map(MessageRow::into_message).collect()
-}
-
-#[derive(FromRow)]
-struct SessionRow {
-    token_hash: String,
-    user_id: String,
-    csrf_token: String,
-    created_at: i64,
-    expires_at: i64,
-    last_used_at: i64,
-    user_agent: String,
-    ip: String,
-}
-
-impl SessionRow {
-    fn into_session(self) -> StoreResult<SessionRecord> {
-        Ok(SessionRecord {
-            token_hash: self.token_hash,
-            user_id: user_id(&self.user_id)?,
-            csrf_token: self.csrf_token,
-            created_at: self.created_at,
-            expires_at: self.expires_at,
-            last_used_at: self.last_used_at,
-            user_agent: self.user_agent,
-            ip: self.ip,
-        })
-    }
-}
-
-#[derive(FromRow)]
-struct ApiTokenRow {
-    id: String,
-    user_id: String,
-    name: String,
-    token_hash: String,
-    created_at: i64,
-    last_used_at: Option<i64>,
-}
-
-#[derive(FromRow)]
-struct InviteRow {
-    code: String,
-    room_id: String,
-    created_by: String,
-    created_at: i64,
-    expires_at: Option<i64>,
-    max_uses: Option<i64>,
-    uses: i64,
-    revoked: bool,
-}
-
-impl InviteRow {
-    fn into_invite(self) -> StoreResult<Invite> {
-        Ok(Invite {
-            code: self.code,
-            room_id: room_id(&self.room_id)?,
-            created_by: user_id(&self.created_by)?,
-            created_at: self.created_at,
-            expires_at: self.expires_at,
-            max_uses: self.max_uses,
-            uses: self.uses,
-            revoked: self.revoked,
-        })
-    }
-}
-
-#[derive(FromRow)]
-struct BanRow {
-    room_id: String,
-    user_id: String,
-    banned_by: Option<String>,
-    banned_at: i64,
-    ban_reason: String,
-}
-
-impl BanRow {
-    fn into_ban(self) -> StoreResult<Ban> {
-        Ok(Ban {
-            room_id: room_id(&self.room_id)?,
-            user_id: user_id(&self.user_id)?,
-            banned_by: self.banned_by.as_deref().map(user_id).transpose()?,
-            banned_at: self.banned_at,
-            reason: self.ban_reason,
-        })
-    }
-}
-
-#[derive(FromRow)]
-struct SummaryRow {
-    #[sqlx(flatten)]
-    room: RoomRow,
-    role: String,
-    last_read_seq: i64,
-    member_count: i64,
-    unread: i64,
-}
-
-/// Escapes `%`, `_` and `\` so user text matches literally inside `like`.
-fn like_pattern(query: &str) -> String {
-    let mut pattern = String::with_capacity(query.len() + 2);
-    pattern.push('%');
-    for c in query.to_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
-}
-
 /// Idempotency key of a stored or incoming message: (room, sender, client_id).
 type ClientKey = (String, String, String);
 
@@ -571,7 +260,7 @@ impl Store for PostgresStore {
         .bind(user.created_at)
         .execute(&self.pool)
         .await
-        .map_err(unique_as("username_taken"))?;
+        .map_err(unique_as(Conflict::UsernameTaken))?;
         self.get_user(user.id).await?.ok_or(StoreError::NotFound)
     }
 
@@ -811,7 +500,7 @@ impl Store for PostgresStore {
         .bind(&s.ip)
         .execute(&self.pool)
         .await
-        .map_err(unique_as("session_exists"))?;
+        .map_err(unique_as(Conflict::SessionExists))?;
         Ok(())
     }
 
@@ -951,7 +640,7 @@ impl Store for PostgresStore {
             .await
             .map_err(db_err)?;
         if count >= i64::from(max) {
-            return Err(StoreError::Conflict("too_many_tokens"));
+            return Err(StoreError::Conflict(Conflict::TooManyTokens));
         }
         sqlx::query(
             "insert into api_tokens (id, user_id, name, token_hash, created_at, last_used_at) \
@@ -965,7 +654,7 @@ impl Store for PostgresStore {
         .bind(t.last_used_at)
         .execute(&mut *tx)
         .await
-        .map_err(unique_as("token_exists"))?;
+        .map_err(unique_as(Conflict::TokenExists))?;
         tx.commit().await.map_err(db_err)?;
         Ok(())
     }
@@ -1080,7 +769,7 @@ impl Store for PostgresStore {
             .await
             .map_err(db_err)?;
             if created >= i64::from(quota.max) {
-                return Err(StoreError::Conflict("too_many_rooms"));
+                return Err(StoreError::Conflict(Conflict::TooManyRooms));
             }
         }
         sqlx::query(
@@ -1097,7 +786,7 @@ impl Store for PostgresStore {
         .bind(room.created_by.map(|id| id.to_string()))
         .execute(&mut *tx)
         .await
-        .map_err(unique_as("room_exists"))?;
+        .map_err(unique_as(Conflict::RoomExists))?;
         if !room.members.is_empty() {
             let (ids, roles): (Vec<String>, Vec<&str>) = room
                 .members
@@ -1199,7 +888,7 @@ impl Store for PostgresStore {
         // here, then reads the owner the first one committed.
         let owner = lock_room_owner(&mut tx, id).await?;
         if owner != Some(from) {
-            return Err(StoreError::Conflict("not_owner"));
+            return Err(StoreError::Conflict(Conflict::NotOwner));
         }
         lock_member(&mut tx, id, to).await?;
         make_owner(&mut tx, id, to, at).await?;
@@ -1449,7 +1138,7 @@ impl Store for PostgresStore {
         let uid = user.to_string();
         lock_membership(&mut tx, room.as_str(), &uid).await?;
         if is_banned(&mut tx, room.as_str(), &uid).await? {
-            return Err(StoreError::Conflict("banned"));
+            return Err(StoreError::Conflict(Conflict::Banned));
         }
         sqlx::query(
             "insert into room_members (room_id, user_id, role, joined_at, last_read_seq) \
@@ -1512,7 +1201,7 @@ impl Store for PostgresStore {
         role: Role,
     ) -> StoreResult<Member> {
         if role == Role::Owner {
-            return Err(StoreError::Conflict("member_is_owner"));
+            return Err(StoreError::Conflict(Conflict::MemberIsOwner));
         }
         // A transfer to this member holds its row: the update waits for it and
         // then re-checks the role, so it never demotes a fresh owner.
@@ -1530,7 +1219,7 @@ impl Store for PostgresStore {
             .await?
             .ok_or(StoreError::NotFound)?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::Conflict("member_is_owner"));
+            return Err(StoreError::Conflict(Conflict::MemberIsOwner));
         }
         Ok(member)
     }
@@ -1584,7 +1273,7 @@ impl Store for PostgresStore {
             .await
             .map_err(db_err)?;
             if others > 0 {
-                return Err(StoreError::Conflict("owner_must_transfer"));
+                return Err(StoreError::Conflict(Conflict::OwnerMustTransfer));
             }
         }
         let done = sqlx::query("delete from room_members where room_id = $1 and user_id = $2")
@@ -1651,7 +1340,7 @@ impl Store for PostgresStore {
             .map_err(db_err)?;
         // The room row first, as transfers do: the owner read here stays the owner.
         if lock_room_owner(&mut tx, &ban.room_id).await? == Some(ban.user_id) {
-            return Err(StoreError::Conflict("member_is_owner"));
+            return Err(StoreError::Conflict(Conflict::MemberIsOwner));
         }
         let uid = ban.user_id.to_string();
         lock_membership(&mut tx, ban.room_id.as_str(), &uid).await?;
@@ -1752,7 +1441,7 @@ impl Store for PostgresStore {
             .await
             .map_err(db_err)?;
         if count >= i64::from(max) {
-            return Err(StoreError::Conflict("too_many_blocks"));
+            return Err(StoreError::Conflict(Conflict::TooManyBlocks));
         }
         sqlx::query(
             "insert into user_blocks (user_id, blocked_id, created_at) values ($1, $2, $3)",
@@ -1853,7 +1542,7 @@ impl Store for PostgresStore {
         .await
         .map_err(db_err)?;
         if live >= i64::from(max_live) {
-            return Err(StoreError::Conflict("too_many_invites"));
+            return Err(StoreError::Conflict(Conflict::TooManyInvites));
         }
         sqlx::query(
             "insert into room_invites (code, room_id, created_by, created_at, expires_at, max_uses, uses, revoked) \
@@ -1869,7 +1558,7 @@ impl Store for PostgresStore {
         .bind(invite.revoked)
         .execute(&mut *tx)
         .await
-        .map_err(unique_as("invite_exists"))?;
+        .map_err(unique_as(Conflict::InviteExists))?;
         tx.commit().await.map_err(db_err)?;
         Ok(())
     }
@@ -1934,13 +1623,13 @@ impl Store for PostgresStore {
         .await
         .map_err(db_err)?;
         let Some(room) = room else {
-            return Err(StoreError::Conflict("invite_invalid"));
+            return Err(StoreError::Conflict(Conflict::InviteInvalid));
         };
         let uid = user.to_string();
         lock_membership(&mut tx, &room, &uid).await?;
         if is_banned(&mut tx, &room, &uid).await? {
             // Dropping the transaction rolls the use back.
-            return Err(StoreError::Conflict("banned"));
+            return Err(StoreError::Conflict(Conflict::Banned));
         }
         sqlx::query(
             "insert into room_members (room_id, user_id, role, joined_at, last_read_seq) \
@@ -1951,7 +1640,7 @@ impl Store for PostgresStore {
         .bind(at)
         .execute(&mut *tx)
         .await
-        .map_err(unique_as("already_member"))?;
+        .map_err(unique_as(Conflict::AlreadyMember))?;
         tx.commit().await.map_err(db_err)?;
         self.get_member(&room_id(&room)?, user)
             .await?
@@ -1960,189 +1649,8 @@ impl Store for PostgresStore {
 
     // ---- messages
 
-    #[instrument(skip_all, fields(batch = batch.len()))]
     async fn insert_messages(&self, batch: &[NewMessage]) -> StoreResult<Vec<InsertOutcome>> {
-        if batch.is_empty() {
-            return Ok(Vec::new());
-        }
-        // Read committed, whatever the server's default: each statement below must
-        // see what the previous holder of a room lock committed.
-        let mut tx = self
-            .pool
-            .begin_with("begin isolation level read committed")
-            .await
-            .map_err(db_err)?;
-
-        // (a) Lock the batch's rooms, in id order so that two nodes locking
-        // overlapping sets cannot deadlock. `no key update` is the lock the
-        // last_seq update below takes anyway: it queues writers to the room but
-        // lets foreign-key checks (someone joining the room) through.
-        let mut room_ids: Vec<&str> = batch.iter().map(|m| m.room_id.as_str()).collect();
-        room_ids.sort_unstable();
-        room_ids.dedup();
-        let locked: Vec<(String, i64)> = sqlx::query_as(
-            "select id, last_seq from rooms where id = any($1) order by id for no key update",
-        )
-        .bind(&room_ids)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        if locked.len() != room_ids.len() {
-            return Err(StoreError::NotFound);
-        }
-        // The seq last handed out per room, and the time of that room's newest message.
-        let mut last_seq: HashMap<String, (i64, Option<i64>)> = locked
-            .into_iter()
-            .map(|(id, seq)| (id, (seq, None)))
-            .collect();
-
-        // (b) Only now, holding the locks, look for client_ids already stored: a
-        // node that wrote the same message before us has committed by the time
-        // we got its room's lock, and under read committed this statement sees it.
-        let key_of = |msg: &NewMessage| -> Option<ClientKey> {
-            match (&msg.sender, &msg.client_id) {
-                (Some(sender), Some(client_id)) => Some((
-                    msg.room_id.as_str().to_string(),
-                    sender.id.to_string(),
-                    client_id.clone(),
-                )),
-                _ => None,
-            }
-        };
-        let keys: HashSet<ClientKey> = batch.iter().filter_map(key_of).collect();
-        let mut stored: HashMap<ClientKey, Message> = HashMap::new();
-        if !keys.is_empty() {
-            let mut rooms = Vec::with_capacity(keys.len());
-            let mut senders = Vec::with_capacity(keys.len());
-            let mut client_ids = Vec::with_capacity(keys.len());
-            for (room, sender, client_id) in &keys {
-                rooms.push(room.as_str());
-                senders.push(sender.as_str());
-                client_ids.push(client_id.as_str());
-            }
-            let rows = sqlx::query_as::<_, MessageRow>(concat!(
-                "select ",
-                message_cols!(),
-                " from unnest($1::text[], $2::text[], $3::text[]) as k(room_id, sender_id, client_id) \
-                 join messages m on m.room_id = k.room_id and m.sender_id = k.sender_id \
-                   and m.client_id = k.client_id \
-                 left join users u on u.id = m.sender_id"
-            ))
-            .bind(&rooms)
-            .bind(&senders)
-            .bind(&client_ids)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            for row in rows {
-                let key = (
-                    row.room_id.clone(),
-                    row.sender_id.clone().unwrap_or_default(),
-                    row.client_id.clone().unwrap_or_default(),
-                );
-                stored.insert(key, row.into_message()?);
-            }
-        }
-
-        // (c) Seqs per room in batch order; repeats of a client_id, stored or
-        // earlier in this batch, get the original back as SQLite does.
-        let mut outcomes: Vec<InsertOutcome> = Vec::with_capacity(batch.len());
-        let mut seen: HashMap<ClientKey, usize> = HashMap::new();
-        let mut new = NewRows::default();
-        let mut active: Vec<(String, i64)> = Vec::new();
-        for msg in batch {
-            let key = key_of(msg);
-            if let Some(key) = &key {
-                if let Some(&i) = seen.get(key) {
-                    let original = outcomes[i].message().clone();
-                    outcomes.push(InsertOutcome::Duplicate(original));
-                    continue;
-                }
-                if let Some(original) = stored.get(key) {
-                    outcomes.push(InsertOutcome::Duplicate(original.clone()));
-                    continue;
-                }
-            }
-            let (seq, at) = last_seq
-                .get_mut(msg.room_id.as_str())
-                .ok_or(StoreError::NotFound)?;
-            *seq += 1;
-            *at = Some(msg.created_at);
-            let seq = *seq;
-            new.push(msg, seq);
-            if let (Some(sender), MessageType::Text) = (&msg.sender, msg.message_type) {
-                active.push((sender.id.to_string(), day_of(msg.created_at)));
-            }
-            if let Some(key) = key {
-                seen.insert(key, outcomes.len());
-            }
-            outcomes.push(InsertOutcome::Inserted(msg.clone().into_message(seq)));
-        }
-
-        if !new.ids.is_empty() {
-            // One statement for the whole batch, whatever its size: arrays, not
-            // one bind per value (PostgreSQL caps a statement at 65535 binds).
-            sqlx::query(
-                "insert into messages (id, room_id, seq, sender_id, message_type, content, client_id, event, created_at) \
-                 select * from unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], \
-                                      $6::text[], $7::text[], $8::text[], $9::int8[])",
-            )
-            .bind(&new.ids)
-            .bind(&new.rooms)
-            .bind(&new.seqs)
-            .bind(&new.senders)
-            .bind(&new.types)
-            .bind(&new.contents)
-            .bind(&new.client_ids)
-            .bind(&new.events)
-            .bind(&new.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-
-            // (d) Rooms that got messages move on to their new last seq.
-            let mut rooms = Vec::new();
-            let mut seqs = Vec::new();
-            let mut times = Vec::new();
-            for (room, (seq, at)) in &last_seq {
-                if let Some(at) = at {
-                    rooms.push(room.as_str());
-                    seqs.push(*seq);
-                    times.push(*at);
-                }
-            }
-            sqlx::query(
-                "update rooms r set last_seq = v.last_seq, last_message_at = v.at \
-                 from unnest($1::text[], $2::int8[], $3::int8[]) as v(id, last_seq, at) where r.id = v.id",
-            )
-            .bind(&rooms)
-            .bind(&seqs)
-            .bind(&times)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        }
-
-        // (e) Sorted, so that two nodes recording the same users' days wait on
-        // each other in one order and never deadlock.
-        active.sort_unstable();
-        active.dedup();
-        if !active.is_empty() {
-            let (users, days): (Vec<String>, Vec<i64>) = active.into_iter().unzip();
-            sqlx::query(
-                "insert into user_activity_days (user_id, day) \
-                 select * from unnest($1::text[], $2::int8[]) on conflict do nothing",
-            )
-            .bind(&users)
-            .bind(&days)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        }
-
-        // (f)
-        tx.commit().await.map_err(db_err)?;
-        Ok(outcomes)
+        self.insert_batch(batch).await
     }
 
     async fn list_messages(&self, room: &RoomId, page: Page) -> StoreResult<MessagePage> {
@@ -2214,279 +1722,10 @@ impl Store for PostgresStore {
     }
 }
 
-/// The new messages of a batch, column by column, for one `unnest` insert.
-#[derive(Default)]
-struct NewRows<'a> {
-    ids: Vec<String>,
-    rooms: Vec<&'a str>,
-    seqs: Vec<i64>,
-    senders: Vec<Option<String>>,
-    types: Vec<&'static str>,
-    contents: Vec<&'a str>,
-    client_ids: Vec<Option<&'a str>>,
-    events: Vec<Option<&'a str>>,
-    created_at: Vec<i64>,
-}
-
-impl<'a> NewRows<'a> {
-    fn push(&mut self, msg: &'a NewMessage, seq: i64) {
-        self.ids.push(msg.id.to_string());
-        self.rooms.push(msg.room_id.as_str());
-        self.seqs.push(seq);
-        self.senders
-            .push(msg.sender.as_ref().map(|s| s.id.to_string()));
-        self.types.push(msg.message_type.code());
-        self.contents.push(&msg.content);
-        self.client_ids.push(msg.client_id.as_deref());
-        self.events.push(msg.event.as_deref());
-        self.created_at.push(msg.created_at);
-    }
-}
-
-// ---- test support
-
-/// A throwaway schema in a shared PostgreSQL database, for tests: each test gets
-/// its own tables (and its own `_sqlx_migrations`), so tests run in parallel
-/// against one server and leave nothing behind.
-///
-/// [`TestSchema::url`] is the base URL plus `options=-c search_path=<schema>`
-/// (and `application_name=<schema>`), so anything that takes a database URL,
-/// such as `parley serve --database-url`, works inside the schema without knowing
-/// about it. Drop the schema with [`TestSchema::drop_schema`] once everything
-/// using it has stopped; if the handle is dropped without that (a test panicked),
-/// `Drop` drops the schema anyway, blocking briefly.
-pub struct TestSchema {
-    name: String,
-    url: String,
-    admin: PgConnectOptions,
-    dropped: bool,
-}
-
-/// Creates an empty schema `t_<random hex>` in the database at `base_url` (e.g.
-/// `postgres://postgres@127.0.0.1:5432/test`, as in `PARLEY_TEST_DATABASE_URL`).
-/// Tables appear once something runs the migrations through [`TestSchema::url`].
-pub async fn test_schema(base_url: &str) -> anyhow::Result<TestSchema> {
-    let admin = PgConnectOptions::from_str(base_url)?;
-    let name = format!("t_{:016x}", rand::random::<u64>());
-    let mut url = url::Url::parse(base_url)?;
-    url.query_pairs_mut()
-        .append_pair("options", &format!("-c search_path={name}"))
-        .append_pair("application_name", &name);
-    let mut conn = PgConnection::connect_with(&admin).await?;
-    // The name is ours, made of [t_0-9a-f]: nothing to inject.
-    let created = sqlx::query(AssertSqlSafe(format!("create schema {name}")))
-        .execute(&mut conn)
-        .await;
-    let _ = conn.close().await;
-    created?;
-    Ok(TestSchema {
-        name,
-        url: url.to_string(),
-        admin,
-        dropped: false,
-    })
-}
-
-impl TestSchema {
-    /// The database URL whose connections work inside this schema.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// The schema's name, `t_<16 hex digits>`.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Ends any connection still working in the schema, then drops it and all it holds.
-    pub async fn drop_schema(mut self) -> anyhow::Result<()> {
-        self.dropped = true;
-        drop_schema(&self.admin, &self.name).await
-    }
-}
-
-async fn drop_schema(admin: &PgConnectOptions, name: &str) -> anyhow::Result<()> {
-    let mut conn = PgConnection::connect_with(admin).await?;
-    // A connection left open (a server killed mid-test, a pool not yet closed)
-    // could hold locks that make the drop wait; our URL tags such connections
-    // with the schema's name.
-    let result = async {
-        sqlx::query(
-            "select pg_terminate_backend(pid) from pg_stat_activity \
-             where application_name = $1 and pid <> pg_backend_pid()",
-        )
-        .bind(name)
-        .execute(&mut conn)
-        .await?;
-        sqlx::query("set lock_timeout = '10s'")
-            .execute(&mut conn)
-            .await?;
-        sqlx::query(AssertSqlSafe(format!(
-            "drop schema if exists {name} cascade"
-        )))
-        .execute(&mut conn)
-        .await?;
-        anyhow::Ok(())
-    }
-    .await;
-    let _ = conn.close().await;
-    result
-}
-
-impl Drop for TestSchema {
-    fn drop(&mut self) {
-        if self.dropped {
-            return;
-        }
-        let admin = self.admin.clone();
-        let name = self.name.clone();
-        // `Drop` cannot await, and may run inside a runtime (which forbids
-        // block_on there): a short-lived thread with its own runtime can do both.
-        let outcome = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(anyhow::Error::from)
-                .and_then(|rt| rt.block_on(drop_schema(&admin, &name)))
-        })
-        .join();
-        match outcome {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("could not drop test schema {}: {e:#}", self.name),
-            Err(_) => eprintln!("could not drop test schema {}: cleanup panicked", self.name),
-        }
-    }
-}
-
-/// A TCP relay in front of PostgreSQL, for tests that play an outage (the
-/// store conformance suite, and whole servers in the integration tests). Give
-/// the client [`Relay::url`] instead of the database's URL. While
-/// [stalled](Relay::stall) it drops the connections it carried and accepts new
-/// ones without ever answering: the worst case for a client, no error and no
-/// reply. [`Relay::resume`] lets new connections through again.
-pub struct Relay {
-    url: String,
-    stalled: Arc<std::sync::atomic::AtomicBool>,
-    /// Cancelled to cut every connection carried so far.
-    epoch: Arc<std::sync::Mutex<tokio_util::sync::CancellationToken>>,
-    accept: tokio::task::JoinHandle<()>,
-}
-
-impl Relay {
-    /// Starts relaying to the host and port of `database_url` (e.g. a
-    /// [`TestSchema::url`]); [`Relay::url`] is the same URL through the relay.
-    pub async fn start(database_url: &str) -> anyhow::Result<Self> {
-        use anyhow::Context as _;
-        let mut url = url::Url::parse(database_url)?;
-        let host = url.host_str().context("the database URL has no host")?;
-        let target = format!("{host}:{}", url.port().unwrap_or(5432));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        url.set_host(Some("127.0.0.1"))?;
-        url.set_port(Some(addr.port()))
-            .map_err(|()| anyhow::anyhow!("the database URL cannot take a port"))?;
-        let stalled = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let epoch = Arc::new(std::sync::Mutex::new(
-            tokio_util::sync::CancellationToken::new(),
-        ));
-        let (flag, tokens) = (Arc::clone(&stalled), Arc::clone(&epoch));
-        let accept = tokio::spawn(async move {
-            // Connections accepted while stalled are held open, unanswered.
-            let mut held = Vec::new();
-            while let Ok((mut client, _)) = listener.accept().await {
-                if flag.load(std::sync::atomic::Ordering::SeqCst) {
-                    held.push(client);
-                    continue;
-                }
-                held.clear();
-                let cut = tokens.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                let target = target.clone();
-                tokio::spawn(async move {
-                    let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        () = cut.cancelled() => {}
-                    }
-                });
-            }
-        });
-        Ok(Self {
-            url: url.to_string(),
-            stalled,
-            epoch,
-            accept,
-        })
-    }
-
-    /// The database URL, through the relay.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// The outage begins: carried connections are cut, new ones hang.
-    pub fn stall(&self) {
-        self.stalled
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        let mut epoch = self.epoch.lock().unwrap_or_else(|p| p.into_inner());
-        epoch.cancel();
-        *epoch = tokio_util::sync::CancellationToken::new();
-    }
-
-    /// The outage ends: new connections reach the database again.
-    pub fn resume(&self) {
-        self.stalled
-            .store(false, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        self.accept.abort();
-        self.epoch
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .cancel();
-    }
-}
+#[cfg(any(test, feature = "test-support"))]
+mod test_support;
+#[cfg(any(test, feature = "test-support"))]
+pub use test_support::{Relay, TestSchema, test_schema};
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The timeouts reach the server, and a URL's own settings win over them.
-    #[tokio::test]
-    async fn connections_carry_the_timeouts_unless_the_url_sets_them() {
-        let Ok(base) = std::env::var("PARLEY_TEST_DATABASE_URL") else {
-            eprintln!("skipping PostgreSQL settings test: PARLEY_TEST_DATABASE_URL is not set");
-            return;
-        };
-        let schema = test_schema(&base).await.unwrap();
-        let show = |store: &PostgresStore, setting: &'static str| {
-            let pool = store.pool.clone();
-            async move {
-                let value: String = sqlx::query_scalar(AssertSqlSafe(format!("show {setting}")))
-                    .fetch_one(&pool)
-                    .await
-                    .unwrap();
-                value
-            }
-        };
-        let store = PostgresStore::connect(schema.url(), 2).await.unwrap();
-        assert_eq!(show(&store, "statement_timeout").await, "5s");
-        assert_eq!(
-            show(&store, "idle_in_transaction_session_timeout").await,
-            "10s"
-        );
-        assert_eq!(show(&store, "search_path").await, schema.name());
-        store.close().await;
-
-        let url = format!("{}&options[statement_timeout]=1min", schema.url());
-        let store = PostgresStore::connect(&url, 2).await.unwrap();
-        assert_eq!(show(&store, "statement_timeout").await, "1min");
-        assert_eq!(show(&store, "search_path").await, schema.name());
-        store.close().await;
-        schema.drop_schema().await.unwrap();
-    }
-}
+mod tests;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,6 +14,7 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, FromRow, QueryBuilder, SqlSafeStr, SqlStr, Sqlite};
 use tracing::instrument;
 
+use super::rows::*;
 use super::thread_priority;
 use super::wal_sync::WalSync;
 use super::{
@@ -22,10 +23,17 @@ use super::{
     StoreResult,
 };
 use crate::domain::ids::{MessageId, RoomId, TokenId, UserId};
-use crate::domain::message::{InsertOutcome, Message, MessageType, NewMessage, Sender};
-use crate::domain::room::{Member, Role, Room, RoomKind};
+use crate::domain::message::{InsertOutcome, Message, MessageType, NewMessage};
+use crate::domain::room::{Member, Role, Room};
 use crate::domain::time::day_of;
 use crate::domain::user::{Language, Membership, ThemeMode, ThemeStyle, User};
+
+mod batch;
+mod checkpoints;
+
+use crate::store::Conflict;
+use batch::*;
+use checkpoints::*;
 
 pub struct SqliteStore {
     /// One connection: SQLite has one writer anyway, and this way it never waits on itself.
@@ -109,199 +117,6 @@ impl SqliteStore {
         }
         Ok(&self.reader)
     }
-
-    /// Right after a commit, on the writer's own connection, when the periodic
-    /// checkpoints asked for it: a passive checkpoint here copies what the last
-    /// one left (the commits of the last moment), and as nothing is written
-    /// meanwhile it catches up with the end of the WAL, so the next commit
-    /// starts the WAL over from its beginning (cut back to `journal_size_limit`).
-    /// Passive, so it never waits: if the other checkpoint or a reader is in
-    /// the way it is tried again after the next commit. Never fails the commit.
-    async fn restart_wal(&self) {
-        if !self.restart_wanted.swap(false, Ordering::Relaxed) {
-            return;
-        }
-        let caught_up = match passive_checkpoint(&self.writer).await {
-            Ok(done) => !done.busy && done.copied >= done.frames,
-            Err(err) => {
-                tracing::debug!(error = %err, "WAL checkpoint by the writer failed");
-                false
-            }
-        };
-        if !caught_up {
-            self.restart_wanted.store(true, Ordering::Relaxed);
-        }
-    }
-
-    /// Stores a batch in one transaction: each message gets its room's next
-    /// seq, and a message whose client id its sender already used is answered
-    /// with the stored one. Set-based: a constant handful of statements per
-    /// batch, whatever its size (each statement costs a round trip to the
-    /// driver's worker thread); the rows go in as multi-row statements whose
-    /// texts stay prepared (see `BatchSql`). Without `find_resends`, client ids
-    /// are only compared within the batch. `None`: a unique index refused the
-    /// insert (without `find_resends`, an earlier batch holds one of the client
-    /// ids), and nothing was written.
-    async fn write_batch(
-        &self,
-        batch: &[NewMessage],
-        find_resends: bool,
-    ) -> StoreResult<Option<Vec<InsertOutcome>>> {
-        // Not synced at its commit when batches are synced together (see
-        // `wal_sync`); `insert_messages` puts FULL back for everything else.
-        let begin = match self.wal {
-            Some(_) => "pragma synchronous = normal; begin immediate",
-            None => "begin immediate",
-        };
-        let mut tx = self.writer.begin_with(begin).await.map_err(db_err)?;
-
-        let mut room_ids: Vec<&str> = batch.iter().map(|m| m.room_id.as_str()).collect();
-        room_ids.sort_unstable();
-        room_ids.dedup();
-        let rooms: Vec<(String, i64)> = sqlx::query_as(
-            "select id, last_seq from rooms where id in (select value from json_each(?))",
-        )
-        .bind(json_text(&room_ids)?)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        if rooms.len() != room_ids.len() {
-            return Err(StoreError::NotFound);
-        }
-        // The seq last handed out per room, and the time of its newest message.
-        let mut last_seq: HashMap<String, (i64, Option<i64>)> = rooms
-            .into_iter()
-            .map(|(id, seq)| (id, (seq, None)))
-            .collect();
-
-        let rows: Vec<NewRow> = batch
-            .iter()
-            .map(|message| NewRow {
-                message,
-                id: message.id.to_string(),
-                sender_id: message.sender.as_ref().map(|s| s.id.to_string()),
-            })
-            .collect();
-
-        // Client ids this batch repeats from earlier batches, looked up together.
-        let keys: Vec<ClientKey> = if find_resends {
-            rows.iter().filter_map(NewRow::client_key).collect()
-        } else {
-            Vec::new()
-        };
-        let mut stored: HashMap<ClientKey, Message> = HashMap::new();
-        let mut first_key = 0;
-        for chunk in statement_chunks(&keys) {
-            let mut query =
-                sqlx::query_as::<_, StoredRow>(BatchSql::pick(&self.batch.stored, chunk.len()));
-            for (index, (room, sender, client_id)) in (first_key..).zip(chunk) {
-                query = query
-                    .bind(*room)
-                    .bind(*sender)
-                    .bind(*client_id)
-                    .bind(index as i64);
-            }
-            first_key += chunk.len();
-            for found in query.fetch_all(&mut *tx).await.map_err(db_err)? {
-                let key = usize::try_from(found.key_index)
-                    .ok()
-                    .and_then(|i| keys.get(i))
-                    .ok_or_else(|| {
-                        StoreError::Unavailable("a client id lookup answered an unknown key".into())
-                    })?;
-                stored.insert(*key, found.message.into_message()?);
-            }
-        }
-
-        let mut outcomes: Vec<InsertOutcome> = Vec::with_capacity(batch.len());
-        let mut seen: HashMap<ClientKey, usize> = HashMap::new();
-        let mut active: Vec<(&str, i64)> = Vec::new();
-        // The messages to insert, with their seqs.
-        let mut fresh: Vec<(&NewRow, i64)> = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let msg = row.message;
-            if let Some(key) = row.client_key() {
-                if let Some(&i) = seen.get(&key) {
-                    let original = outcomes[i].message().clone();
-                    outcomes.push(InsertOutcome::Duplicate(original));
-                    continue;
-                }
-                if let Some(original) = stored.get(&key) {
-                    outcomes.push(InsertOutcome::Duplicate(original.clone()));
-                    continue;
-                }
-                seen.insert(key, outcomes.len());
-            }
-            let (seq, at) = last_seq
-                .get_mut(msg.room_id.as_str())
-                .ok_or(StoreError::NotFound)?;
-            *seq += 1;
-            *at = Some(msg.created_at);
-            let seq = *seq;
-            if let (Some(sender), MessageType::Text) = (&row.sender_id, msg.message_type) {
-                let day = day_of(msg.created_at);
-                if !active.iter().any(|(user, d)| user == sender && *d == day) {
-                    active.push((sender, day));
-                }
-            }
-            fresh.push((row, seq));
-            outcomes.push(InsertOutcome::Inserted(msg.clone().into_message(seq)));
-        }
-        if !fresh.is_empty() {
-            for chunk in statement_chunks(&fresh) {
-                let mut query = sqlx::query(BatchSql::pick(&self.batch.insert, chunk.len()));
-                for (row, seq) in chunk {
-                    let msg = row.message;
-                    query = query
-                        .bind(row.id.as_str())
-                        .bind(msg.room_id.as_str())
-                        .bind(*seq)
-                        .bind(row.sender_id.as_deref())
-                        .bind(msg.message_type.code())
-                        .bind(msg.content.as_str())
-                        .bind(msg.client_id.as_deref())
-                        .bind(msg.event.as_deref())
-                        .bind(msg.created_at);
-                }
-                match query.execute(&mut *tx).await {
-                    Ok(_) => {}
-                    // Dropping the transaction rolls it back.
-                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Ok(None),
-                    Err(e) => return Err(db_err(e)),
-                }
-            }
-            let moved: Vec<(&str, i64, i64)> = last_seq
-                .iter()
-                .filter_map(|(room, (seq, at))| at.map(|at| (room.as_str(), *seq, at)))
-                .collect();
-            sqlx::query(
-                "update rooms set last_seq = json_extract(k.value, '$[1]'), last_message_at = json_extract(k.value, '$[2]') \
-                 from json_each(?) k where rooms.id = json_extract(k.value, '$[0]')",
-            )
-            .bind(json_text(&moved)?)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        }
-        if !active.is_empty() {
-            // `where true` lets SQLite tell the upsert clause from a join constraint.
-            sqlx::query(
-                "insert into user_activity_days (user_id, day) \
-                 select json_extract(value, '$[0]'), json_extract(value, '$[1]') from json_each(?) where true \
-                 on conflict do nothing",
-            )
-            .bind(json_text(&active)?)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        }
-        if let Some(wal) = &self.wal {
-            wal.committing();
-        }
-        tx.commit().await.map_err(db_err)?;
-        self.restart_wal().await;
-        Ok(Some(outcomes))
-    }
 }
 
 impl SqliteStore {
@@ -360,94 +175,6 @@ async fn connect_background(
         .await
 }
 
-/// How often committed WAL pages are copied into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
-/// WAL frames (4 KiB pages: 256 MiB) past which the WAL is restarted, which
-/// pauses commits for a moment (see `catch_up`). Under S4's load that is once
-/// every 7 s instead of every 2 s with 64 MiB (see docs/benchmarks.md). The WAL
-/// file keeps this size (`journal_size_limit`), so sustained load does not cut
-/// it back and grow it again.
-const WAL_RESTART_FRAMES: i64 = 65536;
-const WAL_LIMIT_BYTES: i64 = WAL_RESTART_FRAMES * 4096;
-
-/// Copies the WAL into the database file four times a second, beside the writer
-/// instead of inside one of its commits (SQLite's automatic checkpoint): a
-/// passive checkpoint never blocks the writer, and its fsync waits on the disk
-/// while messages keep being committed. Under constant writes a passive
-/// checkpoint never catches up with the last commit, so the WAL would only grow
-/// (1.2 GB in 12 s of S4): past 256 MiB it asks the writer to catch up after
-/// its next commit, which lets SQLite start the WAL over (see `restart_wal`).
-/// Ends when the store is closed.
-async fn checkpoints(pool: SqlitePool, restart_wanted: Arc<AtomicBool>) {
-    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        every.tick().await;
-        if pool.is_closed() {
-            break;
-        }
-        match passive_checkpoint(&pool).await {
-            Ok(done) if done.frames >= WAL_RESTART_FRAMES => {
-                catch_up(&pool, done).await;
-                restart_wanted.store(true, Ordering::Relaxed);
-            }
-            Ok(_) => {}
-            Err(err) if !pool.is_closed() => tracing::warn!(error = %err, "WAL checkpoint failed"),
-            Err(_) => break,
-        }
-    }
-}
-
-/// Before the writer is asked to restart the WAL, copies again what was
-/// committed while the previous checkpoint ran, as long as that keeps
-/// shrinking. The writer's own checkpoint, which holds up commits, is then
-/// left the last few milliseconds of commits to copy and sync rather than a
-/// quarter second's: its two fsyncs cost S4 60–90 ms a time, 20–35 ms after this.
-async fn catch_up(pool: &SqlitePool, first: Checkpoint) {
-    let mut last = first;
-    let mut previous = i64::MAX;
-    for _ in 0..CATCH_UP_PASSES {
-        let Ok(done) = passive_checkpoint(pool).await else {
-            return;
-        };
-        // The WAL only grows until the writer restarts it: what it grew by
-        // was committed while the previous pass ran.
-        let committed_meanwhile = done.frames - last.frames;
-        if done.busy || committed_meanwhile <= CAUGHT_UP_FRAMES || committed_meanwhile >= previous {
-            return;
-        }
-        previous = committed_meanwhile;
-        last = done;
-    }
-}
-
-/// At most this many extra checkpoints before the writer takes over.
-const CATCH_UP_PASSES: usize = 4;
-/// Few enough frames (1 MiB) for the writer to copy and sync in a moment.
-const CAUGHT_UP_FRAMES: i64 = 256;
-
-/// What `pragma wal_checkpoint` reports.
-struct Checkpoint {
-    /// Another checkpoint, or a reader or writer, was in the way.
-    busy: bool,
-    /// Frames in the WAL.
-    frames: i64,
-    /// Frames now copied into the database file.
-    copied: i64,
-}
-
-/// Copies what it can of the WAL into the database file, waiting for nobody.
-async fn passive_checkpoint(pool: &SqlitePool) -> Result<Checkpoint, sqlx::Error> {
-    let (busy, frames, copied): (i64, i64, i64) = sqlx::query_as("pragma wal_checkpoint(passive)")
-        .fetch_one(pool)
-        .await?;
-    Ok(Checkpoint {
-        busy: busy != 0,
-        frames,
-        copied,
-    })
-}
-
 fn db_err(e: sqlx::Error) -> StoreError {
     match e {
         sqlx::Error::RowNotFound => StoreError::NotFound,
@@ -456,23 +183,11 @@ fn db_err(e: sqlx::Error) -> StoreError {
 }
 
 /// Maps a unique-constraint failure to `Conflict(code)`, anything else as usual.
-fn unique_as(code: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+fn unique_as(code: Conflict) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |e| match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(code),
         _ => db_err(e),
     }
-}
-
-fn corrupt(what: &str) -> StoreError {
-    StoreError::Unavailable(format!("corrupt value in database: {what}").into())
-}
-
-fn user_id(text: &str) -> StoreResult<UserId> {
-    UserId::parse(text).map_err(|_| corrupt("user id"))
-}
-
-fn room_id(text: &str) -> StoreResult<RoomId> {
-    RoomId::parse(text).map_err(|_| corrupt("room id"))
 }
 
 /// Inside a transaction that checked `to` is a member: `to` becomes the
@@ -506,419 +221,6 @@ async fn make_owner(
         .await
         .map_err(db_err)?;
     Ok(())
-}
-
-// ---- rows
-
-macro_rules! user_cols {
-    () => {
-        "u.id, u.username, u.display_name, u.first_name, u.last_name, u.bio, u.email, u.membership, \
-         u.membership_until, u.theme_mode, u.theme_style, u.language, u.is_admin, u.avatar_version, \
-         u.created_at, u.last_seen_at"
-    };
-}
-
-#[derive(FromRow)]
-struct UserRow {
-    id: String,
-    username: String,
-    display_name: String,
-    first_name: String,
-    last_name: String,
-    bio: String,
-    email: String,
-    membership: String,
-    membership_until: Option<i64>,
-    theme_mode: String,
-    theme_style: String,
-    language: String,
-    is_admin: bool,
-    avatar_version: i64,
-    created_at: i64,
-    last_seen_at: Option<i64>,
-}
-
-impl UserRow {
-    fn into_user(self) -> StoreResult<User> {
-        Ok(User {
-            id: user_id(&self.id)?,
-            username: self.username,
-            display_name: self.display_name,
-            first_name: self.first_name,
-            last_name: self.last_name,
-            bio: self.bio,
-            email: self.email,
-            membership: Membership::from_code(&self.membership)
-                .ok_or_else(|| corrupt("membership"))?,
-            membership_until: self.membership_until,
-            theme_mode: ThemeMode::from_code(&self.theme_mode)
-                .ok_or_else(|| corrupt("theme_mode"))?,
-            theme_style: ThemeStyle::from_code(&self.theme_style)
-                .ok_or_else(|| corrupt("theme_style"))?,
-            language: Language::from_code(&self.language).ok_or_else(|| corrupt("language"))?,
-            is_admin: self.is_admin,
-            avatar_version: self.avatar_version,
-            created_at: self.created_at,
-            last_seen_at: self.last_seen_at,
-        })
-    }
-}
-
-fn users(rows: Vec<UserRow>) -> StoreResult<Vec<User>> {
-    rows.into_iter().map(UserRow::into_user).collect()
-}
-
-macro_rules! room_cols {
-    () => {
-        "r.id, r.kind, r.name, r.description, r.owner_id, r.is_archived, r.last_seq, r.created_at, r.updated_at"
-    };
-}
-
-#[derive(FromRow)]
-struct RoomRow {
-    id: String,
-    kind: String,
-    name: String,
-    description: String,
-    owner_id: Option<String>,
-    is_archived: bool,
-    last_seq: i64,
-    created_at: i64,
-    updated_at: i64,
-}
-
-impl RoomRow {
-    fn into_room(self) -> StoreResult<Room> {
-        Ok(Room {
-            id: room_id(&self.id)?,
-            kind: RoomKind::from_code(&self.kind).ok_or_else(|| corrupt("room kind"))?,
-            name: self.name,
-            description: self.description,
-            owner_id: self.owner_id.as_deref().map(user_id).transpose()?,
-            is_archived: self.is_archived,
-            last_seq: self.last_seq,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-        })
-    }
-}
-
-macro_rules! member_cols {
-    () => {
-        "rm.room_id, rm.user_id, rm.role, rx.muted_until, rm.last_read_seq, rm.joined_at"
-    };
-}
-
-/// Memberships with their restrictions (the mute lives there, see `member_cols`).
-macro_rules! members_from {
-    () => {
-        "room_members rm left join room_restrictions rx on rx.room_id = rm.room_id and rx.user_id = rm.user_id"
-    };
-}
-
-#[derive(FromRow)]
-struct MemberRow {
-    room_id: String,
-    user_id: String,
-    role: String,
-    muted_until: Option<i64>,
-    last_read_seq: i64,
-    joined_at: i64,
-}
-
-impl MemberRow {
-    fn into_member(self) -> StoreResult<Member> {
-        Ok(Member {
-            room_id: room_id(&self.room_id)?,
-            user_id: user_id(&self.user_id)?,
-            role: Role::from_code(&self.role).ok_or_else(|| corrupt("role"))?,
-            muted_until: self.muted_until,
-            last_read_seq: self.last_read_seq,
-            joined_at: self.joined_at,
-        })
-    }
-}
-
-#[derive(FromRow)]
-struct MemberUserRow {
-    #[sqlx(flatten)]
-    member: MemberRow,
-    #[sqlx(flatten)]
-    user: UserRow,
-}
-
-macro_rules! message_cols {
-    () => {
-        "m.id, m.room_id, m.seq, m.sender_id, m.message_type, m.content, m.client_id, m.event, m.created_at, \
-         u.username as sender_username, u.display_name as sender_display_name, \
-         u.avatar_version as sender_avatar_version"
-    };
-}
-
-#[derive(FromRow)]
-struct MessageRow {
-    id: String,
-    room_id: String,
-    seq: i64,
-    sender_id: Option<String>,
-    message_type: String,
-    content: String,
-    client_id: Option<String>,
-    event: Option<String>,
-    created_at: i64,
-    sender_username: Option<String>,
-    sender_display_name: Option<String>,
-    sender_avatar_version: Option<i64>,
-}
-
-impl MessageRow {
-    fn into_message(self) -> StoreResult<Message> {
-        let sender = match (self.sender_id, self.sender_username) {
-            (Some(id), Some(username)) => Some(Arc::new(Sender {
-                id: user_id(&id)?,
-                username,
-                display_name: self.sender_display_name.unwrap_or_default(),
-                avatar_version: self.sender_avatar_version.unwrap_or_default(),
-            })),
-            _ => None,
-        };
-        Ok(Message {
-            id: MessageId::parse(&self.id).map_err(|_| corrupt("message id"))?,
-            room_id: room_id(&self.room_id)?,
-            seq: self.seq,
-            sender,
-            message_type: MessageType::from_code(&self.message_type)
-                .ok_or_else(|| corrupt("message type"))?,
-            content: self.content,
-            client_id: self.client_id,
-            event: self.event,
-            created_at: self.created_at,
-        })
-    }
-}
-
-fn messages(rows: Vec<MessageRow>) -> StoreResult<Vec<Message>> {
-    rows.into_iter().map(MessageRow::into_message).collect()
-}
-
-#[derive(FromRow)]
-struct SessionRow {
-    token_hash: String,
-    user_id: String,
-    csrf_token: String,
-    created_at: i64,
-    expires_at: i64,
-    last_used_at: i64,
-    user_agent: String,
-    ip: String,
-}
-
-impl SessionRow {
-    fn into_session(self) -> StoreResult<SessionRecord> {
-        Ok(SessionRecord {
-            token_hash: self.token_hash,
-            user_id: user_id(&self.user_id)?,
-            csrf_token: self.csrf_token,
-            created_at: self.created_at,
-            expires_at: self.expires_at,
-            last_used_at: self.last_used_at,
-            user_agent: self.user_agent,
-            ip: self.ip,
-        })
-    }
-}
-
-#[derive(FromRow)]
-struct ApiTokenRow {
-    id: String,
-    user_id: String,
-    name: String,
-    token_hash: String,
-    created_at: i64,
-    last_used_at: Option<i64>,
-}
-
-#[derive(FromRow)]
-struct InviteRow {
-    code: String,
-    room_id: String,
-    created_by: String,
-    created_at: i64,
-    expires_at: Option<i64>,
-    max_uses: Option<i64>,
-    uses: i64,
-    revoked: bool,
-}
-
-impl InviteRow {
-    fn into_invite(self) -> StoreResult<Invite> {
-        Ok(Invite {
-            code: self.code,
-            room_id: room_id(&self.room_id)?,
-            created_by: user_id(&self.created_by)?,
-            created_at: self.created_at,
-            expires_at: self.expires_at,
-            max_uses: self.max_uses,
-            uses: self.uses,
-            revoked: self.revoked,
-        })
-    }
-}
-
-#[derive(FromRow)]
-struct BanRow {
-    room_id: String,
-    user_id: String,
-    banned_by: Option<String>,
-    banned_at: i64,
-    ban_reason: String,
-}
-
-impl BanRow {
-    fn into_ban(self) -> StoreResult<Ban> {
-        Ok(Ban {
-            room_id: room_id(&self.room_id)?,
-            user_id: user_id(&self.user_id)?,
-            banned_by: self.banned_by.as_deref().map(user_id).transpose()?,
-            banned_at: self.banned_at,
-            reason: self.ban_reason,
-        })
-    }
-}
-
-#[derive(FromRow)]
-struct SummaryRow {
-    #[sqlx(flatten)]
-    room: RoomRow,
-    role: String,
-    last_read_seq: i64,
-    member_count: i64,
-    unread: i64,
-}
-
-/// Most rows in one multi-row statement of the batch insert (9 binds a row,
-/// far below SQLite's limit of 32 766).
-const MAX_STATEMENT_ROWS: usize = 256;
-
-/// The batch insert's multi-row statements for 1, 2, 4, … 256 rows. A batch of
-/// n messages takes as many statements as n has binary ones (300 = 256 + 32 +
-/// 8 + 4), and each text is prepared once per connection (sqlx caches them).
-/// Plain binds instead of one JSON text: parsing JSON in SQL cost a third of
-/// the writer's time.
-struct BatchSql {
-    /// `insert into messages … values (…), (…)`.
-    insert: Vec<SqlStr>,
-    /// Stored messages matching (room, sender, client_id, index) rows, each
-    /// with the index of the key it matched.
-    stored: Vec<SqlStr>,
-}
-
-impl BatchSql {
-    fn new() -> Self {
-        let sizes = (0..=MAX_STATEMENT_ROWS.trailing_zeros()).map(|power| 1usize << power);
-        Self {
-            insert: sizes
-                .clone()
-                .map(|rows| {
-                    sql_text(format!(
-                        "insert into messages (id, room_id, seq, sender_id, message_type, content, \
-                         client_id, event, created_at) values {}",
-                        placeholders(rows, 9)
-                    ))
-                })
-                .collect(),
-            stored: sizes
-                .map(|rows| {
-                    sql_text(format!(
-                        "select k.column4 as key_index, {} from (values {}) k \
-                         join messages m on m.room_id = k.column1 \
-                         and m.sender_id = k.column2 and m.client_id = k.column3 \
-                         left join users u on u.id = m.sender_id",
-                        message_cols!(),
-                        placeholders(rows, 4)
-                    ))
-                })
-                .collect(),
-        }
-    }
-
-    /// The statement for exactly `rows` rows (a power of two up to the maximum).
-    fn pick(texts: &[SqlStr], rows: usize) -> SqlStr {
-        texts[rows.trailing_zeros() as usize].clone()
-    }
-}
-
-/// SQL built here from constant parts only (no input goes into the text).
-fn sql_text(sql: String) -> SqlStr {
-    AssertSqlSafe(Arc::<str>::from(sql)).into_sql_str()
-}
-
-/// `(?, ?, ?), (?, ?, ?)` for two rows of three.
-fn placeholders(rows: usize, columns: usize) -> String {
-    let row = format!("({})", vec!["?"; columns].join(", "));
-    vec![row; rows].join(", ")
-}
-
-/// Splits a slice into power-of-two chunks of at most [`MAX_STATEMENT_ROWS`].
-fn statement_chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
-    std::iter::from_fn(move || {
-        if items.is_empty() {
-            return None;
-        }
-        let take = MAX_STATEMENT_ROWS.min(1 << items.len().ilog2());
-        let (chunk, rest) = items.split_at(take);
-        items = rest;
-        Some(chunk)
-    })
-}
-
-/// What makes a message unique besides its seq: (room, sender id, client_id).
-type ClientKey<'a> = (&'a str, &'a str, &'a str);
-
-/// A stored message found by its client key, and which key it was.
-#[derive(FromRow)]
-struct StoredRow {
-    key_index: i64,
-    #[sqlx(flatten)]
-    message: MessageRow,
-}
-
-/// A message of the batch with its ids as the text they are stored as (each
-/// formatted once per message).
-struct NewRow<'a> {
-    message: &'a NewMessage,
-    id: String,
-    sender_id: Option<String>,
-}
-
-impl NewRow<'_> {
-    fn client_key(&self) -> Option<ClientKey<'_>> {
-        match (&self.sender_id, &self.message.client_id) {
-            (Some(sender), Some(client_id)) => {
-                Some((self.message.room_id.as_str(), sender, client_id))
-            }
-            _ => None,
-        }
-    }
-}
-
-/// Batch data as one JSON text bind.
-fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> StoreResult<String> {
-    serde_json::to_string(value).map_err(|e| StoreError::Unavailable(Box::new(e)))
-}
-
-/// Escapes `%`, `_` and `\` so user text matches literally inside `like`.
-fn like_pattern(query: &str) -> String {
-    let mut pattern = String::with_capacity(query.len() + 2);
-    pattern.push('%');
-    for c in query.to_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
 }
 
 #[async_trait]
@@ -962,7 +264,7 @@ impl Store for SqliteStore {
         .bind(user.created_at)
         .execute(&self.writer)
         .await
-        .map_err(unique_as("username_taken"))?;
+        .map_err(unique_as(Conflict::UsernameTaken))?;
         self.get_user(user.id).await?.ok_or(StoreError::NotFound)
     }
 
@@ -1216,7 +518,7 @@ impl Store for SqliteStore {
         .bind(&s.ip)
         .execute(&self.writer)
         .await
-        .map_err(unique_as("session_exists"))?;
+        .map_err(unique_as(Conflict::SessionExists))?;
         Ok(())
     }
 
@@ -1355,9 +657,9 @@ impl Store for SqliteStore {
         .bind(i64::from(max))
         .execute(&self.writer)
         .await
-        .map_err(unique_as("token_exists"))?;
+        .map_err(unique_as(Conflict::TokenExists))?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::Conflict("too_many_tokens"));
+            return Err(StoreError::Conflict(Conflict::TooManyTokens));
         }
         Ok(())
     }
@@ -1466,7 +768,7 @@ impl Store for SqliteStore {
             .await
             .map_err(db_err)?;
             if created >= i64::from(quota.max) {
-                return Err(StoreError::Conflict("too_many_rooms"));
+                return Err(StoreError::Conflict(Conflict::TooManyRooms));
             }
         }
         sqlx::query(
@@ -1484,7 +786,7 @@ impl Store for SqliteStore {
         .bind(room.created_by.map(|id| id.to_string()))
         .execute(&mut *tx)
         .await
-        .map_err(unique_as("room_exists"))?;
+        .map_err(unique_as(Conflict::RoomExists))?;
         for (user, role) in &room.members {
             sqlx::query(
                 "insert into room_members (room_id, user_id, role, joined_at) values (?, ?, ?, ?)",
@@ -1497,7 +799,7 @@ impl Store for SqliteStore {
             .await
             .map_err(|e| match &e {
                 sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::NotFound,
-                _ => unique_as("already_member")(e),
+                _ => unique_as(Conflict::AlreadyMember)(e),
             })?;
         }
         tx.commit().await.map_err(db_err)?;
@@ -1590,7 +892,7 @@ impl Store for SqliteStore {
         match owner {
             None => return Err(StoreError::NotFound),
             Some(owner) if owner.as_deref() != Some(from.to_string().as_str()) => {
-                return Err(StoreError::Conflict("not_owner"));
+                return Err(StoreError::Conflict(Conflict::NotOwner));
             }
             Some(_) => {}
         }
@@ -1867,10 +1169,10 @@ impl Store for SqliteStore {
         .await
         .map_err(|e| match &e {
             sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::NotFound,
-            _ => unique_as("already_member")(e),
+            _ => unique_as(Conflict::AlreadyMember)(e),
         })?;
         if done.rows_affected() == 0 && self.is_banned(room, user).await? {
-            return Err(StoreError::Conflict("banned"));
+            return Err(StoreError::Conflict(Conflict::Banned));
         }
         self.get_member(room, user)
             .await?
@@ -1920,7 +1222,7 @@ impl Store for SqliteStore {
         role: Role,
     ) -> StoreResult<Member> {
         if role == Role::Owner {
-            return Err(StoreError::Conflict("member_is_owner"));
+            return Err(StoreError::Conflict(Conflict::MemberIsOwner));
         }
         let done = sqlx::query(
             "update room_members set role = ? where room_id = ? and user_id = ? and role <> 'owner'",
@@ -1936,7 +1238,7 @@ impl Store for SqliteStore {
             .await?
             .ok_or(StoreError::NotFound)?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::Conflict("member_is_owner"));
+            return Err(StoreError::Conflict(Conflict::MemberIsOwner));
         }
         Ok(member)
     }
@@ -2007,7 +1309,7 @@ impl Store for SqliteStore {
             .await
             .map_err(db_err)?;
             if others > 0 {
-                return Err(StoreError::Conflict("owner_must_transfer"));
+                return Err(StoreError::Conflict(Conflict::OwnerMustTransfer));
             }
         }
         let done = sqlx::query("delete from room_members where room_id = ? and user_id = ?")
@@ -2081,7 +1383,7 @@ impl Store for SqliteStore {
         match owner {
             None => return Err(StoreError::NotFound),
             Some(Some(owner)) if owner == uid => {
-                return Err(StoreError::Conflict("member_is_owner"));
+                return Err(StoreError::Conflict(Conflict::MemberIsOwner));
             }
             Some(_) => {}
         }
@@ -2185,7 +1487,7 @@ impl Store for SqliteStore {
             .await
             .map_err(db_err)?;
             if exists.is_none() {
-                return Err(StoreError::Conflict("too_many_blocks"));
+                return Err(StoreError::Conflict(Conflict::TooManyBlocks));
             }
         }
         Ok(())
@@ -2281,9 +1583,9 @@ impl Store for SqliteStore {
         .bind(i64::from(max_live))
         .execute(&self.writer)
         .await
-        .map_err(unique_as("invite_exists"))?;
+        .map_err(unique_as(Conflict::InviteExists))?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::Conflict("too_many_invites"));
+            return Err(StoreError::Conflict(Conflict::TooManyInvites));
         }
         Ok(())
     }
@@ -2345,7 +1647,7 @@ impl Store for SqliteStore {
         .await
         .map_err(db_err)?;
         let Some(room) = room else {
-            return Err(StoreError::Conflict("invite_invalid"));
+            return Err(StoreError::Conflict(Conflict::InviteInvalid));
         };
         let banned: Option<i64> = sqlx::query_scalar(
             "select 1 from room_restrictions where room_id = ? and user_id = ? and banned_at is not null",
@@ -2357,7 +1659,7 @@ impl Store for SqliteStore {
         .map_err(db_err)?;
         if banned.is_some() {
             // Dropping the transaction rolls the use back.
-            return Err(StoreError::Conflict("banned"));
+            return Err(StoreError::Conflict(Conflict::Banned));
         }
         sqlx::query(
             "insert into room_members (room_id, user_id, role, joined_at, last_read_seq) \
@@ -2369,7 +1671,7 @@ impl Store for SqliteStore {
         .bind(&room)
         .execute(&mut *tx)
         .await
-        .map_err(unique_as("already_member"))?;
+        .map_err(unique_as(Conflict::AlreadyMember))?;
         tx.commit().await.map_err(db_err)?;
         self.get_member(&room_id(&room)?, user)
             .await?
@@ -2498,109 +1800,4 @@ impl Store for SqliteStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn batches_split_into_power_of_two_statements() {
-        let sizes = |n: usize| {
-            let items = vec![0u8; n];
-            statement_chunks(&items)
-                .map(<[u8]>::len)
-                .collect::<Vec<_>>()
-        };
-        assert!(sizes(0).is_empty());
-        assert_eq!(sizes(1), [1]);
-        assert_eq!(sizes(300), [256, 32, 8, 4]);
-        assert_eq!(sizes(513), [256, 256, 1]);
-        assert_eq!(sizes(255), [128, 64, 32, 16, 8, 4, 2, 1]);
-    }
-
-    /// With `Full`, a message batch commits without a sync, and nothing of it
-    /// can be read (so nobody can learn its seq) before the group sync ran;
-    /// everything else still syncs at its own commit.
-    #[tokio::test]
-    async fn a_batch_can_be_read_only_once_it_is_synced() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("g.db").display());
-        let store = SqliteStore::connect(&url, 2, SqliteSync::Full)
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
-        let room = RoomId::parse("synced").unwrap();
-        let new = NewRoom {
-            id: room.clone(),
-            kind: RoomKind::Public,
-            name: "Synced".into(),
-            description: String::new(),
-            owner_id: None,
-            created_by: None,
-            direct_key: None,
-            created_at: 1,
-            members: Vec::new(),
-        };
-        store.insert_room(&new, None).await.unwrap();
-        let wal = store.wal.as_ref().expect("Full syncs batches together");
-        assert!(wal.is_synced(), "nothing but FULL commits so far");
-        let message = NewMessage {
-            id: MessageId::new(),
-            room_id: room.clone(),
-            sender: None,
-            message_type: MessageType::System,
-            content: "hello".into(),
-            client_id: None,
-            event: None,
-            created_at: 2,
-        };
-        store.insert_messages(&[message]).await.unwrap();
-        assert!(!wal.is_synced(), "the batch waits for the group sync");
-        // A read waits for it, and so sees the batch only once it is on disk.
-        let page = store
-            .list_messages(&room, Page::Latest { limit: 10 })
-            .await
-            .unwrap();
-        assert!(wal.is_synced());
-        assert_eq!(page.messages.len(), 1);
-        // The batch put FULL back for the commits that follow it.
-        let (level,): (i64,) = sqlx::query_as("pragma synchronous")
-            .fetch_one(&store.writer)
-            .await
-            .unwrap();
-        assert_eq!(level, 2);
-        store.sync_messages().await.unwrap();
-        store.close().await;
-    }
-
-    /// An acknowledged message must survive a power cut: FULL syncs every
-    /// commit (the default, see `config`); NORMAL only at checkpoints.
-    #[tokio::test]
-    async fn commits_are_synced_as_configured() {
-        let dir = tempfile::tempdir().unwrap();
-        for (sync, expected) in [(SqliteSync::Full, 2), (SqliteSync::Normal, 1)] {
-            let url = format!("sqlite://{}", dir.path().join("s.db").display());
-            let store = SqliteStore::connect(&url, 2, sync).await.unwrap();
-            for pool in [&store.writer, &store.reader] {
-                let (level,): (i64,) = sqlx::query_as("pragma synchronous")
-                    .fetch_one(pool)
-                    .await
-                    .unwrap();
-                assert_eq!(level, expected, "{sync:?}");
-            }
-            store.close().await;
-        }
-    }
-
-    #[test]
-    fn each_statement_binds_its_rows() {
-        let sql = BatchSql::new();
-        assert_eq!(sql.insert.len(), 9);
-        for (power, text) in sql.insert.iter().enumerate() {
-            assert_eq!(text.as_str().matches('?').count(), 9 << power);
-        }
-        // Four keys of (room, sender, client_id, index).
-        assert_eq!(
-            BatchSql::pick(&sql.stored, 4).as_str().matches('?').count(),
-            16
-        );
-    }
-}
+mod tests;

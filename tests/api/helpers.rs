@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use parley::app::Application;
 use parley::config::Config;
-use parley::state::AppState;
+use parley::http::state::AppState;
 use reqwest::cookie::{CookieStore, Jar};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

@@ -10,10 +10,11 @@ use crate::domain::ids::TokenId;
 use crate::domain::time::rfc3339;
 use crate::domain::user::User;
 use crate::error::{AppError, Result};
-use crate::http::extract::{ApiJson, AuthUser, CSRF_COOKIE, Client, SESSION_COOKIE};
+use crate::http::extract::{ApiJson, AuthUser, CSRF_COOKIE, Client};
+use crate::http::identity::SESSION_COOKIE;
+use crate::http::state::AppState;
 use crate::services::accounts::{self, NewSession, Registration};
 use crate::services::profiles;
-use crate::state::AppState;
 use crate::views::ProfileView;
 
 #[derive(Deserialize)]

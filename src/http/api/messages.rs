@@ -10,9 +10,9 @@ use crate::domain::message::InsertOutcome;
 use crate::error::Result;
 use crate::http::api::rooms::room_id;
 use crate::http::extract::{ApiJson, ApiQuery, AuthUser};
+use crate::http::state::AppState;
 use crate::services::messages::{self, ReadUpTo};
 use crate::services::rooms::sender_of;
-use crate::state::AppState;
 use crate::views::MessageView;
 
 #[derive(Deserialize)]

@@ -11,9 +11,9 @@ use crate::domain::room::{Member, Role, RoomKind};
 use crate::domain::time::{now_ms, rfc3339};
 use crate::error::{AppError, Result};
 use crate::http::extract::{ApiJson, ApiQuery, AuthUser};
+use crate::http::state::AppState;
 use crate::services::profiles;
 use crate::services::rooms::{self, CreateInvite, CreateRoom};
-use crate::state::AppState;
 use crate::store::{Invite, RoomCursor};
 use crate::views::{RoomView, avatar_url};
 

@@ -11,9 +11,9 @@ use crate::avatar;
 use crate::domain::ids::UserId;
 use crate::error::{AppError, Result};
 use crate::http::extract::{ApiJson, ApiQuery, AuthUser, CSRF_FORM_FIELD, FormAuthUser};
+use crate::http::state::AppState;
 use crate::services::blocks;
 use crate::services::profiles::{self, ProfilePatch};
-use crate::state::AppState;
 
 /// `me` or a user id; anything else is an unknown user.
 fn user_id(raw: &str, auth: &AuthUser) -> Result<UserId> {

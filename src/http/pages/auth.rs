@@ -12,13 +12,14 @@ use crate::domain::user::Language;
 use crate::error::{AppError, Result};
 use crate::http::api::auth::{clear_session_cookies, session_cookies};
 use crate::http::extract::Client;
+use crate::http::identity::csrf_failed;
+use crate::http::state::AppState;
 use crate::services::accounts::{self, Registration};
 use crate::services::profiles;
-use crate::state::AppState;
 
 use super::notice::message_page;
 use super::{
-    CsrfForm, LANG_COOKIE, Page, anonymous_csrf, csrf_error, csrf_matches, default_theme, html,
+    LANG_COOKIE, Page, Submitted, anonymous_csrf, csrf_matches, default_theme, form_csrf, html,
     page, safe_next, session_of, user_page, visitor_lang,
 };
 
@@ -122,7 +123,7 @@ pub async fn login_submit(
             "invalid_form",
             "the form could not be read",
         )),
-        Some(form) if !csrf_matches(&form.csrf, &csrf) => Err(csrf_error()),
+        Some(form) if !csrf_matches(&form.csrf, &csrf) => Err(csrf_failed()),
         Some(form) => accounts::login(&state, &form.username, form.password, &client).await,
     };
     match outcome {
@@ -227,7 +228,7 @@ pub async fn register_submit(
             "invalid_form",
             "the form could not be read",
         )),
-        Some(form) if !csrf_matches(&form.csrf, &csrf) => Err(csrf_error()),
+        Some(form) if !csrf_matches(&form.csrf, &csrf) => Err(csrf_failed()),
         Some(form) if form.password != form.password2 => Err(AppError::bad_request(
             "password_mismatch",
             "the two passwords differ",
@@ -295,22 +296,21 @@ pub async fn logout_page(State(state): State<AppState>, jar: CookieJar) -> Resul
 pub async fn logout_submit(
     State(state): State<AppState>,
     jar: CookieJar,
-    form: std::result::Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>,
+    form: Submitted,
 ) -> Result<Response> {
     let Some((session, user)) = session_of(&state, &jar).await? else {
         return Ok((clear_session_cookies(jar), Redirect::to("/login")).into_response());
     };
-    let sent = form.map(|Form(f)| f.csrf).unwrap_or_default();
-    if !csrf_matches(&sent, &session.csrf_token) {
+    if let Err(refused) = form_csrf(form, &session) {
         return Ok(message_page(
             &state,
             Some(&user),
-            StatusCode::FORBIDDEN,
+            refused.status(),
             "page.csrf_title",
             state
                 .i18n
                 .get(user.language)
-                .error("csrf_failed", "CSRF check failed"),
+                .error(refused.code(), &refused.public_message()),
         ));
     }
     accounts::logout(&state, &session.token_hash).await?;

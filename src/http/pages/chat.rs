@@ -10,8 +10,8 @@ use serde::Serialize;
 use crate::domain::ids::RoomId;
 use crate::domain::user::User;
 use crate::error::{AppError, Result};
+use crate::http::state::AppState;
 use crate::services::{profiles, rooms};
-use crate::state::AppState;
 use crate::store::SessionRecord;
 use crate::views::ProfileView;
 

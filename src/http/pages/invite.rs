@@ -1,7 +1,6 @@
 //! `/invite/<code>`: where an invite link leads, and joining through it.
 
 use askama::Template;
-use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -10,13 +9,11 @@ use axum_extra::extract::cookie::CookieJar;
 use crate::domain::room::RoomKind;
 use crate::domain::time::now_ms;
 use crate::error::Result;
+use crate::http::state::AppState;
 use crate::services::rooms;
-use crate::state::AppState;
 
 use super::notice::message_page;
-use super::{
-    CsrfForm, Page, csrf_error, csrf_matches, html, room_path, session_of, to_login, user_page,
-};
+use super::{Page, Submitted, form_csrf, html, room_path, session_of, to_login, user_page};
 
 #[derive(Template)]
 #[template(path = "invite.html")]
@@ -83,15 +80,12 @@ pub async fn invite_submit(
     jar: CookieJar,
     uri: Uri,
     Path(code): Path<String>,
-    form: std::result::Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>,
+    form: Submitted,
 ) -> Result<Response> {
     let Some((session, user)) = session_of(&state, &jar).await? else {
         return Ok(to_login(&uri));
     };
-    let sent = form.map(|Form(f)| f.csrf).unwrap_or_default();
-    if !csrf_matches(&sent, &session.csrf_token) {
-        return Err(csrf_error());
-    }
+    form_csrf(form, &session)?;
     match rooms::redeem_invite(&state, &user, &code).await {
         Ok(room) => Ok(Redirect::to(&room_path(room.id.as_str())).into_response()),
         Err(err) if !err.is_server_error() => Ok(message_page(

@@ -8,7 +8,7 @@ use axum_extra::extract::cookie::CookieJar;
 
 use crate::domain::user::{Language, User};
 use crate::error::AppError;
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 use super::{Page, default_theme, html, page, session_of, user_page, visitor_lang};
 

@@ -1,21 +1,18 @@
 //! `/u/<username>`: a user's profile card, and starting a direct message from it.
 
 use askama::Template;
-use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
 
 use crate::error::{AppError, Result};
+use crate::http::state::AppState;
 use crate::services::{profiles, rooms};
-use crate::state::AppState;
 use crate::views::ProfileView;
 
 use super::notice::message_page;
-use super::{
-    CsrfForm, Page, csrf_error, csrf_matches, html, room_path, session_of, to_login, user_page,
-};
+use super::{Page, Submitted, form_csrf, html, room_path, session_of, to_login, user_page};
 
 #[derive(Template)]
 #[template(path = "profile.html")]
@@ -98,15 +95,12 @@ pub async fn direct_submit(
     jar: CookieJar,
     uri: Uri,
     Path(username): Path<String>,
-    form: std::result::Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>,
+    form: Submitted,
 ) -> Result<Response> {
     let Some((session, user)) = session_of(&state, &jar).await? else {
         return Ok(to_login(&uri));
     };
-    let sent = form.map(|Form(f)| f.csrf).unwrap_or_default();
-    if !csrf_matches(&sent, &session.csrf_token) {
-        return Err(csrf_error());
-    }
+    form_csrf(form, &session)?;
     let other = state
         .store
         .get_user_by_username(&username)

@@ -8,8 +8,8 @@ use axum_extra::extract::cookie::CookieJar;
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::http::state::AppState;
 use crate::services::profiles;
-use crate::state::AppState;
 use crate::views::ProfileView;
 
 use super::{Page, html, script_boot, session_of, to_login, user_page};

@@ -1,7 +1,10 @@
-//! What every node must hear about: committed messages and live events, and
-//! who is online. Events are applied to this node's hub first (local clients
-//! never wait for Redis), then published so other nodes apply them too. With
-//! no `--redis-url` this is just the local hub.
+//! The bus: what every node must hear about, committed messages and live
+//! events, and who is online. Events are applied to this node's hub first
+//! (local clients never wait for Redis), then published so other nodes apply
+//! them too. With no `--redis-url` this is just the local hub (`hub`, with
+//! each connection's `outbox`). A carrier: it knows the store's permission
+//! cache (to invalidate it) and `domain/`, never the rules (`services/`),
+//! sessions (`realtime/`), `http/` or `bench/`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -9,10 +12,14 @@ use std::sync::Arc;
 use axum::extract::ws::Utf8Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::bus::hub::Hub;
+use crate::bus::outbox::ChatFrame;
+use crate::domain::ids::Credential;
 use crate::domain::ids::{RoomId, SessionKey, TokenId, UserId};
-use crate::realtime::hub::{ChatFrame, Credential, Hub};
-use crate::services::room_cache::RoomCache;
+use crate::store::room_cache::RoomCache;
 
+pub mod hub;
+pub mod outbox;
 pub mod redis;
 
 pub use self::redis::RedisLink;
@@ -77,13 +84,13 @@ pub struct Envelope {
 }
 
 #[derive(Clone)]
-pub struct Cluster {
+pub struct Bus {
     hub: Hub,
     rooms: Arc<RoomCache>,
     redis: Option<Arc<RedisLink>>,
 }
 
-impl Cluster {
+impl Bus {
     pub fn new(hub: Hub, rooms: Arc<RoomCache>, redis: Option<Arc<RedisLink>>) -> Self {
         Self { hub, rooms, redis }
     }
@@ -124,7 +131,7 @@ impl Cluster {
         });
     }
 
-    /// As [`Cluster::to_room`], for what a client that is behind may miss:
+    /// As [`Bus::to_room`], for what a client that is behind may miss:
     /// typing, presence and read receipts (see `Urgency::Ephemeral`).
     pub fn to_room_ephemeral(&self, room: &RoomId, frame: Utf8Bytes, skip_user: Option<UserId>) {
         self.hub.broadcast_ephemeral(room, &frame, skip_user);

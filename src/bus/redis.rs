@@ -20,10 +20,10 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use super::{Envelope, Event, apply};
+use crate::bus::hub::Hub;
 use crate::domain::ids::UserId;
 use crate::domain::time::now_ms;
-use crate::realtime::hub::Hub;
-use crate::services::room_cache::RoomCache;
+use crate::store::room_cache::RoomCache;
 
 /// A node whose heartbeat is older than this is dead: its users count as offline.
 pub const NODE_TTL_MS: i64 = 30_000;

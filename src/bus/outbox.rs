@@ -13,9 +13,65 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use axum::extract::ws::Utf8Bytes;
 use tokio::sync::Notify;
 
-use crate::realtime::hub::Outbound;
+use crate::domain::ids::{RoomId, UserId};
+
+/// What a connection's writer is asked to do.
+#[derive(Debug)]
+pub enum Outbound {
+    /// Send this frame as it is.
+    Frame(Utf8Bytes),
+    /// Committed chat messages of one room, ascending (one commit's worth): each
+    /// is sent unless this connection already delivered its seq.
+    Chat {
+        room: RoomId,
+        messages: Arc<[ChatFrame]>,
+    },
+    /// Heartbeat: send a WebSocket ping and this `heartbeat` frame.
+    Tick(Utf8Bytes),
+    /// The client has these rooms up to these seqs: deliver what follows, in order.
+    StartAfter(Vec<(RoomId, i64)>),
+    /// A resume began: stored messages after `since` follow as chunks.
+    ResumeStart { room: RoomId, since: i64 },
+    /// Stored messages being replayed, ascending.
+    ResumeChunk {
+        room: RoomId,
+        messages: Vec<(i64, Utf8Bytes)>,
+    },
+    /// Replay finished: send `resume_complete`.
+    ResumeEnd { room: RoomId },
+    /// Stored messages fetched to fill a gap, ascending.
+    Fill {
+        room: RoomId,
+        messages: Vec<(i64, Utf8Bytes)>,
+    },
+    /// Messages may have been missed: re-check every room against the store.
+    /// With `membership`, membership changes may have been missed too (the bus
+    /// was down): re-check which rooms the connection may follow.
+    Resync { membership: bool },
+}
+
+/// A committed message serialized for its sender (`is_own: true`) and for everyone else.
+#[derive(Debug)]
+pub struct ChatFrame {
+    pub seq: i64,
+    pub sender: Option<UserId>,
+    pub own: Utf8Bytes,
+    pub others: Utf8Bytes,
+}
+
+impl ChatFrame {
+    /// The copy meant for `user`.
+    pub fn for_user(&self, user: UserId) -> &Utf8Bytes {
+        if self.sender == Some(user) {
+            &self.own
+        } else {
+            &self.others
+        }
+    }
+}
 
 /// Why an item was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

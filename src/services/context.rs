@@ -1,54 +1,41 @@
-//! Everything a handler or session needs, passed explicitly (no globals).
+//! What the rules need, passed explicitly to every service (no globals): the
+//! store, the bus, the caches, the limits and the configuration. It holds
+//! nothing of HTTP or of sockets; `http::state::AppState` wraps it with what
+//! only the web layer needs.
 
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::cluster::Cluster;
+use crate::bus::Bus;
+use crate::bus::hub::Hub;
 use crate::config::Config;
-use crate::domain::net::IpNet;
-use crate::http::assets::AssetBundle;
-use crate::i18n::Catalogs;
 use crate::images::ImagePool;
 use crate::limits::Limits;
-use crate::realtime::hub::Hub;
-use crate::realtime::typing::Typing;
-use crate::realtime::user_slots::UserSlots;
-use crate::services::room_cache::RoomCache;
 use crate::services::tail_cache::TailCache;
+use crate::services::typing::Typing;
 use crate::services::writer::MessageWriter;
 use crate::store::DynStore;
+use crate::store::room_cache::RoomCache;
 
 #[derive(Clone)]
-pub struct AppState {
+pub struct Services {
     pub config: Arc<Config>,
     pub store: DynStore,
-    /// This node's connections.
+    /// This node's connections (the bus's local end).
     pub hub: Hub,
     /// Events and presence across nodes (just `hub` without Redis).
-    pub cluster: Cluster,
+    pub bus: Bus,
     pub rooms: Arc<RoomCache>,
     /// The recent messages of active rooms (off with several nodes).
     pub tail: Arc<TailCache>,
     pub writer: MessageWriter,
     pub limits: Arc<Limits>,
     pub typing: Arc<Typing>,
-    /// WebSocket connections still allowed (`--max-connections`, clamped to
-    /// what the open-file limit allows).
-    pub connections: Arc<Semaphore>,
-    /// WebSocket connections per user (`--max-connections-per-user`).
-    pub user_slots: Arc<UserSlots>,
-    /// Reverse proxies whose `X-Forwarded-For` is believed.
-    pub proxies: Arc<[IpNet]>,
     /// A password hash to verify against when the username does not exist,
     /// so a failed login takes as long whether or not the user exists.
     pub dummy_password_hash: Arc<str>,
-    /// The web app's UI strings, per language.
-    pub i18n: Arc<Catalogs>,
-    /// The web app's scripts and styles.
-    pub assets: Arc<AssetBundle>,
     /// Cancelled when the server begins shutting down.
     pub shutdown: CancellationToken,
     /// Background tasks and WebSocket sessions, awaited at shutdown.
