@@ -59,13 +59,15 @@ pub async fn login_page(
     headers: HeaderMap,
     Query(query): Query<AuthQuery>,
 ) -> Result<Response> {
-    let next = safe_next(query.next.as_deref()).to_owned();
-    if session_of(&state, &jar).await?.is_some() {
-        return Ok(Redirect::to(&next).into_response());
-    }
-    let lang = visitor_lang(query.lang.as_deref(), &jar, &headers);
-    let (jar, csrf) = anonymous_csrf(jar, state.config.secure_cookies());
-    let jar = remember_lang(jar, query.lang.as_deref(), &state);
+    let Visitor {
+        jar,
+        lang,
+        csrf,
+        next,
+    } = match Visitor::arriving(&state, jar, &headers, &query).await? {
+        Ok(visitor) => visitor,
+        Err(logged_in) => return Ok(logged_in),
+    };
     let template = LoginTemplate {
         page: page(&state, lang, default_theme(), None),
         csrf,
@@ -75,6 +77,41 @@ pub async fn login_page(
         registration_open: state.config.registration_open,
     };
     Ok((jar, html(&template, StatusCode::OK)).into_response())
+}
+
+/// Someone opening the login or registration page.
+struct Visitor {
+    jar: CookieJar,
+    lang: Language,
+    /// The form's CSRF token (see `anonymous_csrf`).
+    csrf: String,
+    /// Where to go once logged in (a local path).
+    next: String,
+}
+
+impl Visitor {
+    /// The visitor's language (remembered if `?lang=` picked it) and CSRF
+    /// token; `Err`: they are logged in already, so they go on to `next`.
+    async fn arriving(
+        state: &AppState,
+        jar: CookieJar,
+        headers: &HeaderMap,
+        query: &AuthQuery,
+    ) -> Result<std::result::Result<Self, Response>> {
+        let next = safe_next(query.next.as_deref()).to_owned();
+        if session_of(state, &jar).await?.is_some() {
+            return Ok(Err(Redirect::to(&next).into_response()));
+        }
+        let lang = visitor_lang(query.lang.as_deref(), &jar, headers);
+        let (jar, csrf) = anonymous_csrf(jar, state.config.secure_cookies());
+        let jar = remember_lang(jar, query.lang.as_deref(), state);
+        Ok(Ok(Self {
+            jar,
+            lang,
+            csrf,
+            next,
+        }))
+    }
 }
 
 fn remember_lang(jar: CookieJar, picked: Option<&str>, state: &AppState) -> CookieJar {
@@ -163,13 +200,15 @@ pub async fn register_page(
     headers: HeaderMap,
     Query(query): Query<AuthQuery>,
 ) -> Result<Response> {
-    let next = safe_next(query.next.as_deref()).to_owned();
-    if session_of(&state, &jar).await?.is_some() {
-        return Ok(Redirect::to(&next).into_response());
-    }
-    let lang = visitor_lang(query.lang.as_deref(), &jar, &headers);
-    let (jar, csrf) = anonymous_csrf(jar, state.config.secure_cookies());
-    let jar = remember_lang(jar, query.lang.as_deref(), &state);
+    let Visitor {
+        jar,
+        lang,
+        csrf,
+        next,
+    } = match Visitor::arriving(&state, jar, &headers, &query).await? {
+        Ok(visitor) => visitor,
+        Err(logged_in) => return Ok(logged_in),
+    };
     let template = RegisterTemplate {
         page: page(&state, lang, default_theme(), None),
         csrf,
