@@ -298,15 +298,19 @@ async fn run_within(options: &ChatOptions) -> anyhow::Result<ChatReport> {
         bar.set_message(progress::describe(progress));
         tokio::time::sleep(POLL).await;
     }
-    broadcast(&controls, Control::StopSending);
+    let told = broadcast(&controls, Control::StopSending);
     let run_time = run_started.elapsed();
 
     // Drain: every message acknowledged (or refused) and delivered everywhere.
+    // `sent` is final only once every connection told to stop has: one may
+    // have been sending when the command was queued.
     let drain_started = Instant::now();
     bar.set_prefix("drain");
     let mut drained = false;
     while drain_started.elapsed() < options.drain {
-        let resolved = progress.acked.get() + progress.errors.get() >= progress.sent.get();
+        let stopped = progress.stopped.get() >= told;
+        let resolved =
+            stopped && progress.acked.get() + progress.errors.get() >= progress.sent.get();
         let delivered = progress.delivered.get() >= progress.expected_deliveries();
         if resolved && delivered {
             drained = true;
@@ -431,11 +435,16 @@ async fn run_within(options: &ChatOptions) -> anyhow::Result<ChatReport> {
     })
 }
 
-fn broadcast(controls: &[mpsc::Sender<Control>], command: Control) {
+/// Tells every client; returns how many were told (one that already ended
+/// has nothing to be told).
+fn broadcast(controls: &[mpsc::Sender<Control>], command: Control) -> u64 {
+    let mut told = 0;
     for control in controls {
-        // A client that already ended has nothing to be told.
-        let _ = control.try_send(command);
+        if control.try_send(command).is_ok() {
+            told += 1;
+        }
     }
+    told
 }
 
 /// Every client's outcome, merged.

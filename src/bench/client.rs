@@ -269,7 +269,10 @@ impl Client {
                             return stop;
                         }
                     }
-                    Some(Control::StopSending) => self.sending = false,
+                    Some(Control::StopSending) => {
+                        self.sending = false;
+                        self.shared.progress.stopped.add(1);
+                    }
                     Some(Control::Drop) if self.spec.joins_storm => return Stop::Storm,
                     // Spared by the storm: back at once.
                     Some(Control::Drop) => self.shared.progress.back.add(1),

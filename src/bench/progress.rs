@@ -11,13 +11,16 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 #[derive(Default)]
 pub struct Counter(AtomicU64);
 
+/// Release/acquire (free on x86): a reader that sees one counter move also
+/// sees what the same task counted before it (the drain reads `stopped`,
+/// then `sent`).
 impl Counter {
     pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
+        self.0.fetch_add(n, Ordering::Release);
     }
 
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.load(Ordering::Acquire)
     }
 }
 
@@ -35,6 +38,8 @@ pub struct Progress {
     pub disconnects: Counter,
     /// Connections back (resume complete) after the reconnect storm.
     pub back: Counter,
+    /// Connections that obeyed `StopSending`: once all have, `sent` is final.
+    pub stopped: Counter,
     /// Per room: acknowledged messages and connections following the room.
     pub room_acked: Vec<Counter>,
     pub room_connected: Vec<Counter>,
@@ -52,6 +57,7 @@ impl Progress {
             rate_limited: Counter::default(),
             disconnects: Counter::default(),
             back: Counter::default(),
+            stopped: Counter::default(),
             room_acked: (0..rooms).map(|_| Counter::default()).collect(),
             room_connected: (0..rooms).map(|_| Counter::default()).collect(),
         }
