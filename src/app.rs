@@ -130,7 +130,6 @@ impl Application {
             limits: Arc::new(Limits::new(&config, redis)),
             config: Arc::new(config),
             store,
-            hub,
             bus,
             rooms,
             tail,
@@ -199,7 +198,7 @@ impl Application {
         }
         // Users still in their grace period will not come back to this node:
         // they are gone now (other nodes hear it before this one leaves).
-        let departures = state.hub.take_all_departures();
+        let departures = state.bus.hub().take_all_departures();
         let announced = async {
             for (user, rooms) in departures {
                 presence::depart(&state, user, &rooms).await;
@@ -243,7 +242,7 @@ fn spawn_background(state: &AppState) {
             let frame = ServerEvent::Heartbeat { timestamp: now }.encode();
             // A peer that sent nothing since the previous tick did not answer
             // its ping; a connection whose session expired is closed.
-            let due = s.hub.heartbeat(
+            let due = s.bus.hub().heartbeat(
                 &frame,
                 previous_tick,
                 now,
@@ -271,7 +270,7 @@ fn spawn_background(state: &AppState) {
             }
             messages::expire_typing(&s);
             // Users whose grace period ran out without a reconnect are gone.
-            let departures = s.hub.take_departures(Instant::now());
+            let departures = s.bus.hub().take_departures(Instant::now());
             if !departures.is_empty() {
                 let state = s.clone();
                 s.tasks.spawn(async move {

@@ -95,6 +95,11 @@ impl Bus {
         Self { hub, rooms, redis }
     }
 
+    /// This node's connections: the bus's local end.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
     pub fn redis(&self) -> Option<&Arc<RedisLink>> {
         self.redis.as_ref()
     }

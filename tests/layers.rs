@@ -253,8 +253,7 @@ fn expand(prefix: &str, text: &str, paths: &mut Vec<String>) -> usize {
             let skipped = rest.len() - rest.trim_start_matches([',', ' ', '\n', '\t']).len();
             rest = &rest[skipped..];
             read += skipped;
-            if let Some(after) = rest.strip_prefix('}') {
-                let _ = after;
+            if rest.starts_with('}') {
                 return text_start + read + 1;
             }
             if rest.is_empty() {

@@ -57,9 +57,9 @@ export class PendingSends {
 
   /** The server refused it: returns the entry (now failed), if it was ours. */
   fail(clientId) {
-    const entry = clientId && this.entries.get(clientId);
+    const entry = this.entries.get(clientId);
     if (entry) entry.failed = true;
-    return entry || undefined;
+    return entry;
   }
 
   /** [clientId, entry] of the messages pending in `room`. */

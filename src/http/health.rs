@@ -40,7 +40,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         "status": status,
         "checks": { "database": database, "redis": redis },
         "node": state.bus.redis().map(|r| r.node().to_string()),
-        "connections": state.hub.connection_count(),
+        "connections": state.bus.hub().connection_count(),
     });
     (code, Json(body)).into_response()
 }

@@ -27,14 +27,6 @@ pub enum Caller {
     Session(SessionRecord, User),
 }
 
-impl Caller {
-    pub fn user(&self) -> &User {
-        match self {
-            Self::Token(_, user) | Self::Session(_, user) => user,
-        }
-    }
-}
-
 impl Claim {
     /// The request's claim: a bearer token if there is one (a malformed
     /// `Authorization` header is refused), else the session cookie.

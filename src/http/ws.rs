@@ -38,7 +38,7 @@ pub async fn room_socket(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response> {
-    let revocations_before = state.hub.revocations();
+    let revocations_before = state.bus.hub().revocations();
     let (user, login) = authenticate(&state, &headers).await?;
     let room = room_id(&id)?;
     rooms::access(&state, &room, user.id).await?;
@@ -69,7 +69,7 @@ pub async fn user_socket(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response> {
-    let revocations_before = state.hub.revocations();
+    let revocations_before = state.bus.hub().revocations();
     let (user, login) = authenticate(&state, &headers).await?;
     upgrade_to(
         state,

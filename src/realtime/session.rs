@@ -232,7 +232,7 @@ impl Session {
         // A revocation committed after the upgrade was authenticated, but before
         // the hub knew this connection, found nothing here to close: look again
         // if there was any revocation meanwhile.
-        if ctx.hub.revocations() != revocations_before {
+        if ctx.bus.hub().revocations() != revocations_before {
             session.recheck_credential(ctx).await;
         }
         tracing::info!(%user_id, "websocket connected");
@@ -374,7 +374,7 @@ impl Session {
             outbox,
             control,
             fills,
-            hub: ctx.hub.clone(),
+            hub: ctx.bus.hub().clone(),
             conn_id: None,
             writer: None,
             opened: Instant::now(),
@@ -388,7 +388,7 @@ impl Session {
     async fn register(&mut self, ctx: &Services, credential: Credential) -> Arrival {
         let rooms = std::mem::take(&mut self.rooms);
         let followed = rooms.clone();
-        let (id, first_here) = ctx.hub.register(
+        let (id, first_here) = ctx.bus.hub().register(
             self.me,
             self.scope.clone(),
             rooms,
@@ -421,7 +421,7 @@ impl Session {
             match rooms::ids_of(ctx, self.me).await {
                 Ok(ids) => {
                     for room in ids.iter().filter(|r| !followed.contains(r)) {
-                        ctx.hub.follow_room(self.me, room);
+                        ctx.bus.hub().follow_room(self.me, room);
                     }
                 }
                 Err(err) => tracing::warn!(error = %err, "could not recheck rooms"),
@@ -438,7 +438,7 @@ impl Session {
         };
         let grace = ctx.config.presence_grace;
         let depart_at = (!grace.is_zero()).then(|| Instant::now() + grace);
-        let (rooms, presence) = ctx.hub.unregister(id, depart_at);
+        let (rooms, presence) = ctx.bus.hub().unregister(id, depart_at);
         for room in &rooms {
             if ctx.typing.stop(room, self.me) {
                 messages::announce_typing(ctx, room, self.me, &self.sender.username, false);

@@ -359,13 +359,13 @@ pub async fn refresh_connected_sessions(ctx: &Services, keys: Vec<SessionKey>) {
             Ok(Some(_)) => {
                 let expires_at = now + ttl_ms(ctx);
                 match ctx.store.touch_session(&hash, now, expires_at).await {
-                    Ok(()) => ctx.hub.extend_session(key, expires_at),
+                    Ok(()) => ctx.bus.hub().extend_session(key, expires_at),
                     Err(err) => {
                         tracing::debug!(error = %err, "could not extend a connected session")
                     }
                 }
             }
-            Ok(None) => ctx.hub.end_credential(Credential::Session(key)),
+            Ok(None) => ctx.bus.hub().end_credential(Credential::Session(key)),
             Err(err) => tracing::debug!(error = %err, "could not check a connected session"),
         }
     }

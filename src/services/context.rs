@@ -9,7 +9,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::bus::Bus;
-use crate::bus::hub::Hub;
 use crate::config::Config;
 use crate::images::ImagePool;
 use crate::limits::Limits;
@@ -23,9 +22,8 @@ use crate::store::room_cache::RoomCache;
 pub struct Services {
     pub config: Arc<Config>,
     pub store: DynStore,
-    /// This node's connections (the bus's local end).
-    pub hub: Hub,
-    /// Events and presence across nodes (just `hub` without Redis).
+    /// Events and presence across nodes; its `hub()` is this node's
+    /// connections (all of the bus without Redis).
     pub bus: Bus,
     pub rooms: Arc<RoomCache>,
     /// The recent messages of active rooms (off with several nodes).

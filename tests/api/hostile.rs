@@ -103,7 +103,7 @@ async fn a_client_that_never_reads() {
         .during(async {
             let mut sent = 0;
             // Until the server gives up on the deaf client (or clearly never would).
-            while sent < 2000 && app.state.hub.connection_count() > 1 {
+            while sent < 2000 && app.state.bus.hub().connection_count() > 1 {
                 loud.say(&room, &big).await;
                 sent += 1;
             }

@@ -460,9 +460,9 @@ async fn users_in_their_presence_grace_leave_when_the_server_stops() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let state = app.state.clone();
     let bob_id = UserId::parse(&bob.id()).unwrap();
-    assert!(state.hub.is_online(bob_id), "departing, not gone");
+    assert!(state.bus.hub().is_online(bob_id), "departing, not gone");
     app.stop().await;
-    assert!(!state.hub.is_online(bob_id), "gone once the server stopped");
+    assert!(!state.bus.hub().is_online(bob_id), "gone once the server stopped");
 }
 
 #[tokio::test]
@@ -934,7 +934,7 @@ async fn a_client_that_does_not_read_is_disconnected_not_buffered() {
         count
     });
     // Keep sending until the server gives up on the slow reader.
-    while app.state.hub.connection_count() == 2 && sent < 3000 {
+    while app.state.bus.hub().connection_count() == 2 && sent < 3000 {
         let batch = (0..20).map(|_| {
             http.post(&url)
                 .bearer_auth(&token)
@@ -947,7 +947,7 @@ async fn a_client_that_does_not_read_is_disconnected_not_buffered() {
         }
     }
     assert_eq!(
-        app.state.hub.connection_count(),
+        app.state.bus.hub().connection_count(),
         1,
         "the slow client was dropped after {sent} messages"
     );
@@ -983,7 +983,7 @@ async fn silent_peers_are_closed_within_two_heartbeats() {
     let mut dead = ann.ws("/ws/chat/general/").await;
     live.next_of("connection_established").await;
     dead.next_of("connection_established").await;
-    assert_eq!(app.state.hub.connection_count(), 2);
+    assert_eq!(app.state.bus.hub().connection_count(), 2);
     // `live` keeps reading, and so answers pings; `dead` never reads again.
     let started = Instant::now();
     let mut beats = 0;
@@ -997,13 +997,13 @@ async fn silent_peers_are_closed_within_two_heartbeats() {
     }
     assert!(beats >= 2, "heartbeat frames every interval: {beats}");
     assert_eq!(
-        app.state.hub.connection_count(),
+        app.state.bus.hub().connection_count(),
         1,
         "the silent peer was closed within two intervals"
     );
     live.next_of("heartbeat").await;
     assert_eq!(
-        app.state.hub.connection_count(),
+        app.state.bus.hub().connection_count(),
         1,
         "the reading peer is still served"
     );

@@ -302,7 +302,7 @@ impl Session {
     /// with no longer works: its revocation may not have reached this node
     /// (the bus was down), or came before the connection was registered.
     pub(super) async fn recheck_credential(&self, ctx: &Services) {
-        let Some(credential) = self.conn_id.and_then(|id| ctx.hub.credential_of(id)) else {
+        let Some(credential) = self.conn_id.and_then(|id| ctx.bus.hub().credential_of(id)) else {
             return;
         };
         match accounts::credential_valid(ctx, self.me, credential).await {
@@ -331,7 +331,7 @@ impl Session {
             Scope::AllRooms => {
                 // Snapshot first: a room followed after it (a live join) is not
                 // taken for one we missed leaving.
-                let followed = ctx.hub.rooms_of(conn);
+                let followed = ctx.bus.hub().rooms_of(conn);
                 let member_of = match rooms::ids_of(ctx, self.me).await {
                     Ok(ids) => ids,
                     Err(err) => {
@@ -340,7 +340,7 @@ impl Session {
                     }
                 };
                 for room in followed.iter().filter(|r| !member_of.contains(r)) {
-                    ctx.hub.unfollow_for(conn, room);
+                    ctx.bus.hub().unfollow_for(conn, room);
                     self.reply(Outbound::Frame(
                         ServerEvent::RoomLeft {
                             room_id: room,
@@ -355,7 +355,7 @@ impl Session {
                     return;
                 }
                 for room in &joined {
-                    ctx.hub.follow_for(conn, room);
+                    ctx.bus.hub().follow_for(conn, room);
                 }
                 // A removal committed between the read and the follow would
                 // have found nothing to unfollow yet: look once more.
@@ -364,14 +364,14 @@ impl Session {
                     Err(err) => {
                         tracing::debug!(error = %err, "could not recheck rooms");
                         for room in &joined {
-                            ctx.hub.unfollow_for(conn, room);
+                            ctx.bus.hub().unfollow_for(conn, room);
                         }
                         return;
                     }
                 };
                 for room in joined {
                     if !still.contains(room) {
-                        ctx.hub.unfollow_for(conn, room);
+                        ctx.bus.hub().unfollow_for(conn, room);
                         continue;
                     }
                     if let Ok(Some(found)) = rooms::find(ctx, room).await {

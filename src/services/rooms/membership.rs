@@ -431,6 +431,12 @@ pub async fn transfer_ownership(
         }
     }
     room_updated(ctx, &room);
+    announce_owner(ctx, id, &user, actor).await?;
+    Ok(room)
+}
+
+/// The system message saying `user` owns the room now, `actor`'s doing.
+async fn announce_owner(ctx: &Services, id: &RoomId, user: &User, actor: &User) -> Result<()> {
     announce(
         ctx,
         id,
@@ -442,8 +448,7 @@ pub async fn transfer_ownership(
             by: actor.username.clone(),
         },
     )
-    .await?;
-    Ok(room)
+    .await
 }
 
 /// A site admin repairs a room's ownership: `target`, a member, becomes its
@@ -482,18 +487,7 @@ pub async fn set_owner(ctx: &Services, actor: &User, id: &RoomId, target: UserId
     }
     room_updated(ctx, &room);
     if before.owner_id != Some(target) {
-        announce(
-            ctx,
-            id,
-            Some(actor),
-            SystemEvent::OwnershipTransferred {
-                user_id: user.id,
-                username: user.username.clone(),
-                by_id: actor.id,
-                by: actor.username.clone(),
-            },
-        )
-        .await?;
+        announce_owner(ctx, id, &user, actor).await?;
     }
     Ok(room)
 }
