@@ -462,7 +462,10 @@ async fn users_in_their_presence_grace_leave_when_the_server_stops() {
     let bob_id = UserId::parse(&bob.id()).unwrap();
     assert!(state.bus.hub().is_online(bob_id), "departing, not gone");
     app.stop().await;
-    assert!(!state.bus.hub().is_online(bob_id), "gone once the server stopped");
+    assert!(
+        !state.bus.hub().is_online(bob_id),
+        "gone once the server stopped"
+    );
 }
 
 #[tokio::test]
