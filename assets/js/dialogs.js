@@ -2,6 +2,7 @@
 // returns to the opener): new group, new direct message, public rooms, a
 // user's profile card, and a room's details and moderation.
 import { h, clear, debounce, toast } from './dom.js';
+import { icon } from './icons.js';
 import { t, tn, formatDateTime } from './i18n.js';
 import { del, get, patch, post } from './api.js';
 import { avatar, avatarWithDot, realName, shownName, tagPills, roomTitle } from './format.js';
@@ -18,7 +19,7 @@ export function openDialog({ title, body, footer, className = '' }) {
       'div',
       { class: 'dialog-head' },
       h('h2', { id: titleId }, title),
-      h('button', { type: 'button', class: 'icon-btn', 'aria-label': t('common.close'), onclick: () => dialog.close() }, '✕'),
+      h('button', { type: 'button', class: 'icon-btn', 'aria-label': t('common.close'), title: t('common.close'), onclick: () => dialog.close() }, icon('x')),
     ),
     h('div', { class: 'dialog-body' }, body),
     footer ? h('div', { class: 'dialog-foot' }, footer) : null,
@@ -89,7 +90,7 @@ export function newGroupDialog(ctx) {
           'span',
           { class: 'chip' },
           shownName(u),
-          h('button', { type: 'button', 'aria-label': t('dialog.remove_chip', { name: shownName(u) }), onclick: () => (picked.delete(u.id), renderChips()) }, '✕'),
+          h('button', { type: 'button', 'aria-label': t('dialog.remove_chip', { name: shownName(u) }), title: t('dialog.remove_chip', { name: shownName(u) }), onclick: () => (picked.delete(u.id), renderChips()) }, icon('x')),
         ),
       ),
     );

@@ -65,6 +65,16 @@ impl Page<'_> {
         self.assets.url(path)
     }
 
+    /// The markup of one icon of the sprite (`assets/img/icons.svg`), hidden
+    /// from assistive technology: the control holding it is named instead.
+    /// `name` is always a literal in a template, never user input.
+    pub fn icon(&self, name: &str) -> String {
+        format!(
+            r##"<svg class="icon" aria-hidden="true" focusable="false"><use href="{}#{name}"/></svg>"##,
+            self.assets.url("img/icons.svg")
+        )
+    }
+
     /// `zh-CN` / `en`, for the language switch links.
     pub fn other_lang(&self) -> (&'static str, &'static str) {
         match self.lang {
