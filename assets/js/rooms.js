@@ -5,8 +5,9 @@ import { t, formatShort } from './i18n.js';
 import { avatarWithDot, initials, previewText, roomTitle } from './format.js';
 
 export class RoomList {
-  constructor({ list, empty, search, onOpen, isOnline }) {
-    Object.assign(this, { listEl: list, emptyEl: empty, searchEl: search, onOpen, isOnline });
+  /** `isOnline(userId)`: true, false or null (not known now); `onRender()` after each render (badges). */
+  constructor({ list, empty, search, onOpen, isOnline, onRender }) {
+    Object.assign(this, { listEl: list, emptyEl: empty, searchEl: search, onOpen, isOnline, onRender });
     this.rooms = new Map();
     this.active = null;
     this.schedule = perFrame(() => this.render());
@@ -74,6 +75,14 @@ export class RoomList {
     const rooms = this.sorted().filter((room) => !query || roomTitle(room).toLowerCase().includes(query) || room.room_id.includes(query));
     clear(this.listEl).append(...rooms.map((room) => this.item(room)));
     this.emptyEl.hidden = rooms.length > 0;
+    this.onRender?.();
+  }
+
+  /** Unread messages in every room but `roomId`. */
+  unreadElsewhere(roomId) {
+    let total = 0;
+    for (const room of this.rooms.values()) if (room.room_id !== roomId) total += room.unread ?? 0;
+    return total;
   }
 
   item(room) {
