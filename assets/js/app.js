@@ -348,7 +348,8 @@ function send(content) {
   drafts.delete(current.id);
 }
 
-const scheduleRead = debounce(() => {
+/** Tells the server what the user has seen of the open room. */
+function sendRead() {
   if (!current?.member || current.loading || notifier.hidden || !timeline.seesLatest) return;
   const seq = timeline.lastSeq;
   if (seq <= (lastReadSent.get(current.id) ?? 0)) return;
@@ -357,7 +358,9 @@ const scheduleRead = debounce(() => {
     roomList.markRead(current.id, seq);
     updateTitle();
   }
-}, 250);
+}
+
+const scheduleRead = debounce(sendRead, 250);
 
 function updateTitle() {
   notifier.setUnread(roomList.totalUnread());
@@ -389,7 +392,11 @@ async function joinRoom(roomId) {
 }
 
 function closeRoom() {
-  if (current) drafts.set(current.id, $('#composer-input').value);
+  if (current) {
+    // Leaving at once (a tap on back) still marks what was seen as read.
+    sendRead();
+    drafts.set(current.id, $('#composer-input').value);
+  }
   stopPreview();
   current = null;
   els.app.classList.add('no-room');
@@ -408,7 +415,10 @@ function closeRoom() {
 }
 
 async function openRoom(roomId, { keepUrl = false, fromHistory = false } = {}) {
-  if (current && current.id !== roomId) drafts.set(current.id, $('#composer-input').value);
+  if (current && current.id !== roomId) {
+    sendRead();
+    drafts.set(current.id, $('#composer-input').value);
+  }
   stopPreview();
   closeDrawers();
   const listed = roomList.get(roomId);
@@ -485,25 +495,29 @@ function updateSubtitle() {
   const known = presenceKnown();
   if (room.room_type === 'direct') {
     const online = room.peer && onlineByRoom.get(room.room_id)?.has(room.peer.id);
-    setSubtitle([kind, known ? (online ? t('presence.online') : t('presence.offline')) : null]);
+    setSubtitle([known ? (online ? t('presence.online') : t('presence.offline')) : null], kind);
     return;
   }
   const total = participants.people.size || room.member_count || 0;
   const online = [...participants.people.values()].filter((p) => p.is_online).length;
   // Presence while disconnected is not current: the count of members only.
-  setSubtitle([kind, ...(known ? tn('room.members_online', total, { online }) : tn('room.members', total)).split(' · ')]);
+  setSubtitle((known ? tn('room.members_online', total, { online }) : tn('room.members', total)).split(' · '), kind);
 }
 
 /**
- * The subtitle as parts, each kept whole: when the line is too narrow the
- * last parts go (at a " · "), never half a word (see .room-subtitle).
+ * The subtitle as parts after the room's kind, each kept whole: when the line
+ * is too narrow the last parts go (at a " · "), never half a word, and a
+ * narrow header leaves out the kind (see .room-subtitle).
  */
-function setSubtitle(parts) {
+function setSubtitle(parts, kind = '') {
   const shown = parts.filter(Boolean);
-  const text = shown.join(' · ');
-  if (els.subtitle.title === text && els.subtitle.childElementCount === shown.length) return;
+  const text = [kind, ...shown].filter(Boolean).join(' · ');
+  if (els.subtitle.title === text) return;
   els.subtitle.title = text;
-  els.subtitle.replaceChildren(...shown.map((part) => h('span', { class: 'part' }, part)));
+  els.subtitle.replaceChildren(
+    ...(kind ? [h('span', { class: 'part kind' }, kind)] : []),
+    ...shown.map((part) => h('span', { class: 'part' }, part)),
+  );
 }
 
 function updateComposerState() {

@@ -67,6 +67,7 @@ export class Participants {
       this.listEl.append(h('li', { class: 'muted participant-empty' }, t('participants.none')));
       return;
     }
+    if (!this.presenceKnown) this.listEl.append(h('li', { class: 'muted participant-note' }, t('phone.presence_unknown')));
     this.listEl.append(...people.map((person) => this.item(person)));
   }
 

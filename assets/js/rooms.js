@@ -9,6 +9,8 @@ export class RoomList {
   constructor({ list, empty, search, onOpen, isOnline, onRender }) {
     Object.assign(this, { listEl: list, emptyEl: empty, searchEl: search, onOpen, isOnline, onRender });
     this.rooms = new Map();
+    // Until the first list arrives the page's placeholder rows stay.
+    this.loaded = false;
     this.active = null;
     this.schedule = perFrame(() => this.render());
     search.addEventListener('input', () => this.render());
@@ -16,6 +18,7 @@ export class RoomList {
 
   setRooms(rooms) {
     this.rooms = new Map(rooms.map((room) => [room.room_id, room]));
+    this.loaded = true;
     this.render();
   }
 
@@ -71,6 +74,7 @@ export class RoomList {
   }
 
   render() {
+    if (!this.loaded) return;
     const query = this.searchEl.value.trim().toLowerCase();
     const rooms = this.sorted().filter((room) => !query || roomTitle(room).toLowerCase().includes(query) || room.room_id.includes(query));
     clear(this.listEl).append(...rooms.map((room) => this.item(room)));

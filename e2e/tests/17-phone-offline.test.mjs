@@ -52,6 +52,20 @@ async function stored(token, room, content) {
   return page.messages.filter((m) => m.content === content);
 }
 
+/** The subtitle's parts: each either whole on its one line or wrapped out of sight, never cut. */
+async function subtitleParts(page) {
+  return page.locator('#room-subtitle').evaluate((el) => {
+    const box = el.getBoundingClientRect();
+    return [...el.querySelectorAll('.part')]
+      .filter((part) => getComputedStyle(part).display !== 'none')
+      .map((part) => {
+        const r = part.getBoundingClientRect();
+        const shown = r.top < box.bottom - 1;
+        return { text: part.textContent, shown, whole: !shown || (r.left >= box.left - 1 && r.right <= box.right + 1) };
+      });
+  });
+}
+
 async function headerHeight(page) {
   return page.locator('.chat-head').evaluate((el) => el.getBoundingClientRect().height);
 }
@@ -77,6 +91,11 @@ test('a phone starts at the room list; the back button counts unread messages in
   await page.waitForURL(/\/tools\/chat\/enhanced\/general\/$/);
   await page.locator('#message-rows .bubble', { hasText: 'hello from bob' }).waitFor();
   assert.equal(await page.locator('#rooms-panel').isVisible(), false);
+  await page.locator('#room-subtitle .part', { hasText: '在线' }).waitFor();
+  const parts = await subtitleParts(page);
+  assert.ok(parts.length >= 2 && parts[0].shown, JSON.stringify(parts));
+  for (const part of parts) assert.ok(part.whole, `subtitle part "${part.text}" is whole or hidden`);
+  assert.equal(await page.locator('#room-subtitle').evaluate((el) => getComputedStyle(el).textOverflow), 'clip');
   const back = page.locator('#open-rooms');
   assert.equal(await page.locator('#back-badge').isVisible(), false, 'nothing unread elsewhere yet');
   const dm = await apiCall(server, token, 'POST', `/chat/direct/${alice.id}/`);
@@ -92,10 +111,11 @@ test('a phone starts at the room list; the back button counts unread messages in
 
   // The browser's back button returns to the list, and so does ours.
   await page.goBack();
-  await page.locator('#rooms-panel .room-item', { hasText: 'Bob' }).waitFor();
+  const dmItem = page.locator(`.room-item[data-room="${dm.room_id}"]`);
+  await dmItem.waitFor();
   assert.equal(new URL(page.url()).pathname, '/');
   assert.equal(await page.locator('#chat').isVisible(), false);
-  await page.locator('.room-item', { hasText: 'Bob' }).tap();
+  await dmItem.tap();
   await page.locator('#message-rows .bubble', { hasText: 'are you there?' }).waitFor();
   await page.locator('#back-badge').waitFor({ state: 'hidden' });
   await back.tap();
@@ -113,7 +133,7 @@ test('a phone starts at the room list; the back button counts unread messages in
   await setLook(page, { language: 'en', style: 'dark' });
   await page.locator('#rooms-panel .room-item', { hasText: 'general' }).waitFor();
   await apiCall(server, token, 'POST', `/chat/${dm.room_id}/send/`, { content: 'one more', client_id: 'phone-5' });
-  await page.locator('.room-item.unread', { hasText: 'Bob' }).waitFor();
+  await page.locator(`.room-item.unread[data-room="${dm.room_id}"]`).waitFor();
   await screenshot(page, 'phone-start-list-en-dark');
   await page.locator('.room-item', { hasText: 'general' }).tap();
   await page.locator('#back-badge', { hasText: '1' }).waitFor();
@@ -273,6 +293,7 @@ test('a refused message keeps its failed state, Retry and Delete after a reload'
   await failed.locator('.msg.failed').waitFor();
   assert.equal(await failed.getAttribute('data-client-id'), clientId, 'the same client_id after the reload');
   assert.match(await failed.innerText(), /发送失败 · /);
+  await e.page.locator('.toast').first().waitFor({ state: 'detached' });
   await screenshot(e.page, 'phone-failed-zh-light');
   // Delete forgets one for good.
   await e.page.locator('#pending-rows .row', { hasText: 'never mind' }).getByRole('button', { name: '删除' }).tap();
@@ -299,6 +320,7 @@ test('a refused message keeps its failed state, Retry and Delete after a reload'
   await e.page.fill('#composer-input', 'blocked again');
   await e.page.press('#composer-input', 'Enter');
   await e.page.locator('#pending-rows .msg.failed', { hasText: 'blocked again' }).waitFor();
+  await e.page.locator('.toast').first().waitFor({ state: 'detached' });
   assert.match(await e.page.locator('#pending-rows .msg.failed').innerText(), /Not sent · .*Retry.*Delete/s);
   await screenshot(e.page, 'phone-failed-en-dark');
   await e.page.setViewportSize(tablet.viewport);
@@ -310,24 +332,25 @@ test('without JavaScript the app says it needs it, and nothing claims to be conn
   const { page } = await newUserContext(browser, server, { ...phone, locale: 'en-US' });
   const user = await register(page, server);
   const cookies = await page.context().cookies();
-  for (const [viewport, name] of [
-    [phone.viewport, 'phone-noscript'],
-    [tablet.viewport, 'phone-tablet-noscript'],
+  for (const [viewport, language, name, needs] of [
+    [phone.viewport, 'en', 'phone-noscript-en', /Parley's chat needs JavaScript/],
+    [tablet.viewport, 'zh-CN', 'phone-tablet-noscript-zh', /Parley 聊天需要 JavaScript/],
   ]) {
-    const context = await browser.newContext({ javaScriptEnabled: false, viewport, locale: 'zh-CN' });
+    await api(page, 'PATCH', '/user/me/profile/', { language });
+    const context = await browser.newContext({ javaScriptEnabled: false, viewport });
     await context.addCookies(cookies);
     const nojs = await context.newPage();
     await nojs.goto(`${server.url}/`);
     const note = nojs.locator('#noscript-note');
     await note.waitFor();
-    assert.match(await note.innerText(), /需要 JavaScript/);
+    assert.match(await note.innerText(), needs);
     assert.equal(await nojs.locator('#conn-pill').isVisible(), false);
     assert.equal(await nojs.locator('#room-conn').isVisible(), false);
-    assert.equal(await nojs.getByText('连接中…').first().isVisible().catch(() => false), false);
+    assert.equal(await nojs.getByText(/Connecting…|连接中…/).first().isVisible(), false);
     assert.equal(await nojs.locator('.skeleton').first().isVisible(), false);
     assert.ok(await note.locator(`a[href="/u/${user.username}"]`).isVisible());
     assert.ok(await note.locator('a[href="/logout"]').isVisible());
-    await screenshot(nojs, `${name}-zh`);
+    await screenshot(nojs, name);
     await context.close();
   }
 });
