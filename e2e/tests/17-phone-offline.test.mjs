@@ -6,6 +6,7 @@
 // without JavaScript the app says it needs it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import AxeBuilder from '@axe-core/playwright';
 import { Server, launchBrowser, newUserContext, register, apiToken, apiCall, screenshot } from '../lib/harness.mjs';
 
 let server;
@@ -20,6 +21,13 @@ after(async () => {
   await browser?.close();
   await server?.stop();
 });
+
+async function seriousViolations(page) {
+  const result = await new AxeBuilder({ page }).analyze();
+  return result.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')}`);
+}
 
 /** The JSON API from inside a logged-in page (cookie + CSRF header). */
 async function api(page, method, path, body) {
@@ -85,6 +93,7 @@ test('a phone starts at the room list; the back button counts unread messages in
   await apiCall(server, token, 'POST', '/chat/general/send/', { content: 'hello from bob', client_id: 'phone-1' });
   await page.locator('.room-item.unread', { hasText: 'general' }).locator('.unread-badge', { hasText: '1' }).waitFor();
   await screenshot(page, 'phone-start-list-zh-light');
+  assert.deepEqual(await seriousViolations(page), [], 'the phone room list');
 
   // Tapping a room opens it; the other room's messages show on the back button, live.
   await page.locator('.room-item', { hasText: 'general' }).tap();
@@ -108,6 +117,7 @@ test('a phone starts at the room list; the back button counts unread messages in
   await page.locator('#message-rows .bubble', { hasText: 'in the open room' }).waitFor();
   assert.equal(await page.locator('#back-badge').textContent(), '2');
   await screenshot(page, 'phone-back-badge-zh-light');
+  assert.deepEqual(await seriousViolations(page), [], 'a phone room with the back badge');
 
   // The browser's back button returns to the list, and so does ours.
   await page.goBack();
@@ -223,6 +233,8 @@ test('while disconnected: presence unknown, a message waits and goes once, the h
   await a.page.locator('#participants .participant[data-online="true"]', { hasText: 'Bert' }).waitFor({ state: 'attached' });
   await b.page.locator('#participants .participant[data-online="true"]', { hasText: 'Olive' }).waitFor();
   await a.page.locator('#room-subtitle .part', { hasText: /在线/ }).waitFor();
+  await setLook(c.page, { language: 'en', style: 'dark' });
+  await c.page.locator('#participants .participant', { hasText: 'Bert' }).waitFor({ state: 'attached' });
   const heights = { a: await headerHeight(a.page), b: await headerHeight(b.page), c: await headerHeight(c.page) };
 
   await server.kill();
@@ -250,7 +262,12 @@ test('while disconnected: presence unknown, a message waits and goes once, the h
   await waiting.waitFor();
   assert.match(await waiting.innerText(), /等待连接/);
   await screenshot(a.page, 'phone-offline-zh-light');
-  await screenshot(c.page, 'phone-tablet-offline-zh-light');
+  assert.deepEqual(await seriousViolations(a.page), [], 'a phone while offline');
+  await c.page.locator('#room-conn', { hasText: /Reconnecting|Offline|Connecting/ }).waitFor();
+  await screenshot(c.page, 'phone-tablet-offline-en-dark');
+  await c.page.setViewportSize(phone.viewport);
+  await screenshot(c.page, 'phone-offline-en-dark');
+  await c.page.setViewportSize(tablet.viewport);
   await screenshot(b.page, 'desktop-offline-presence-unknown-zh-light');
 
   await server.start();
@@ -295,6 +312,10 @@ test('a refused message keeps its failed state, Retry and Delete after a reload'
   assert.match(await failed.innerText(), /发送失败 · /);
   await e.page.locator('.toast').first().waitFor({ state: 'detached' });
   await screenshot(e.page, 'phone-failed-zh-light');
+  assert.deepEqual(await seriousViolations(e.page), [], 'a failed message');
+  await e.page.setViewportSize(tablet.viewport);
+  await screenshot(e.page, 'phone-tablet-failed-zh-light');
+  await e.page.setViewportSize(phone.viewport);
   // Delete forgets one for good.
   await e.page.locator('#pending-rows .row', { hasText: 'never mind' }).getByRole('button', { name: '删除' }).tap();
   await e.page.locator('#pending-rows .row', { hasText: 'never mind' }).waitFor({ state: 'detached' });
