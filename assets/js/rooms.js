@@ -17,7 +17,16 @@ export class RoomList {
   }
 
   setRooms(rooms) {
-    this.rooms = new Map(rooms.map((room) => [room.room_id, room]));
+    const live = this.rooms;
+    this.rooms = new Map(
+      rooms.map((room) => {
+        // Messages that arrived while the list was on its way are newer than it.
+        const known = live.get(room.room_id);
+        if (!known || (known.last_seq ?? 0) <= (room.last_seq ?? 0)) return [room.room_id, room];
+        const { last_seq, last_message, activity } = known;
+        return [room.room_id, { ...room, last_seq, last_message, activity, unread: Math.max(room.unread ?? 0, known.unread ?? 0) }];
+      }),
+    );
     this.loaded = true;
     this.render();
   }
