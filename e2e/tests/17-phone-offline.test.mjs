@@ -284,6 +284,50 @@ test('while disconnected: presence unknown, a message waits and goes once, the h
   for (const page of [a.page, b.page, c.page]) assert.deepEqual(page.errors, []);
 });
 
+test('a message written while the socket is down waits across a reload, then goes once', async () => {
+  const { page, context } = await newUserContext(browser, server, phone);
+  // The page's WebSockets pass through a route that can refuse and drop them; HTTP keeps working.
+  let refuse = false;
+  const sockets = new Set();
+  await context.routeWebSocket(/\/ws\//, (ws) => {
+    if (refuse) {
+      // Accepted by the route, then dropped: the page sees a connection that fails.
+      setTimeout(() => ws.close({ code: 1011 }), 50);
+      return;
+    }
+    sockets.add(ws);
+    ws.connectToServer();
+  });
+  const user = await register(page, server, { displayName: 'Wanda' });
+  await page.locator('.room-item', { hasText: 'general' }).tap();
+  await page.locator('#message-rows .row').first().waitFor();
+  refuse = true;
+  for (const ws of sockets) await ws.close();
+  await page.locator('#retry-now').waitFor();
+  await page.fill('#composer-input', 'kept across a reload');
+  await page.press('#composer-input', 'Enter');
+  const row = page.locator('#pending-rows .row', { hasText: 'kept across a reload' });
+  await row.locator('.msg[data-state="waiting"]').waitFor();
+  const clientId = await row.getAttribute('data-client-id');
+
+  await page.reload();
+  await page.locator('#pending-rows .msg[data-state="waiting"]', { hasText: 'kept across a reload' }).waitFor();
+  assert.equal(await row.getAttribute('data-client-id'), clientId, 'the same client_id after the reload');
+  assert.match(await row.innerText(), /等待连接/);
+  assert.equal(await page.locator('#conn-pill').getAttribute('data-state') === 'connected', false);
+
+  refuse = false;
+  await page.locator('#retry-now').tap();
+  await page.locator('#message-rows .bubble', { hasText: 'kept across a reload' }).waitFor({ timeout: 20000 });
+  await row.waitFor({ state: 'detached' });
+  const token = await apiToken(server, user.username, user.password);
+  const copies = await stored(token, 'general', 'kept across a reload');
+  assert.equal(copies.length, 1, 'stored once');
+  assert.equal(copies[0].client_id, clientId);
+  assert.equal(await page.locator('#message-rows .bubble', { hasText: 'kept across a reload' }).count(), 1, 'shown once');
+  assert.deepEqual(page.errors, []);
+});
+
 test('a refused message keeps its failed state, Retry and Delete after a reload', async () => {
   const e = await newUserContext(browser, server, phone);
   const f = await newUserContext(browser, server);
