@@ -344,7 +344,7 @@ function failureText(entry) {
 function send(content) {
   if (!current?.member) return;
   const clientId = pending.add(current.id, content);
-  if (!current.loading) timeline.addPending(clientId, content, pending.entries.get(clientId)?.state ?? 'waiting');
+  if (!current.loading) timeline.addPending(clientId, content, pending.get(clientId)?.state ?? 'waiting');
   drafts.delete(current.id);
 }
 
@@ -404,7 +404,7 @@ function closeRoom() {
   participants.clear();
   typing.clear();
   els.title.textContent = t('app.title');
-  els.subtitle.textContent = '';
+  setSubtitle([]);
   els.empty.hidden = false;
   els.composer.hidden = true;
   els.joinBar.hidden = true;

@@ -100,6 +100,10 @@ export class PendingSends {
     return entry;
   }
 
+  get(clientId) {
+    return this.entries.get(clientId);
+  }
+
   /** [clientId, entry] of the messages in the outbox for `room`, oldest first. */
   *inRoom(room) {
     for (const [clientId, entry] of this.entries) {
