@@ -449,6 +449,7 @@ async function openRoom(roomId, { keepUrl = false, fromHistory = false } = {}) {
     if (current !== opening) return;
     toast(error.message);
     if (error.status === 404 || error.status === 403) closeRoom();
+    else timeline.showLoadFailed();
     return;
   }
   if (current !== opening) return;

@@ -442,6 +442,12 @@ export class Timeline {
     this.jump.hidden = true;
   }
 
+  /** The room's first page could not be loaded: no placeholders left, a note instead. */
+  showLoadFailed() {
+    clear(this.rowsEl);
+    this.statusEl.textContent = t('messages.load_failed');
+  }
+
   /** Placeholder rows while a room's first page loads (replaced by reset()). */
   showSkeleton() {
     clear(this.rowsEl).append(...this.skeleton.map((el) => el.cloneNode(true)));
