@@ -3,12 +3,13 @@
 // the user belongs to. The server is the source of truth: messages are shown
 // by seq, each once; after a reconnect the open room resumes from the last
 // seq shown and everything else (room list, participants) is reloaded.
-import { $, bootData, debounce, toast } from './dom.js';
+import { $, bootData, debounce, h, toast } from './dom.js';
 import { initI18n, t, tn, errorText } from './i18n.js';
 import { ApiError, get, getAll, post } from './api.js';
 import { Connection } from './connection.js';
 import { PendingSends } from './pending.js';
 import { setupDrawers } from './drawers.js';
+import { PhoneLayout } from './phone.js';
 import { RoomList } from './rooms.js';
 import { Timeline } from './timeline.js';
 import { Participants } from './participants.js';
@@ -31,6 +32,8 @@ const els = {
   subtitle: $('#room-subtitle'),
   pill: $('#conn-pill'),
   pillText: $('#conn-text'),
+  roomConn: $('#room-conn'),
+  chatHead: $('.chat-head'),
   retry: $('#retry-now'),
   empty: $('#empty-state'),
   composer: $('#composer'),
@@ -43,7 +46,7 @@ const els = {
 
 /** What is known about each room: who is online in it and its newest seq. */
 const onlineByRoom = new Map();
-/** Messages sent and not yet acknowledged, in every room: client_id → {room, content, failed, sentAt}. */
+/** Unsent text per room, kept while another room is open. */
 const drafts = new Map();
 const notifier = new Notifier(document.title);
 
@@ -59,8 +62,11 @@ const roomList = new RoomList({
   empty: $('#room-list-empty'),
   search: $('#room-search'),
   onOpen: (id) => openRoom(id),
-  isOnline: (userId) => [...onlineByRoom.values()].some((set) => set.has(userId)),
+  isOnline: (userId) => (presenceKnown() ? [...onlineByRoom.values()].some((set) => set.has(userId)) : null),
+  onRender: () => phone.setUnread(roomList.unreadElsewhere(current?.id)),
 });
+
+const phone = new PhoneLayout({ back: $('#open-rooms'), badge: $('#back-badge'), onBack: () => closeRoom() });
 
 const timeline = new Timeline({
   scroller: $('#messages'),
@@ -72,7 +78,8 @@ const timeline = new Timeline({
   onReadable: () => scheduleRead(),
   onLoadOlder: (beforeSeq) => get(`/chat/${current.id}/messages/?before=${beforeSeq}&limit=100`),
   onProfile: (userId) => userId && profileDialog(dialogContext, userId),
-  onRetry: (clientId) => retrySend(clientId),
+  onRetry: (clientId) => pending.retry(clientId),
+  onDiscard: (clientId) => pending.discard(clientId),
 });
 
 const participants = new Participants({
@@ -131,7 +138,22 @@ function showConnection(state, seconds) {
     closed: t('conn.offline'),
   }[state];
   if (els.pillText.textContent !== text) els.pillText.textContent = text;
+  // Narrow headers show the words under the room's name instead (see app.css).
+  if (els.roomConn.textContent !== text) els.roomConn.textContent = text;
+  els.chatHead.dataset.conn = state;
   els.retry.hidden = state !== 'reconnecting' && state !== 'offline';
+  const known = state === 'connected';
+  if (known !== participants.presenceKnown) {
+    participants.setPresenceKnown(known);
+    roomList.schedule();
+    updateSubtitle();
+  }
+  if (!known) pending.disconnected();
+}
+
+/** Whether the presence shown is current: only while the socket is up. */
+function presenceKnown() {
+  return conn.state === 'connected';
 }
 
 /** A refused upgrade: if the session ended, go to the login page. */
@@ -294,39 +316,40 @@ function onMemberUpdated(frame) {
 }
 
 function onError(frame) {
-  const entry = pending.fail(frame.client_id);
-  const text = errorText(frame.code, frame.message);
-  if (entry) {
-    if (entry.room === current?.id) timeline.failPending(frame.client_id, text);
-  } else {
-    toast(text);
-  }
+  const entry = frame.client_id ? pending.fail(frame.client_id, frame) : undefined;
+  if (!entry) toast(errorText(frame.code, frame.message));
 }
 
 // ------------------------------------------------------------ sending
 
 const pending = new PendingSends({
-  send: (frame) => conn.send(frame),
+  send: (frame) => conn.isOpen && conn.send(frame),
   isOpen: () => conn.isOpen,
-  onTimeout: (clientId, entry) => {
-    if (entry.room === current?.id) timeline.failPending(clientId, '');
+  userId: me.id,
+  onChange: (clientId, entry) => {
+    if (!entry) timeline.removePending(clientId);
+    else if (entry.room === current?.id && !current.loading) timeline.setPendingState(clientId, entry.state, failureText(entry));
   },
 });
+
+/** Why an outbox message failed, in words (nothing for an unanswered one). */
+function failureText(entry) {
+  const error = entry.error;
+  if (entry.state !== 'failed' || !error || error.code === 'timeout') return '';
+  return errorText(error.code, error.message);
+}
 
 // The server's echo arrives in a later task, so showing a message just after
 // sending it is never too late.
 function send(content) {
   if (!current?.member) return;
   const clientId = pending.add(current.id, content);
-  timeline.addPending(clientId, content);
+  if (!current.loading) timeline.addPending(clientId, content, pending.get(clientId)?.state ?? 'waiting');
   drafts.delete(current.id);
 }
 
-function retrySend(clientId) {
-  if (pending.retry(clientId)) timeline.retryPending(clientId);
-}
-
-const scheduleRead = debounce(() => {
+/** Tells the server what the user has seen of the open room. */
+function sendRead() {
   if (!current?.member || current.loading || notifier.hidden || !timeline.seesLatest) return;
   const seq = timeline.lastSeq;
   if (seq <= (lastReadSent.get(current.id) ?? 0)) return;
@@ -335,7 +358,9 @@ const scheduleRead = debounce(() => {
     roomList.markRead(current.id, seq);
     updateTitle();
   }
-}, 250);
+}
+
+const scheduleRead = debounce(sendRead, 250);
 
 function updateTitle() {
   notifier.setUnread(roomList.totalUnread());
@@ -367,36 +392,47 @@ async function joinRoom(roomId) {
 }
 
 function closeRoom() {
+  if (current) {
+    // Leaving at once (a tap on back) still marks what was seen as read.
+    sendRead();
+    drafts.set(current.id, $('#composer-input').value);
+  }
   stopPreview();
   current = null;
+  els.app.classList.add('no-room');
   timeline.close();
   participants.clear();
   typing.clear();
   els.title.textContent = t('app.title');
-  els.subtitle.textContent = '';
+  setSubtitle([]);
   els.empty.hidden = false;
   els.composer.hidden = true;
   els.joinBar.hidden = true;
   els.readonly.hidden = true;
   els.roomInfo.disabled = true;
   roomList.setActive(null);
-  history.replaceState(null, '', '/');
+  history.replaceState(phone.listState(), '', '/');
 }
 
 async function openRoom(roomId, { keepUrl = false, fromHistory = false } = {}) {
-  if (current && current.id !== roomId) drafts.set(current.id, $('#composer-input').value);
+  if (current && current.id !== roomId) {
+    sendRead();
+    drafts.set(current.id, $('#composer-input').value);
+  }
   stopPreview();
   closeDrawers();
   const listed = roomList.get(roomId);
   current = { id: roomId, room: listed ?? null, member: Boolean(listed), loading: true, buffer: [], me: null };
   const opening = current;
+  els.app.classList.remove('no-room');
   roomList.setActive(roomId);
   localStorage.setItem(LAST_ROOM_KEY, roomId);
   const path = `/tools/chat/enhanced/${encodeURIComponent(roomId)}/`;
-  if (!keepUrl && !fromHistory && location.pathname !== path) history.pushState({ room: roomId }, '', path);
-  else if (keepUrl && location.pathname !== path) history.replaceState({ room: roomId }, '', path);
+  if (!keepUrl && !fromHistory && location.pathname !== path) history.pushState(phone.stateFor(roomId), '', path);
+  else if (keepUrl && location.pathname !== path) history.replaceState({ room: roomId, depth: history.state?.depth ?? null }, '', path);
   els.empty.hidden = true;
   timeline.close();
+  timeline.showSkeleton();
   typing.clear();
   composer.reset();
   $('#composer-input').value = drafts.get(roomId) ?? '';
@@ -413,6 +449,7 @@ async function openRoom(roomId, { keepUrl = false, fromHistory = false } = {}) {
     if (current !== opening) return;
     toast(error.message);
     if (error.status === 404 || error.status === 403) closeRoom();
+    else timeline.showLoadFailed();
     return;
   }
   if (current !== opening) return;
@@ -428,8 +465,7 @@ async function openRoom(roomId, { keepUrl = false, fromHistory = false } = {}) {
   for (const message of current.buffer) timeline.add(message);
   current.buffer = [];
   for (const [clientId, entry] of pending.inRoom(roomId)) {
-    timeline.addPending(clientId, entry.content, false);
-    if (entry.failed) timeline.failPending(clientId, '');
+    timeline.addPending(clientId, entry.content, entry.state, failureText(entry), false);
   }
   renderHeader();
   await loadParticipants(roomId);
@@ -453,18 +489,36 @@ function renderHeader() {
 function updateSubtitle() {
   const room = current?.room;
   if (!room) {
-    els.subtitle.textContent = '';
+    setSubtitle([]);
     return;
   }
   const kind = t(`room.kind_${room.room_type}`);
+  const known = presenceKnown();
   if (room.room_type === 'direct') {
     const online = room.peer && onlineByRoom.get(room.room_id)?.has(room.peer.id);
-    els.subtitle.textContent = `${kind} · ${online ? t('presence.online') : t('presence.offline')}`;
+    setSubtitle([known ? (online ? t('presence.online') : t('presence.offline')) : null], kind);
     return;
   }
   const total = participants.people.size || room.member_count || 0;
   const online = [...participants.people.values()].filter((p) => p.is_online).length;
-  els.subtitle.textContent = `${kind} · ${tn('room.members_online', total, { online })}`;
+  // Presence while disconnected is not current: the count of members only.
+  setSubtitle((known ? tn('room.members_online', total, { online }) : tn('room.members', total)).split(' · '), kind);
+}
+
+/**
+ * The subtitle as parts after the room's kind, each kept whole: when the line
+ * is too narrow the last parts go (at a " · "), never half a word, and a
+ * narrow header leaves out the kind (see .room-subtitle).
+ */
+function setSubtitle(parts, kind = '') {
+  const shown = parts.filter(Boolean);
+  const text = [kind, ...shown].filter(Boolean).join(' · ');
+  if (els.subtitle.title === text) return;
+  els.subtitle.title = text;
+  els.subtitle.replaceChildren(
+    ...(kind ? [h('span', { class: 'part kind' }, kind)] : []),
+    ...shown.map((part) => h('span', { class: 'part' }, part)),
+  );
 }
 
 function updateComposerState() {
@@ -560,14 +614,19 @@ document.addEventListener('visibilitychange', () => {
 window.addEventListener('popstate', () => {
   const match = location.pathname.match(/^\/tools\/chat\/enhanced\/([^/]+)\/?$/);
   if (match) openRoom(decodeURIComponent(match[1]), { fromHistory: true });
+  else if (location.pathname === '/' && phone.isPhone) closeRoom();
 });
+// Unsent messages stay in this browser only for the user who wrote them.
+$('form[action="/logout"]').addEventListener('submit', () => pending.clearStore());
 
 // ------------------------------------------------------------ start
 
 async function start() {
-  els.composer.hidden = true;
   conn.start();
+  // A phone starts at the room list unless the URL names a room.
+  if (phone.isPhone && !boot.room) closeRoom();
   await reloadRooms();
+  if (phone.isPhone && !boot.room) return;
   const wanted = boot.room ?? localStorage.getItem(LAST_ROOM_KEY);
   const first = wanted && (roomList.get(wanted) || boot.room) ? wanted : roomList.sorted()[0]?.room_id;
   if (first) openRoom(first, { keepUrl: Boolean(boot.room) || location.pathname === '/' });

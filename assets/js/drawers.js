@@ -1,43 +1,35 @@
-// The layout's drawers: on narrow screens the room list and the participants
-// slide over the timeline (one at a time, closed by the scrim, Escape or their
-// close buttons); on wide ones the participants panel can be hidden, which is
-// remembered.
+// The participants drawer: below 1024 px the participants slide over the
+// timeline (closed by the scrim, Escape or their close button); wider, the
+// participants column can be hidden, which is remembered. (On a phone the
+// room list is a screen of its own: see phone.js.)
 import { $ } from './dom.js';
 
 /** Wires the drawer buttons; returns `closeDrawers(returnFocus)` for the app. */
 export function setupDrawers(els) {
-  const narrow = window.matchMedia('(max-width: 1100px)');
-  const mobile = window.matchMedia('(max-width: 768px)');
-  const roomsButton = $('#open-rooms');
+  const narrow = window.matchMedia('(max-width: 1023px)');
   const participantsButton = $('#toggle-participants');
 
-  function openDrawer(which) {
-    els.app.classList.add(`${which}-open`);
+  function openDrawer() {
+    els.app.classList.add('participants-open');
     els.scrim.hidden = false;
-    const panel = which === 'rooms' ? $('#rooms-panel') : $('#participants-panel');
-    (which === 'rooms' ? roomsButton : participantsButton).setAttribute('aria-expanded', 'true');
-    panel.querySelector('button, input, a')?.focus();
+    participantsButton.setAttribute('aria-expanded', 'true');
+    $('#participants-panel').querySelector('button, input, a')?.focus();
   }
 
   function closeDrawers(returnFocus = false) {
-    const wasRooms = els.app.classList.contains('rooms-open');
-    const wasParticipants = els.app.classList.contains('participants-open');
-    els.app.classList.remove('rooms-open', 'participants-open');
+    const wasOpen = els.app.classList.contains('participants-open');
+    els.app.classList.remove('participants-open');
     els.scrim.hidden = true;
-    roomsButton.setAttribute('aria-expanded', 'false');
     if (narrow.matches) participantsButton.setAttribute('aria-expanded', 'false');
-    if (returnFocus && wasRooms) roomsButton.focus();
-    if (returnFocus && wasParticipants) participantsButton.focus();
+    if (returnFocus && wasOpen) participantsButton.focus();
   }
 
-  roomsButton.addEventListener('click', () => openDrawer('rooms'));
-  $('#close-rooms').addEventListener('click', () => closeDrawers(true));
   $('#close-participants').addEventListener('click', () => closeDrawers(true));
   els.scrim.addEventListener('click', () => closeDrawers(true));
   participantsButton.addEventListener('click', () => {
     if (narrow.matches) {
       if (els.app.classList.contains('participants-open')) closeDrawers(true);
-      else openDrawer('participants');
+      else openDrawer();
       return;
     }
     const hidden = els.app.classList.toggle('participants-hidden');
@@ -49,12 +41,12 @@ export function setupDrawers(els) {
     participantsButton.setAttribute('aria-expanded', 'false');
   }
   if (narrow.matches) participantsButton.setAttribute('aria-expanded', 'false');
-  narrow.addEventListener('change', () => closeDrawers());
-  mobile.addEventListener('change', () => closeDrawers());
+  narrow.addEventListener('change', () => {
+    closeDrawers();
+    participantsButton.setAttribute('aria-expanded', String(!narrow.matches && !els.app.classList.contains('participants-hidden')));
+  });
   document.addEventListener('keydown', (event) => {
-    if (event.key === 'Escape' && (els.app.classList.contains('rooms-open') || els.app.classList.contains('participants-open'))) {
-      closeDrawers(true);
-    }
+    if (event.key === 'Escape' && els.app.classList.contains('participants-open')) closeDrawers(true);
   });
 
   return { closeDrawers };

@@ -34,8 +34,10 @@ export function avatar(url, size = '', alt = '') {
   return h('img', { class: `avatar ${size}`, src: url, alt, width: 36, height: 36, loading: 'lazy', decoding: 'async' });
 }
 
+/** An avatar with a presence dot; `online` null: not known now (disconnected), a grey ring. */
 export function avatarWithDot(url, online, size = '') {
-  return h('span', { class: `avatar-wrap ${size}` }, avatar(url, size), h('span', { class: online ? 'status-dot online' : 'status-dot' }));
+  const dot = online === null ? 'status-dot unknown' : online ? 'status-dot online' : 'status-dot';
+  return h('span', { class: `avatar-wrap ${size}` }, avatar(url, size), h('span', { class: dot }));
 }
 
 // http(s) URLs and www. addresses; anything else (javascript:, data:, …)

@@ -10,7 +10,15 @@ export class Participants {
   constructor({ list, count, onProfile }) {
     Object.assign(this, { listEl: list, countEl: count, onProfile });
     this.people = new Map();
+    // While disconnected, presence is not known: shown as unknown, not as it last was.
+    this.presenceKnown = true;
     this.schedule = perFrame(() => this.render());
+  }
+
+  setPresenceKnown(known) {
+    if (known === this.presenceKnown) return;
+    this.presenceKnown = known;
+    this.render();
   }
 
   set(participants) {
@@ -44,7 +52,7 @@ export class Participants {
   sorted() {
     return [...this.people.values()].sort(
       (a, b) =>
-        Number(b.is_online) - Number(a.is_online) ||
+        (this.presenceKnown ? Number(b.is_online) - Number(a.is_online) : 0) ||
         (ROLE_RANK[a.role] ?? 3) - (ROLE_RANK[b.role] ?? 3) ||
         shownName(a).localeCompare(shownName(b)),
     );
@@ -53,12 +61,13 @@ export class Participants {
   render() {
     const people = this.sorted();
     const online = people.filter((p) => p.is_online).length;
-    this.countEl.textContent = people.length ? `${online}/${people.length}` : '';
+    this.countEl.textContent = !people.length ? '' : this.presenceKnown ? `${online}/${people.length}` : String(people.length);
     clear(this.listEl);
     if (!people.length) {
       this.listEl.append(h('li', { class: 'muted participant-empty' }, t('participants.none')));
       return;
     }
+    if (!this.presenceKnown) this.listEl.append(h('li', { class: 'muted participant-note' }, t('phone.presence_unknown')));
     this.listEl.append(...people.map((person) => this.item(person)));
   }
 
@@ -66,6 +75,8 @@ export class Participants {
     const real = realName(person);
     const muted = person.muted_until && Date.parse(person.muted_until) > Date.now();
     const role = person.role && person.role !== 'member' ? t(`room.role_${person.role}`) : null;
+    const known = this.presenceKnown;
+    const presence = !known ? t('phone.presence_unknown') : person.is_online ? t('presence.online') : t('presence.offline');
     return h(
       'li',
       {},
@@ -73,12 +84,13 @@ export class Participants {
         'button',
         {
           type: 'button',
-          class: person.is_online ? 'participant online' : 'participant offline',
-          dataset: { user: person.id, online: String(Boolean(person.is_online)) },
+          class: !known ? 'participant presence-unknown' : person.is_online ? 'participant online' : 'participant offline',
+          dataset: { user: person.id, online: known ? String(Boolean(person.is_online)) : 'unknown' },
           onclick: () => this.onProfile(person.id),
-          'aria-label': `${shownName(person)}, ${person.is_online ? t('presence.online') : t('presence.offline')}`,
+          'aria-label': `${shownName(person)}, ${presence}`,
+          title: known ? null : presence,
         },
-        avatarWithDot(person.avatar_url, person.is_online),
+        avatarWithDot(person.avatar_url, known ? person.is_online : null),
         h(
           'span',
           { class: 'p-main' },

@@ -5,16 +5,29 @@ import { t, formatShort } from './i18n.js';
 import { avatarWithDot, initials, previewText, roomTitle } from './format.js';
 
 export class RoomList {
-  constructor({ list, empty, search, onOpen, isOnline }) {
-    Object.assign(this, { listEl: list, emptyEl: empty, searchEl: search, onOpen, isOnline });
+  /** `isOnline(userId)`: true, false or null (not known now); `onRender()` after each render (badges). */
+  constructor({ list, empty, search, onOpen, isOnline, onRender }) {
+    Object.assign(this, { listEl: list, emptyEl: empty, searchEl: search, onOpen, isOnline, onRender });
     this.rooms = new Map();
+    // Until the first list arrives the page's placeholder rows stay.
+    this.loaded = false;
     this.active = null;
     this.schedule = perFrame(() => this.render());
     search.addEventListener('input', () => this.render());
   }
 
   setRooms(rooms) {
-    this.rooms = new Map(rooms.map((room) => [room.room_id, room]));
+    const live = this.rooms;
+    this.rooms = new Map(
+      rooms.map((room) => {
+        // Messages that arrived while the list was on its way are newer than it.
+        const known = live.get(room.room_id);
+        if (!known || (known.last_seq ?? 0) <= (room.last_seq ?? 0)) return [room.room_id, room];
+        const { last_seq, last_message, activity } = known;
+        return [room.room_id, { ...room, last_seq, last_message, activity, unread: Math.max(room.unread ?? 0, known.unread ?? 0) }];
+      }),
+    );
+    this.loaded = true;
     this.render();
   }
 
@@ -70,10 +83,19 @@ export class RoomList {
   }
 
   render() {
+    if (!this.loaded) return;
     const query = this.searchEl.value.trim().toLowerCase();
     const rooms = this.sorted().filter((room) => !query || roomTitle(room).toLowerCase().includes(query) || room.room_id.includes(query));
     clear(this.listEl).append(...rooms.map((room) => this.item(room)));
     this.emptyEl.hidden = rooms.length > 0;
+    this.onRender?.();
+  }
+
+  /** Unread messages in every room but `roomId`. */
+  unreadElsewhere(roomId) {
+    let total = 0;
+    for (const room of this.rooms.values()) if (room.room_id !== roomId) total += room.unread ?? 0;
+    return total;
   }
 
   item(room) {

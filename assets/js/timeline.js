@@ -6,6 +6,7 @@
 import { h, clear, perFrame } from './dom.js';
 import { t, formatDay, formatTime, formatDateTime } from './i18n.js';
 import { avatar, linkify, senderName, systemText } from './format.js';
+import { icon } from './icons.js';
 
 const MAX_ROWS = 160;
 const CHUNK = 60;
@@ -13,12 +14,15 @@ const EDGE_PX = 400;
 const RUN_GAP_MS = 5 * 60 * 1000;
 
 export class Timeline {
-  constructor({ scroller, rows, pending, status, jump, jumpCount, onReadable, onLoadOlder, onProfile, onRetry }) {
+  constructor({ scroller, rows, pending, status, jump, jumpCount, onReadable, onLoadOlder, onProfile, onRetry, onDiscard }) {
     Object.assign(this, { scroller, rowsEl: rows, pendingEl: pending, statusEl: status, jump, jumpCount });
     this.onReadable = onReadable;
     this.onLoadOlder = onLoadOlder;
     this.onProfile = onProfile;
     this.onRetry = onRetry;
+    this.onDiscard = onDiscard;
+    // The placeholder rows the page starts with, shown again while a room loads.
+    this.skeleton = [...rows.querySelectorAll('.skeleton')].map((el) => el.cloneNode(true));
     this.list = [];
     this.seqs = new Set();
     this.start = 0;
@@ -245,24 +249,20 @@ export class Timeline {
 
   // ------------------------------------------------------------ pending sends
 
-  /** A message on its way; `scroll` brings it into view (a new send, not a room switch). */
-  addPending(clientId, content, scroll = true) {
+  /**
+   * A message in the outbox, below the timeline: `state` is waiting, sending
+   * or failed (`reason` says why); `scroll` brings it into view (a new send,
+   * not a room switch).
+   */
+  addPending(clientId, content, state, reason = '', scroll = true) {
     const el = h(
       'div',
-      { class: 'row' },
-      h(
-        'div',
-        { class: 'msg own first pending' },
-        h(
-          'div',
-          { class: 'msg-body' },
-          h('div', { class: 'bubble' }, linkify(content)),
-          h('div', { class: 'msg-foot' }, h('span', { class: 'pending-state' }, t('messages.sending'))),
-        ),
-      ),
+      { class: 'row', dataset: { clientId } },
+      h('div', { class: 'msg own first pending' }, h('div', { class: 'msg-body' }, h('div', { class: 'bubble' }, linkify(content)), h('div', { class: 'msg-foot' }))),
     );
     this.pending.set(clientId, { content, el });
     this.pendingEl.append(el);
+    this.setPendingState(clientId, state, reason);
     if (scroll) this.jumpToLatest();
   }
 
@@ -270,27 +270,31 @@ export class Timeline {
     return this.pending.has(clientId);
   }
 
-  failPending(clientId, reason) {
+  /** Shows an outbox message's state: waiting for a connection, sending, or failed with Retry and Delete. */
+  setPendingState(clientId, state, reason = '') {
     const entry = this.pending.get(clientId);
     if (!entry) return;
     const msg = entry.el.querySelector('.msg');
-    msg.classList.remove('pending');
-    msg.classList.add('failed');
-    const foot = entry.el.querySelector('.msg-foot');
-    clear(foot).append(
-      h('span', {}, `${t('messages.failed')}${reason ? ` · ${reason}` : ''}`),
-      h('button', { type: 'button', class: 'link-btn', onclick: () => this.onRetry(clientId) }, t('messages.retry')),
-    );
+    msg.classList.toggle('pending', state !== 'failed');
+    msg.classList.toggle('failed', state === 'failed');
+    msg.dataset.state = state;
+    const foot = clear(entry.el.querySelector('.msg-foot'));
+    if (state === 'failed') {
+      foot.append(
+        h('span', { class: 'pending-state' }, icon('circle-alert'), `${t('messages.failed')}${reason ? ` · ${reason}` : ''}`),
+        h('button', { type: 'button', class: 'link-btn', onclick: () => this.onRetry(clientId) }, t('messages.retry')),
+        h('button', { type: 'button', class: 'link-btn', onclick: () => this.onDiscard(clientId) }, t('phone.outbox_delete')),
+      );
+    } else if (state === 'waiting') {
+      foot.append(h('span', { class: 'pending-state' }, icon('clock'), t('phone.outbox_waiting')));
+    } else {
+      foot.append(h('span', { class: 'pending-state' }, t('messages.sending')));
+    }
   }
 
-  retryPending(clientId) {
-    const entry = this.pending.get(clientId);
-    if (!entry) return null;
-    const msg = entry.el.querySelector('.msg');
-    msg.classList.remove('failed');
-    msg.classList.add('pending');
-    clear(entry.el.querySelector('.msg-foot')).append(h('span', { class: 'pending-state' }, t('messages.sending')));
-    return entry.content;
+  removePending(clientId) {
+    this.pending.get(clientId)?.el.remove();
+    this.pending.delete(clientId);
   }
 
   pendingIds() {
@@ -436,5 +440,16 @@ export class Timeline {
     this.pending.clear();
     this.statusEl.textContent = '';
     this.jump.hidden = true;
+  }
+
+  /** The room's first page could not be loaded: no placeholders left, a note instead. */
+  showLoadFailed() {
+    clear(this.rowsEl);
+    this.statusEl.textContent = t('messages.load_failed');
+  }
+
+  /** Placeholder rows while a room's first page loads (replaced by reset()). */
+  showSkeleton() {
+    clear(this.rowsEl).append(...this.skeleton.map((el) => el.cloneNode(true)));
   }
 }

@@ -131,8 +131,9 @@ export async function register(page, server, { username, displayName, password =
   await page.fill('#password', password);
   await page.fill('#password2', password);
   await page.click('#register-form button[type=submit]');
-  await page.waitForURL(/\/tools\/chat\/enhanced\//);
-  await page.locator('#conn-pill[data-state="connected"]').waitFor();
+  // The app opens a room (its URL replaces /), except on a phone, which starts at the room list.
+  await page.waitForFunction(() => location.pathname.startsWith('/tools/chat/enhanced/') || document.querySelector('#app.no-room #room-list .room-item'));
+  await page.locator('#conn-pill[data-state="connected"]').waitFor({ state: 'attached' });
   const me = await page.evaluate(async () => (await (await fetch('/tools/api/auth/me/')).json()).data);
   return { username: name, password, id: me.id, me };
 }

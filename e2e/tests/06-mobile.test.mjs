@@ -1,4 +1,4 @@
-// 375×812 phone: one column, rooms and participants as drawers, no sideways scrolling.
+// 375×812 phone: one screen at a time (the room list, then a room), participants as a drawer, no sideways scrolling.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Server, launchBrowser, newUserContext, register, screenshot } from '../lib/harness.mjs';
@@ -29,7 +29,12 @@ test('drawers open and close, and nothing overflows at 375 px', async () => {
   await noHorizontalOverflow(page, 'app');
   const rooms = page.locator('#rooms-panel');
   const participants = page.locator('#participants-panel');
-  assert.equal(await rooms.isVisible(), false, 'rooms drawer starts closed');
+  // A phone starts at the room list (Telegram/WhatsApp style); a tap opens a room.
+  await rooms.locator('.room-item', { hasText: 'general' }).waitFor({ state: 'visible' });
+  await screenshot(page, 'mobile-rooms-list');
+  await rooms.locator('.room-item', { hasText: 'general' }).tap();
+  await page.locator('#composer-input').waitFor({ state: 'visible' });
+  assert.equal(await rooms.isVisible(), false, 'the room replaces the list');
   assert.equal(await participants.isVisible(), false, 'participants drawer starts closed');
   await page.fill('#composer-input', 'Sent from a phone 📱 with a long unbreakable word Supercalifragilisticexpialidociouslyextraordinary https://example.com/a/very/long/path/that/goes/on');
   await page.locator('#send-button').tap();
@@ -37,14 +42,14 @@ test('drawers open and close, and nothing overflows at 375 px', async () => {
   await noHorizontalOverflow(page, 'app with a long message');
   await screenshot(page, 'mobile-chat');
 
+  // Back to the list, and into the room again.
   await page.locator('#open-rooms').tap();
   await rooms.locator('.room-item').first().waitFor({ state: 'visible' });
-  assert.equal(await page.getAttribute('#open-rooms', 'aria-expanded'), 'true');
-  await page.waitForTimeout(300);
-  await screenshot(page, 'mobile-rooms-drawer');
+  assert.equal(await page.locator('#chat').isVisible(), false);
   await rooms.locator('.room-item', { hasText: 'general' }).tap();
-  await page.waitForTimeout(300);
-  assert.equal(await rooms.isVisible(), false, 'picking a room closes the drawer');
+  await page.locator('#composer-input').waitFor({ state: 'visible' });
+  assert.equal(await rooms.isVisible(), false, 'picking a room shows it');
+  await page.locator('#room-subtitle .part').first().waitFor();
 
   await page.locator('#toggle-participants').tap();
   await participants.locator('.participant').first().waitFor({ state: 'visible' });

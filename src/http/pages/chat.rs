@@ -24,6 +24,8 @@ struct AppTemplate<'a> {
     page: Page<'a>,
     me: ProfileView,
     csrf: String,
+    /// The room in the URL: without one, a phone starts at the room list.
+    room: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -101,6 +103,7 @@ async fn render_app(
         page,
         me,
         csrf: session.csrf_token.clone(),
+        room: room.map(str::to_owned),
     };
     Ok(html(&template, StatusCode::OK))
 }
