@@ -12,14 +12,17 @@ export function isJoinLeave(message) {
 let lists = null;
 let listsLang = '';
 
-/** "Bob", "Bob and Carol", "Bob, Carol and Dave", "Bob, Carol and 3 others". */
-export function nameList(names) {
+/**
+ * "Bob joined", "Bob and Carol joined", "Bob, Carol and Dave joined",
+ * "Bob, Carol and 3 others joined" (`kind`: joined or left).
+ */
+function clause(kind, names) {
   if (!lists || listsLang !== language()) {
     lists = new Intl.ListFormat(language(), { style: 'long', type: 'conjunction' });
     listsLang = language();
   }
-  if (names.length <= 3) return lists.format(names);
-  return tn('people.names_others', names.length - 2, { a: names[0], b: names[1], total: names.length });
+  if (names.length <= 3) return t(`people.${kind}`, { names: lists.format(names) });
+  return tn(`people.${kind}_others`, names.length - 2, { a: names[0], b: names[1], total: names.length });
 }
 
 /** "Bob and Carol joined, Dave left": who joined, then who left, each named once. */
@@ -32,8 +35,8 @@ export function joinLeaveSummary(run) {
     if (!into.includes(name)) into.push(name);
   }
   const parts = [];
-  if (joined.length) parts.push(t('people.joined', { names: nameList(joined) }));
-  if (left.length) parts.push(t('people.left', { names: nameList(left) }));
+  if (joined.length) parts.push(clause('joined', joined));
+  if (left.length) parts.push(clause('left', left));
   return parts.join(t('people.clause_sep'));
 }
 

@@ -41,7 +41,8 @@ let botCounter = 0;
 /** A user made over the API only (never opens a page), with a bearer token. */
 async function bot(displayName) {
   botCounter += 1;
-  const username = `bot${Date.now().toString(36)}${botCounter}`;
+  // Join and leave notices name people by username: a readable one.
+  const username = `${displayName.toLowerCase()}${Date.now().toString(36).slice(-4)}${botCounter}`;
   const password = 'correct-horse-1';
   const response = await fetch(`${server.url}/tools/api/auth/register/`, {
     method: 'POST',
@@ -221,14 +222,15 @@ test('joins and leaves in a row read as one line, and it keeps collapsing as mor
   await run.waitFor();
   assert.equal(await run.count(), 1, 'one line for the run');
   assert.equal(await a.page.locator('#message-rows .system:visible', { hasText: 'joined' }).count(), 1, 'no other join lines shown');
-  assert.match(await run.locator('> span').textContent(), /^Bob, Carol and 3 others joined/);
+  const [bob, carol] = bots.map((b) => b.username);
+  assert.match(await run.locator('> span').textContent(), new RegExp(`^${bob}, ${carol} and 3 others joined`));
 
   // More arrive live: still one line.
   const george = await bot('George');
   await george.call('POST', `/chat/${room.room_id}/join/`);
-  await run.locator('> span', { hasText: /^Bob, Carol and 4 others joined/ }).waitFor();
+  await run.locator('> span', { hasText: new RegExp(`^${bob}, ${carol} and 4 others joined`) }).waitFor();
   await bots[1].call('POST', `/chat/${room.room_id}/leave/`);
-  await run.locator('> span', { hasText: /^Bob, Carol and 4 others joined, Carol left/ }).waitFor();
+  await run.locator('> span', { hasText: new RegExp(`^${bob}, ${carol} and 4 others joined, ${carol} left`) }).waitFor();
   assert.equal(await a.page.locator('#message-rows .system.run').count(), 1);
 
   // Every notice behind a button.
@@ -245,13 +247,13 @@ test('joins and leaves in a row read as one line, and it keeps collapsing as mor
   await a.page.locator('.bubble', { hasText: 'hi all' }).waitFor();
   const henry = await bot('Henry');
   await henry.call('POST', `/chat/${room.room_id}/join/`);
-  await a.page.locator('#message-rows .system:not(.run)', { hasText: /^Henry joined$/ }).waitFor();
+  await a.page.locator('#message-rows .system:not(.run)', { hasText: new RegExp(`^${henry.username} joined$`) }).waitFor();
 
   // Chinese, dark, wide.
   await setLook(z.page, { language: 'zh-CN', style: 'dark' });
   await z.page.setViewportSize({ width: 1920, height: 1080 });
   await openRoom(z.page, room.room_id);
-  await z.page.locator('#message-rows .system.run > span', { hasText: /^Bob、Carol 等 6 人加入了聊天室，Carol 离开了聊天室/ }).waitFor();
+  await z.page.locator('#message-rows .system.run > span', { hasText: new RegExp(`^${bob}、${carol} 等 6 人加入了聊天室，${carol} 离开了聊天室`) }).waitFor();
   await screenshot(z.page, 'people-joins-collapsed-1920-zh-CN-dark');
   assert.deepEqual(a.page.errors, []);
   assert.deepEqual(z.page.errors, []);
