@@ -151,6 +151,13 @@ test('a direct room: the side panel is the other person, with local time; the he
   await a.page.locator('#room-subtitle', { hasText: /^online$/ }).waitFor();
   await card.locator('.peer-presence.online').waitFor();
   await screenshot(a.page, 'people-direct-profile-1280-en-light');
+  // The big avatar opens the profile card, which has the local time too.
+  await card.locator('.peer-avatar').click();
+  const dialog = a.page.locator('dialog[open]');
+  await dialog.locator('.local-time').waitFor();
+  await dialog.locator('.card-presence', { hasText: /^online$/ }).waitFor();
+  await a.page.keyboard.press('Escape');
+  await dialog.waitFor({ state: 'detached' });
 
   // Bob goes away: ~5–6 s after his last socket closes the server says so.
   await b.context.close();
@@ -342,4 +349,37 @@ test('on a 1920 px screen the conversation keeps a readable width; 1280 is as be
   assert.deepEqual(a.page.errors, []);
   await a.context.close();
   await b.context.close();
+});
+
+test('settings: the time zone comes from the browser, can be chosen by hand, and a choice stays', async () => {
+  const { page, context } = await newUserContext(browser, server, { timezoneId: 'America/Sao_Paulo' });
+  await register(page, server);
+  const zoneOf = () => page.evaluate(async () => (await (await fetch('/tools/api/auth/me/')).json()).data.time_zone);
+  await page.waitForFunction(async () => (await (await fetch('/tools/api/auth/me/')).json()).data.time_zone === 'America/Sao_Paulo');
+  await page.goto(`${server.url}/settings#appearance`);
+  const input = page.locator('#time-zone-input');
+  assert.equal(await input.inputValue(), 'America/Sao_Paulo');
+  assert.equal(await page.locator('#time-zone-browser').isHidden(), true);
+  await input.fill('Europe/Paris');
+  await page.locator('#time-zone-browser', { hasText: 'America/Sao_Paulo' }).waitFor();
+  await page.locator('#appearance-form button[type="submit"]').click();
+  await page.locator('#appearance-status.ok').waitFor();
+  assert.equal(await zoneOf(), 'Europe/Paris');
+  await screenshot(page, 'people-settings-time-zone-zh-CN');
+  // Back in the app, the browser does not overwrite the choice.
+  await page.goto(`${server.url}/`);
+  await page.locator('#conn-pill[data-state="connected"]').waitFor();
+  await page.waitForLoadState('networkidle');
+  assert.equal(await zoneOf(), 'Europe/Paris');
+  // Something that is not a zone name is refused with the server's reason.
+  await page.goto(`${server.url}/settings#appearance`);
+  await input.fill('Mars/Olympus Mons');
+  await page.locator('#appearance-form button[type="submit"]').click();
+  await page.locator('#appearance-status.error').waitFor();
+  assert.equal(await zoneOf(), 'Europe/Paris');
+  // The browser's zone is one click away.
+  await page.locator('#time-zone-browser').click();
+  assert.equal(await input.inputValue(), 'America/Sao_Paulo');
+  assert.deepEqual(page.errors, []);
+  await context.close();
 });
