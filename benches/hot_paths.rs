@@ -157,6 +157,7 @@ fn tag_rules(c: &mut Criterion) {
         avatar_version: 0,
         created_at: now_ms() - 40 * 86_400_000,
         last_seen_at: None,
+        time_zone: String::new(),
     };
     c.bench_function("compute tags", |b| {
         b.iter(|| tags::compute(black_box(&user), now_ms(), 2))

@@ -123,6 +123,8 @@ pub struct ProfileChanges {
     pub theme_mode: Option<ThemeMode>,
     pub theme_style: Option<ThemeStyle>,
     pub language: Option<Language>,
+    /// A valid IANA zone name, or empty to forget it.
+    pub time_zone: Option<String>,
 }
 
 /// A login session; only the SHA-256 of its cookie value is stored.

@@ -62,6 +62,8 @@ pub struct ProfileView {
     pub tag_details: Vec<Tag>,
     pub is_online: bool,
     pub last_seen: Option<String>,
+    /// IANA time zone name ("Asia/Shanghai"), `""` if unknown.
+    pub time_zone: String,
     pub date_joined: String,
     pub is_staff: bool,
     /// Only for the user themself and site admins.
@@ -103,6 +105,7 @@ impl ProfileView {
             tag_details,
             is_online,
             last_seen: user.last_seen_at.map(rfc3339),
+            time_zone: user.time_zone.clone(),
             date_joined: rfc3339(user.created_at),
             is_staff: user.is_admin,
             email: show_email.then(|| user.email.clone()),

@@ -19,6 +19,7 @@ import { EmojiPicker } from './emoji.js';
 import { Notifier, enableNotifications, notificationsSupported, settings } from './notify.js';
 import { newDirectDialog, newGroupDialog, profileDialog, publicRoomsDialog, roomInfoDialog } from './dialogs.js';
 import { roomTitle, senderName, shownName } from './format.js';
+import { everyMinute, presenceText, reportTimeZone, wentOffline } from './people.js';
 
 const boot = bootData();
 initI18n(boot.catalog, boot.lang);
@@ -85,6 +86,8 @@ const timeline = new Timeline({
 const participants = new Participants({
   list: $('#participants'),
   count: $('#participant-count'),
+  title: $('#participants-title-text'),
+  peer: $('#peer-profile'),
   onProfile: (userId) => profileDialog(dialogContext, userId),
 });
 
@@ -256,6 +259,9 @@ function onPresence(roomId, userId, online, profile) {
   if (online) set.add(userId);
   else set.delete(userId);
   onlineByRoom.set(roomId, set);
+  // The room list's peer of a direct room follows presence too (the header reads it).
+  const listed = roomList.get(roomId);
+  if (listed?.peer?.id === userId) listed.peer = online ? { ...listed.peer, ...(profile ?? {}), is_online: true } : wentOffline(profile ?? {}, listed.peer);
   if (roomId === current?.id) {
     participants.setOnline(userId, online, profile);
     if (!online) typing.set(userId, '', false);
@@ -495,8 +501,10 @@ function updateSubtitle() {
   const kind = t(`room.kind_${room.room_type}`);
   const known = presenceKnown();
   if (room.room_type === 'direct') {
-    const online = room.peer && onlineByRoom.get(room.room_id)?.has(room.peer.id);
-    setSubtitle([known ? (online ? t('presence.online') : t('presence.offline')) : null], kind);
+    // "online", else "last seen 5 minutes ago" (kept fresh by the minute timer); while
+    // disconnected, not known.
+    const peer = directPeer();
+    setSubtitle([known && peer ? presenceText(peer) : null], kind);
     return;
   }
   const total = participants.people.size || room.member_count || 0;
@@ -521,6 +529,17 @@ function setSubtitle(parts, kind = '') {
   );
 }
 
+/** The other member of the open direct room, as fresh as presence has it. */
+function directPeer() {
+  const room = current?.room;
+  if (room?.room_type !== 'direct') return null;
+  const id = room.peer?.id ?? [...participants.people.keys()].find((userId) => userId !== me.id);
+  const known = participants.get(id);
+  if (known) return known;
+  if (!room.peer) return null;
+  return { ...room.peer, is_online: Boolean(onlineByRoom.get(room.room_id)?.has(room.peer.id)) };
+}
+
 function updateComposerState() {
   const room = current?.room;
   const mine = current?.me;
@@ -538,7 +557,9 @@ async function loadParticipants(roomId) {
   try {
     const data = await get(`/chat/${roomId}/participants/`);
     if (current?.id !== roomId) return;
-    participants.set(data.participants);
+    const direct = current.room?.room_type === 'direct';
+    const peer = direct ? data.participants.find((p) => p.id !== me.id) : null;
+    participants.set(data.participants, peer?.id ?? null);
     current.me = data.participants.find((p) => p.id === me.id) ?? null;
     const set = new Set(data.participants.filter((p) => p.is_online).map((p) => p.id));
     onlineByRoom.set(roomId, set);
@@ -621,10 +642,18 @@ $('form[action="/logout"]').addEventListener('submit', () => pending.clearStore(
 
 // ------------------------------------------------------------ start
 
+// "last seen 5 minutes ago" and the other person's local time move on.
+everyMinute(() => {
+  if (current?.room?.room_type !== 'direct') return;
+  updateSubtitle();
+  participants.schedule();
+});
+
 async function start() {
   conn.start();
   // A phone starts at the room list unless the URL names a room.
   if (phone.isPhone && !boot.room) closeRoom();
+  reportTimeZone(me);
   await reloadRooms();
   if (phone.isPhone && !boot.room) return;
   const wanted = boot.room ?? localStorage.getItem(LAST_ROOM_KEY);

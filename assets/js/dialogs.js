@@ -6,6 +6,7 @@ import { icon } from './icons.js';
 import { t, tn, formatDateTime } from './i18n.js';
 import { del, get, patch, post } from './api.js';
 import { avatar, avatarWithDot, realName, shownName, tagPills, roomTitle } from './format.js';
+import { localTime, presenceText } from './people.js';
 
 let dialogCount = 0;
 
@@ -221,7 +222,7 @@ export async function profileDialog(ctx, userId) {
     h('dd', {}, t(`mode.${profile.theme?.mode}`)),
     h('dt', {}, t('profile.joined')),
     h('dd', {}, formatDateTime(new Date(profile.date_joined))),
-    profile.last_seen && !profile.is_online ? [h('dt', {}, t('profile.last_seen')), h('dd', {}, formatDateTime(new Date(profile.last_seen)))] : null,
+    localTime(profile) ? [h('dt', {}, t('people.local_time')), h('dd', { class: 'local-time' }, localTime(profile))] : null,
   );
   const actions = [h('a', { class: 'btn', href: `/u/${encodeURIComponent(profile.username)}` }, t('dialog.view_profile'))];
   if (profile.id !== ctx.me.id) {
@@ -256,7 +257,7 @@ export async function profileDialog(ctx, userId) {
       'div',
       { class: 'profile-top' },
       avatarWithDot(profile.avatar_url, profile.is_online, 'lg'),
-      h('div', {}, h('strong', { class: 'p-name' }, shownName(profile)), h('p', { class: 'muted' }, `@${profile.username}${real ? ` · ${real}` : ''}`), h('p', {}, profile.is_online ? t('presence.online') : t('presence.offline'))),
+      h('div', {}, h('strong', { class: 'p-name' }, shownName(profile)), h('p', { class: 'muted' }, `@${profile.username}${real ? ` · ${real}` : ''}`), h('p', { class: 'card-presence' }, presenceText(profile))),
     ),
     tagPills(profile.tag_details),
     profile.bio ? h('p', { class: 'bio' }, profile.bio) : null,

@@ -15,10 +15,15 @@ export function senderName(message) {
   return message.sender_display_name || message.sender || '';
 }
 
-export function tagPills(details = []) {
+/**
+ * The user's tags as pills; `compact` draws them as one line of small muted
+ * text that ends in an ellipsis (lists), the full labels in its tooltip.
+ */
+export function tagPills(details = [], { compact = false } = {}) {
+  const labels = details.map((tag) => `${tag.emoji} ${t(`tag.${tag.kind}.${tag.code}`)}`);
   return h(
     'ul',
-    { class: 'tags' },
+    compact ? { class: 'tags tags-compact', title: labels.join(' · ') } : { class: 'tags' },
     details.map((tag) =>
       h(
         'li',

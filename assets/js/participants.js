@@ -1,17 +1,20 @@
 // The right column: the open room's members with presence, names, bio,
-// membership and tags; online members first.
+// membership and tags; online members first. In a direct room it is the
+// other person's profile instead.
 import { h, clear, perFrame } from './dom.js';
 import { t } from './i18n.js';
 import { avatarWithDot, realName, shownName, tagPills } from './format.js';
+import { peerCard, wentOffline } from './people.js';
 
 const ROLE_RANK = { owner: 0, admin: 1, member: 2 };
 
 export class Participants {
-  constructor({ list, count, onProfile }) {
-    Object.assign(this, { listEl: list, countEl: count, onProfile });
+  constructor({ list, count, title, peer, onProfile }) {
+    Object.assign(this, { listEl: list, countEl: count, titleEl: title, peerEl: peer, onProfile });
     this.people = new Map();
     // While disconnected, presence is not known: shown as unknown, not as it last was.
     this.presenceKnown = true;
+    this.peerId = null;
     this.schedule = perFrame(() => this.render());
   }
 
@@ -21,13 +24,16 @@ export class Participants {
     this.render();
   }
 
-  set(participants) {
+  /** `peerId`: the room is direct, show that member's profile; null: the member list. */
+  set(participants, peerId = null) {
+    this.peerId = peerId;
     this.people = new Map(participants.map((p) => [p.id, p]));
     this.render();
   }
 
   clear() {
     this.people = new Map();
+    this.peerId = null;
     this.render();
   }
 
@@ -38,7 +44,10 @@ export class Participants {
   setOnline(userId, online, profile) {
     const person = this.people.get(userId);
     if (!person) return;
-    Object.assign(person, profile ?? {}, { is_online: online });
+    if (online) Object.assign(person, profile ?? {}, { is_online: true });
+    // Going offline now (not merely known to be offline): last seen now.
+    else if (person.is_online || profile) Object.assign(person, wentOffline(profile ?? {}, person));
+    else person.is_online = false;
     this.schedule();
   }
 
@@ -59,6 +68,17 @@ export class Participants {
   }
 
   render() {
+    const peer = this.peerId && this.people.get(this.peerId);
+    this.listEl.hidden = Boolean(peer);
+    this.peerEl.hidden = !peer;
+    const title = peer ? t('people.profile_title') : t('participants.title');
+    if (this.titleEl.textContent !== title) this.titleEl.textContent = title;
+    if (peer) {
+      this.countEl.textContent = '';
+      clear(this.peerEl).append(peerCard(peer, { onProfile: this.onProfile, presenceKnown: this.presenceKnown }));
+      return;
+    }
+    clear(this.peerEl);
     const people = this.sorted();
     const online = people.filter((p) => p.is_online).length;
     this.countEl.textContent = !people.length ? '' : this.presenceKnown ? `${online}/${people.length}` : String(people.length);
@@ -98,7 +118,7 @@ export class Participants {
           real ? h('span', { class: 'p-real' }, real) : null,
           person.bio ? h('span', { class: 'p-bio' }, person.bio) : null,
           muted ? h('span', { class: 'p-muted' }, t('participants.muted')) : null,
-          tagPills(person.tag_details),
+          tagPills(person.tag_details, { compact: true }),
         ),
       ),
     );

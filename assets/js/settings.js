@@ -2,9 +2,10 @@
 // password, API tokens and sessions. The forms are rendered by the server;
 // this script sends them to the API and shows the outcome.
 import { $, bootData, clear, h } from './dom.js';
-import { initI18n, t, formatDateTime } from './i18n.js';
+import { initI18n, t, formatDateTime, browserTimeZone } from './i18n.js';
 import { del, get, patch, post } from './api.js';
 import { enableNotifications, notificationsSupported, settings } from './notify.js';
+import { markTimeZoneReported } from './people.js';
 
 const boot = bootData();
 initI18n(boot.catalog, boot.lang);
@@ -80,13 +81,36 @@ appearanceForm.addEventListener('submit', (event) => {
   const data = new FormData(appearanceForm);
   const language = data.get('language');
   submitting(appearanceForm, $('#appearance-status'), async () => {
-    me = await patch('/user/me/profile/', { theme_mode: data.get('theme_mode'), theme: data.get('theme'), language });
+    me = await patch('/user/me/profile/', { theme_mode: data.get('theme_mode'), theme: data.get('theme'), language, time_zone: data.get('time_zone') ?? '' });
+    // A zone chosen here stays until this browser itself moves to another.
+    markTimeZoneReported();
+    zoneInput.value = me.time_zone;
     root.dataset.mode = me.theme.mode;
     root.dataset.style = me.theme.style;
     // The page's own words come from the server: reload to see the new language.
     if (language !== boot.lang) location.reload();
   });
 });
+
+// The time zone: the browser's zones to pick from, and a button for this browser's.
+const zoneInput = $('#time-zone-input');
+const zoneButton = $('#time-zone-browser');
+const zoneList = $('#time-zone-list');
+const here = browserTimeZone();
+if (typeof Intl.supportedValuesOf === 'function') {
+  zoneList.append(...Intl.supportedValuesOf('timeZone').map((zone) => h('option', { value: zone })));
+}
+function showZoneButton() {
+  zoneButton.hidden = !here || zoneInput.value === here;
+  zoneButton.textContent = t('people.time_zone_browser', { zone: here });
+}
+zoneButton.addEventListener('click', () => {
+  zoneInput.value = here;
+  showZoneButton();
+  zoneInput.focus();
+});
+zoneInput.addEventListener('input', showZoneButton);
+showZoneButton();
 
 // ------------------------------------------------------------ notifications
 const desktop = $('#notify-desktop');

@@ -7,11 +7,14 @@ import { h, clear, perFrame } from './dom.js';
 import { t, formatDay, formatTime, formatDateTime } from './i18n.js';
 import { avatar, linkify, senderName, systemText } from './format.js';
 import { icon } from './icons.js';
+import { isJoinLeave, joinLeaveSummary, emojiOnly, isLong } from './message-view.js';
 
 const MAX_ROWS = 160;
 const CHUNK = 60;
 const EDGE_PX = 400;
 const RUN_GAP_MS = 5 * 60 * 1000;
+/** A join/leave run summarises at most this many notices (a bound on the work per row). */
+const RUN_MAX = 2000;
 
 export class Timeline {
   constructor({ scroller, rows, pending, status, jump, jumpCount, onReadable, onLoadOlder, onProfile, onRetry, onDiscard }) {
@@ -32,6 +35,9 @@ export class Timeline {
     this.newCount = 0;
     this.loadingOlder = false;
     this.hasMore = false;
+    /** Seqs of long messages unfolded, and of the first notice of expanded join/leave runs. */
+    this.unfolded = new Set();
+    this.expandedRuns = new Set();
     this.scheduleScrollCheck = perFrame(() => this.onScroll());
     scroller.addEventListener('scroll', () => this.scheduleScrollCheck(), { passive: true });
     jump.addEventListener('click', () => this.jumpToLatest());
@@ -42,6 +48,8 @@ export class Timeline {
     this.room = room;
     this.me = me;
     this.isDirect = room.room_type === 'direct';
+    this.unfolded = new Set();
+    this.expandedRuns = new Set();
     this.list = [];
     this.seqs = new Set();
     for (const m of messages) this.insertSorted(m);
@@ -147,6 +155,38 @@ export class Timeline {
     this.rowsEl.insertBefore(row, before);
     this.end += 1;
     this.rerender(index + 1);
+    if (isJoinLeave(this.list[index])) {
+      // A join/leave notice joins the run before it: that run's summary moves here.
+      this.rerender(index - 1);
+      this.rerender(this.runEnd(index));
+    }
+  }
+
+  /** Whether list[index] continues the join/leave run of list[index - 1]. */
+  continuesRun(index) {
+    const message = this.list[index];
+    const prev = this.list[index - 1];
+    return (
+      index > 0 &&
+      isJoinLeave(message) &&
+      isJoinLeave(prev) &&
+      message.seq !== this.dividerSeq &&
+      new Date(prev.created_at).toDateString() === new Date(message.created_at).toDateString()
+    );
+  }
+
+  /** The index of the last notice of the run list[index] belongs to. */
+  runEnd(index) {
+    let end = index;
+    while (end + 1 < this.list.length && this.continuesRun(end + 1)) end += 1;
+    return end;
+  }
+
+  /** The run of join/leave notices ending at list[index] (at most RUN_MAX of them). */
+  runBefore(index) {
+    let start = index;
+    while (start > 0 && index - start < RUN_MAX && this.continuesRun(start)) start -= 1;
+    return this.list.slice(start, index + 1);
   }
 
   /** Re-renders the row of list[index] if it is on screen (its predecessor changed). */
@@ -173,6 +213,17 @@ export class Timeline {
     if (message.seq === this.dividerSeq) {
       row.append(h('div', { class: 'unread-sep', role: 'separator', id: 'unread-divider' }, h('span', {}, t('messages.unread_divider'))));
     }
+    if (isJoinLeave(message)) {
+      // Consecutive joins and leaves read as one line, on the run's last notice;
+      // the others keep their (empty) rows so rows and the list stay in step.
+      if (index + 1 < this.list.length && this.continuesRun(index + 1)) {
+        row.classList.add('run-member');
+        return row;
+      }
+      const run = this.runBefore(index);
+      row.append(run.length > 1 ? this.runSummary(run) : h('div', { class: 'system' }, h('span', {}, systemText(message))));
+      return row;
+    }
     if (message.message_type === 'system') {
       row.append(h('div', { class: 'system' }, h('span', {}, systemText(message))));
       return row;
@@ -185,6 +236,37 @@ export class Timeline {
       row.firstChild !== null;
     row.append(this.bubble(message, date, first));
     return row;
+  }
+
+  /** "Bob, Carol and 3 others joined" with a button that lists every notice. */
+  runSummary(run) {
+    const key = run[0].seq;
+    const expanded = this.expandedRuns.has(key);
+    const listId = `run-${key}`;
+    const details = h(
+      'ul',
+      { class: 'run-details', id: listId, hidden: !expanded },
+      run.map((m) => h('li', {}, h('time', { datetime: m.created_at }, formatTime(new Date(m.created_at))), ' ', systemText(m))),
+    );
+    const toggle = h(
+      'button',
+      {
+        type: 'button',
+        class: 'link-btn run-toggle',
+        'aria-expanded': String(expanded),
+        'aria-controls': listId,
+        onclick: () => {
+          const open = !this.expandedRuns.has(key);
+          if (open) this.expandedRuns.add(key);
+          else this.expandedRuns.delete(key);
+          details.hidden = !open;
+          toggle.setAttribute('aria-expanded', String(open));
+          toggle.textContent = open ? t('people.run_hide') : t('people.run_show', { n: run.length });
+        },
+      },
+      expanded ? t('people.run_hide') : t('people.run_show', { n: run.length }),
+    );
+    return h('div', { class: 'system run', dataset: { count: run.length } }, h('span', {}, joinLeaveSummary(run), ' ', toggle), details);
   }
 
   bubble(message, date, first) {
@@ -228,10 +310,39 @@ export class Timeline {
         'div',
         { class: 'msg-body' },
         meta,
-        h('div', { class: 'bubble', title: formatDateTime(date) }, linkify(message.content)),
+        this.content(message, date),
         foot,
       ),
     );
+  }
+
+  /** The bubble: 1–3 emoji alone shown large, a long text folded behind "Show more". */
+  content(message, date) {
+    const title = formatDateTime(date);
+    if (emojiOnly(message.content)) return h('div', { class: 'bubble jumbo', title }, message.content);
+    if (!isLong(message.content)) return h('div', { class: 'bubble', title }, linkify(message.content));
+    const open = this.unfolded.has(message.seq);
+    const id = `msg-text-${message.seq}`;
+    const text = h('div', { class: open ? 'fold-text' : 'fold-text folded', id }, linkify(message.content));
+    const more = h(
+      'button',
+      {
+        type: 'button',
+        class: 'link-btn fold-toggle',
+        'aria-expanded': String(open),
+        'aria-controls': id,
+        onclick: () => {
+          const unfold = !this.unfolded.has(message.seq);
+          if (unfold) this.unfolded.add(message.seq);
+          else this.unfolded.delete(message.seq);
+          text.classList.toggle('folded', !unfold);
+          more.setAttribute('aria-expanded', String(unfold));
+          more.textContent = unfold ? t('people.show_less') : t('people.show_more');
+        },
+      },
+      open ? t('people.show_less') : t('people.show_more'),
+    );
+    return h('div', { class: 'bubble long', title }, text, more);
   }
 
   /** The other member of a direct room read up to `seq`. */
@@ -356,6 +467,8 @@ export class Timeline {
       if (added) {
         this.keepPosition(() => {
           this.rerender(added);
+          // Older joins and leaves may extend the run that was first on screen.
+          if (isJoinLeave(this.list[added])) this.rerender(this.runEnd(added));
           const from = Math.max(0, this.start - CHUNK);
           this.rowsEl.prepend(this.renderRange(from, this.start));
           this.start = from;
@@ -374,6 +487,8 @@ export class Timeline {
   showNewer() {
     if (this.end >= this.list.length) return;
     const to = Math.min(this.list.length, this.end + CHUNK);
+    // The last row shown may have summed up a join/leave run that goes on below.
+    if (this.continuesRun(this.end)) this.rerender(this.end - 1);
     this.rowsEl.append(this.renderRange(this.end, to));
     this.end = to;
     this.showLatestReceipt();

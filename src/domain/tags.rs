@@ -134,6 +134,7 @@ mod tests {
             avatar_version: 0,
             created_at: NOW,
             last_seen_at: None,
+            time_zone: String::new(),
         }
     }
 

@@ -26,6 +26,8 @@ pub struct User {
     pub avatar_version: i64,
     pub created_at: i64,
     pub last_seen_at: Option<i64>,
+    /// IANA time zone name ("Asia/Shanghai"); empty = unknown.
+    pub time_zone: String,
 }
 
 impl User {
@@ -212,6 +214,33 @@ pub fn parse_email(raw: &str) -> Result<String, Invalid> {
     }
 }
 
+/// The longest IANA time zone name accepted (the longest real one has 32).
+pub const TIME_ZONE_MAX: usize = 64;
+
+/// An IANA time zone name such as `Asia/Shanghai`, `America/Argentina/Buenos_Aires`
+/// or `Etc/GMT-8`: ASCII letters, digits and `_ + -` in `/`-separated parts that
+/// each start with a letter. Whether the zone exists is the browser's business
+/// (it shows nothing for one it does not know). Empty = unknown.
+pub fn parse_time_zone(raw: &str) -> Result<String, Invalid> {
+    let zone = raw.trim();
+    let part_ok = |part: &str| {
+        part.starts_with(|c: char| c.is_ascii_alphabetic())
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-'))
+    };
+    if zone.is_empty() || (zone.len() <= TIME_ZONE_MAX && zone.split('/').all(part_ok)) {
+        Ok(zone.to_string())
+    } else {
+        Err(Invalid::new(
+            "invalid_time_zone",
+            format!(
+                "time_zone is an IANA time zone name such as Asia/Shanghai (at most {TIME_ZONE_MAX} characters)"
+            ),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,6 +329,40 @@ mod tests {
         assert!(parse_email("nope").is_err());
         assert!(parse_email("a@b").is_err());
         assert!(parse_email("a b@c.d").is_err());
+    }
+
+    #[test]
+    fn time_zones() {
+        for ok in [
+            "Asia/Shanghai",
+            "UTC",
+            "Etc/GMT-8",
+            "America/Argentina/Buenos_Aires",
+            "America/Port-au-Prince",
+        ] {
+            assert_eq!(parse_time_zone(ok).unwrap(), ok);
+        }
+        assert_eq!(parse_time_zone(" ").unwrap(), "");
+        for bad in [
+            "Asia//Shanghai",
+            "/UTC",
+            "UTC/",
+            "../etc/passwd",
+            "Asia/Shang hai",
+            "<b>",
+            "8/Asia",
+            "亚洲/上海",
+        ] {
+            assert_eq!(
+                parse_time_zone(bad).unwrap_err().code,
+                "invalid_time_zone",
+                "{bad}"
+            );
+        }
+        let long = format!("A{}", "/Abcdefg".repeat(8));
+        assert!(long.len() > TIME_ZONE_MAX);
+        assert!(parse_time_zone(&long).is_err());
+        assert!(parse_time_zone(&long[..TIME_ZONE_MAX]).is_ok());
     }
 
     #[test]

@@ -64,6 +64,8 @@ pub struct ProfilePatch {
     pub theme: Option<String>,
     pub theme_style: Option<String>,
     pub language: Option<String>,
+    /// IANA zone name; `""` forgets it.
+    pub time_zone: Option<String>,
 }
 
 impl ProfilePatch {
@@ -113,6 +115,10 @@ impl ProfilePatch {
             theme_mode,
             theme_style,
             language,
+            time_zone: self
+                .time_zone
+                .map(|z| user::parse_time_zone(&z))
+                .transpose()?,
         })
     }
 }

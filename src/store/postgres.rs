@@ -351,8 +351,8 @@ impl Store for PostgresStore {
                display_name = coalesce($1, display_name), first_name = coalesce($2, first_name), \
                last_name = coalesce($3, last_name), bio = coalesce($4, bio), email = coalesce($5, email), \
                theme_mode = coalesce($6, theme_mode), theme_style = coalesce($7, theme_style), \
-               language = coalesce($8, language) \
-             where id = $9",
+               language = coalesce($8, language), time_zone = coalesce($9, time_zone) \
+             where id = $10",
         )
         .bind(changes.display_name.as_deref())
         .bind(changes.first_name.as_deref())
@@ -362,6 +362,7 @@ impl Store for PostgresStore {
         .bind(changes.theme_mode.map(ThemeMode::code))
         .bind(changes.theme_style.map(ThemeStyle::code))
         .bind(changes.language.map(Language::code))
+        .bind(changes.time_zone.as_deref())
         .bind(id.to_string())
         .execute(&self.pool)
         .await

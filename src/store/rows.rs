@@ -29,7 +29,7 @@ macro_rules! user_cols {
     () => {
         "u.id, u.username, u.display_name, u.first_name, u.last_name, u.bio, u.email, u.membership, \
          u.membership_until, u.theme_mode, u.theme_style, u.language, u.is_admin, u.avatar_version, \
-         u.created_at, u.last_seen_at"
+         u.created_at, u.last_seen_at, u.time_zone"
     };
 }
 
@@ -51,6 +51,7 @@ pub(super) struct UserRow {
     pub(super) avatar_version: i64,
     pub(super) created_at: i64,
     pub(super) last_seen_at: Option<i64>,
+    pub(super) time_zone: String,
 }
 
 impl UserRow {
@@ -75,6 +76,7 @@ impl UserRow {
             avatar_version: self.avatar_version,
             created_at: self.created_at,
             last_seen_at: self.last_seen_at,
+            time_zone: self.time_zone,
         })
     }
 }

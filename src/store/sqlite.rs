@@ -361,7 +361,7 @@ impl Store for SqliteStore {
                display_name = coalesce(?, display_name), first_name = coalesce(?, first_name), \
                last_name = coalesce(?, last_name), bio = coalesce(?, bio), email = coalesce(?, email), \
                theme_mode = coalesce(?, theme_mode), theme_style = coalesce(?, theme_style), \
-               language = coalesce(?, language) \
+               language = coalesce(?, language), time_zone = coalesce(?, time_zone) \
              where id = ?",
         )
         .bind(changes.display_name.as_deref())
@@ -372,6 +372,7 @@ impl Store for SqliteStore {
         .bind(changes.theme_mode.map(ThemeMode::code))
         .bind(changes.theme_style.map(ThemeStyle::code))
         .bind(changes.language.map(Language::code))
+        .bind(changes.time_zone.as_deref())
         .bind(id.to_string())
         .execute(&self.writer)
         .await

@@ -436,3 +436,64 @@ async fn admins_see_other_users_email() {
         .await;
     assert!(body["data"].get("email").is_none(), "{body}");
 }
+
+#[tokio::test]
+async fn time_zone_is_set_read_back_and_checked() {
+    let app = spawn_app().await;
+    let ann = app.user("ann").await;
+    let bob = app.user("bob").await;
+    let (_, body) = ann.get("/tools/api/user/me/profile/").await;
+    assert_eq!(body["data"]["time_zone"], "", "unknown until set");
+
+    let (status, body) = ann
+        .patch(
+            "/tools/api/user/me/profile/",
+            json!({"time_zone": "America/Argentina/Buenos_Aires"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["data"]["time_zone"], "America/Argentina/Buenos_Aires");
+    let (_, body) = bob
+        .get(&format!("/tools/api/user/{}/profile/", ann.id()))
+        .await;
+    assert_eq!(
+        body["data"]["time_zone"], "America/Argentina/Buenos_Aires",
+        "others see it"
+    );
+
+    for bad in [
+        json!("Asia/Shang hai"),
+        json!("../../etc/passwd"),
+        json!("<script>"),
+        json!(format!("Asia/{}", "A".repeat(60))),
+    ] {
+        let (status, body) = ann
+            .patch("/tools/api/user/me/profile/", json!({ "time_zone": bad }))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(body["success"], false);
+        assert_eq!(body["error"]["code"], "invalid_time_zone");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("IANA")),
+            "{body}"
+        );
+    }
+    let (status, body) = ann
+        .patch("/tools/api/user/me/profile/", json!({"time_zone": 8}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], "invalid_json");
+    let (_, body) = ann.get("/tools/api/user/me/profile/").await;
+    assert_eq!(
+        body["data"]["time_zone"], "America/Argentina/Buenos_Aires",
+        "refused values change nothing"
+    );
+
+    let (status, body) = ann
+        .patch("/tools/api/user/me/profile/", json!({"time_zone": ""}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["data"]["time_zone"], "", "an empty zone forgets it");
+}

@@ -52,6 +52,12 @@ impl ProfileTemplate<'_> {
     fn date(&self, rfc3339: &str) -> String {
         rfc3339.get(..10).unwrap_or(rfc3339).to_owned()
     }
+
+    /// "last seen 2026-12-04": shown instead of "online" (never both).
+    fn last_seen(&self, rfc3339: &str) -> String {
+        self.page
+            .t_with("people.last_seen", "when", &self.date(rfc3339))
+    }
 }
 
 fn real_name(profile: &ProfileView) -> String {

@@ -56,13 +56,32 @@ pub async fn profiles_update_only_given_fields(store: &DynStore) {
             ann.id,
             &ProfileChanges {
                 language: Some(Language::En),
+                time_zone: Some("Asia/Shanghai".into()),
                 ..Default::default()
             },
         )
         .await
         .unwrap();
+    assert_eq!(changed.time_zone, "", "no zone until one is set");
     assert_eq!(again.display_name, "安", "untouched fields stay");
     assert_eq!(again.language, Language::En);
+    assert_eq!(again.time_zone, "Asia/Shanghai");
+    assert_eq!(
+        store.get_user(ann.id).await.unwrap().unwrap().time_zone,
+        "Asia/Shanghai"
+    );
+    let cleared = store
+        .update_profile(
+            ann.id,
+            &ProfileChanges {
+                time_zone: Some(String::new()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(cleared.time_zone, "", "an empty zone forgets it");
+    assert_eq!(cleared.language, Language::En);
     assert!(matches!(
         store
             .update_profile(UserId::new(), &ProfileChanges::default())
