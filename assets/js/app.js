@@ -504,7 +504,8 @@ function updateSubtitle() {
     // "online", else "last seen 5 minutes ago" (kept fresh by the minute timer); while
     // disconnected, not known.
     const peer = directPeer();
-    setSubtitle([known && peer ? presenceText(peer) : null], kind);
+    if (known && peer) setSubtitle([presenceText(peer)]);
+    else setSubtitle([], kind);
     return;
   }
   const total = participants.people.size || room.member_count || 0;
