@@ -329,7 +329,8 @@ test('on a 1920 px screen the conversation keeps a readable width; 1280 is as be
   await send(b.page, 'from the other side');
   await a.page.locator('.bubble', { hasText: 'from the other side' }).waitFor();
   await send(a.page, 'my own words');
-  await a.page.locator('.msg.own .bubble', { hasText: 'my own words' }).waitFor();
+  // Confirmed (out of the pending rows) and in the timeline.
+  await a.page.locator('#message-rows .msg.own .bubble', { hasText: 'my own words' }).waitFor();
   const wide = await a.page.evaluate(() => {
     const other = document.querySelector('#message-rows .msg:not(.own) .bubble').getBoundingClientRect();
     const own = [...document.querySelectorAll('#message-rows .msg.own .bubble')].at(-1).getBoundingClientRect();
