@@ -49,7 +49,7 @@ test('drawers open and close, and nothing overflows at 375 px', async () => {
   await rooms.locator('.room-item', { hasText: 'general' }).tap();
   await page.locator('#composer-input').waitFor({ state: 'visible' });
   assert.equal(await rooms.isVisible(), false, 'picking a room shows it');
-  await page.locator('#room-subtitle .part').first().waitFor();
+  await page.locator('#room-subtitle .part:not(.kind)').first().waitFor();
 
   await page.locator('#toggle-participants').tap();
   await participants.locator('.participant').first().waitFor({ state: 'visible' });

@@ -74,6 +74,19 @@ async function subtitleParts(page) {
   });
 }
 
+/** Waits until the page is connected again, pressing "retry now" whenever it shows. */
+async function reconnected(page) {
+  await page.waitForFunction(
+    () => {
+      const retry = document.querySelector('#retry-now');
+      if (retry && !retry.hidden) retry.click();
+      return document.querySelector('#conn-pill').dataset.state === 'connected';
+    },
+    null,
+    { polling: 250, timeout: 40000 },
+  );
+}
+
 async function headerHeight(page) {
   return page.locator('.chat-head').evaluate((el) => el.getBoundingClientRect().height);
 }
@@ -271,10 +284,10 @@ test('while disconnected: presence unknown, a message waits and goes once, the h
   await screenshot(b.page, 'desktop-offline-presence-unknown-zh-light');
 
   await server.start();
-  await a.page.locator('#retry-now').tap();
+  await reconnected(a.page);
   await a.page.locator('#message-rows .bubble', { hasText: 'written while offline' }).waitFor({ timeout: 20000 });
   await a.page.locator('#pending-rows .msg').waitFor({ state: 'detached' });
-  await b.page.locator('#retry-now').click().catch(() => {});
+  await reconnected(b.page);
   await b.page.locator('#message-rows .bubble', { hasText: 'written while offline' }).waitFor({ timeout: 40000 });
   await b.page.locator('#participants .participant[data-online="true"]', { hasText: 'Olive' }).waitFor();
   await a.page.locator('#room-subtitle .part', { hasText: /在线/ }).waitFor();
@@ -317,7 +330,7 @@ test('a message written while the socket is down waits across a reload, then goe
   assert.equal(await page.locator('#conn-pill').getAttribute('data-state') === 'connected', false);
 
   refuse = false;
-  await page.locator('#retry-now').tap();
+  await reconnected(page);
   await page.locator('#message-rows .bubble', { hasText: 'kept across a reload' }).waitFor({ timeout: 20000 });
   await row.waitFor({ state: 'detached' });
   const token = await apiToken(server, user.username, user.password);
