@@ -52,7 +52,8 @@ export function setupDrawers(els) {
   narrow.addEventListener('change', () => closeDrawers());
   mobile.addEventListener('change', () => closeDrawers());
   document.addEventListener('keydown', (event) => {
-    if (event.key === 'Escape' && (els.app.classList.contains('rooms-open') || els.app.classList.contains('participants-open'))) {
+    // Only when the drawer is the topmost layer (a dialog closes first).
+    if (event.key === 'Escape' && !event.defaultPrevented && !document.querySelector('dialog[open]') && (els.app.classList.contains('rooms-open') || els.app.classList.contains('participants-open'))) {
       closeDrawers(true);
     }
   });
