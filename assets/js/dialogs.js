@@ -9,6 +9,24 @@ import { avatar, avatarWithDot, realName, shownName, tagPills, roomTitle } from 
 
 let dialogCount = 0;
 
+const FOCUSABLE = 'button:not([disabled]), [href], input:not([disabled]):not([type="hidden"]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex="-1"])';
+
+/** Keeps Tab inside a modal: past the last control it comes back to the first, and the other way. */
+export function trapTab(dialog, event) {
+  if (event.key !== 'Tab') return;
+  const focusable = [...dialog.querySelectorAll(FOCUSABLE)].filter((el) => el.getClientRects().length > 0);
+  if (!focusable.length) return;
+  const first = focusable[0];
+  const last = focusable[focusable.length - 1];
+  if (event.shiftKey && (document.activeElement === first || !dialog.contains(document.activeElement))) {
+    event.preventDefault();
+    last.focus();
+  } else if (!event.shiftKey && (document.activeElement === last || !dialog.contains(document.activeElement))) {
+    event.preventDefault();
+    first.focus();
+  }
+}
+
 export function openDialog({ title, body, footer, className = '' }) {
   dialogCount += 1;
   const titleId = `dialog-title-${dialogCount}`;
@@ -25,6 +43,7 @@ export function openDialog({ title, body, footer, className = '' }) {
     footer ? h('div', { class: 'dialog-foot' }, footer) : null,
   );
   dialog.addEventListener('close', () => dialog.remove());
+  dialog.addEventListener('keydown', (event) => trapTab(dialog, event));
   // A click on the backdrop (the dialog element itself, outside its content) closes it.
   dialog.addEventListener('click', (event) => {
     if (event.target === dialog) dialog.close();

@@ -53,11 +53,11 @@ function keyCombo(keys) {
   return h('span', { class: 'kbd-combo' }, parts);
 }
 
-let shortcutsDialog = null;
+let openShortcuts = null;
 
 /** The list of shortcuts, localised, with the keys of this platform. */
 export function shortcutsDialog() {
-  if (shortcutsDialog?.open) return shortcutsDialog;
+  if (openShortcuts?.open) return openShortcuts;
   const rows = shortcutRows().map(([ways, key]) =>
     h(
       'tr',
@@ -77,8 +77,8 @@ export function shortcutsDialog() {
     h('thead', { class: 'sr-only' }, h('tr', {}, h('th', { scope: 'col' }, t('keys.help.action')), h('th', { scope: 'col' }, t('keys.help.keys')))),
     h('tbody', {}, rows),
   );
-  shortcutsDialog = openDialog({ title: t('keys.help.title'), body: [table, h('p', { class: 'muted shortcuts-note' }, t('keys.help.note'))], className: 'shortcuts-dialog' });
-  return shortcutsDialog;
+  openShortcuts = openDialog({ title: t('keys.help.title'), body: [table, h('p', { class: 'muted shortcuts-note' }, t('keys.help.note'))], className: 'shortcuts-dialog' });
+  return openShortcuts;
 }
 
 /**

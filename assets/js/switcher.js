@@ -5,6 +5,7 @@
 import { h, clear, debounce } from './dom.js';
 import { t, tn } from './i18n.js';
 import { get, post } from './api.js';
+import { trapTab } from './dialogs.js';
 import { avatarWithDot, initials, roomTitle, shownName } from './format.js';
 
 const MAX_ROOMS = 30;
@@ -127,6 +128,7 @@ export class Switcher {
     this.dialog.addEventListener('click', (event) => {
       if (event.target === this.dialog) this.dialog.close();
     });
+    this.dialog.addEventListener('keydown', (event) => trapTab(this.dialog, event));
     this.dialog.addEventListener('close', () => {
       this.dialog.remove();
       this.dialog = null;
