@@ -529,7 +529,12 @@ const { closeDrawers } = setupDrawers({ app: els.app, scrim: els.scrim });
 
 // ------------------------------------------------------------ keyboard
 
-const switcher = new Switcher({ rooms: () => roomList.sorted(), me, openRoom: dialogContext.openRoom });
+const switcher = new Switcher({
+  rooms: () => roomList.sorted(),
+  me,
+  openRoom: dialogContext.openRoom,
+  isOnline: (userId) => [...onlineByRoom.values()].some((set) => set.has(userId)),
+});
 setupShortcuts({
   switcher,
   emoji,

@@ -64,10 +64,10 @@ let switcherCount = 0;
 export class Switcher {
   /**
    * `rooms()`: the user's rooms in list order; `me`: the user;
-   * `openRoom(id, room)`: opens one.
+   * `openRoom(id, room)`: opens one; `isOnline(userId)` for direct rooms' dots.
    */
-  constructor({ rooms, me, openRoom }) {
-    Object.assign(this, { rooms, me, openRoom });
+  constructor({ rooms, me, openRoom, isOnline = () => false }) {
+    Object.assign(this, { rooms, me, openRoom, isOnline });
     this.dialog = null;
     this.options = [];
     this.active = -1;
@@ -226,7 +226,7 @@ export class Switcher {
       const title = roomTitle(room);
       const icon =
         room.room_type === 'direct' && room.peer
-          ? avatarWithDot(room.peer.avatar_url, false)
+          ? avatarWithDot(room.peer.avatar_url, this.isOnline(room.peer.id))
           : h('span', { class: 'room-icon', 'aria-hidden': 'true' }, room.room_type === 'public' ? '#' : initials(title));
       const unread = room.unread ?? 0;
       return h(

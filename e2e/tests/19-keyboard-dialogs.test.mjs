@@ -183,6 +183,7 @@ test('Alt+↑/↓ and Alt+Shift+↑/↓ move between rooms; the room list is one
   assert.equal(await title(page), 'Room 1');
 
   // The list is one Tab stop: only one room has tabindex 0, the open one.
+  await page.locator('#room-list .room-item[tabindex="0"][aria-current="page"]', { hasText: 'Room 1' }).waitFor();
   const stops = await page.locator('#room-list .room-item[tabindex="0"]').allTextContents();
   assert.equal(stops.length, 1);
   assert.match(stops[0], /Room 1/);
@@ -517,6 +518,7 @@ test('the avatar picker crops to a square (drag, zoom) and uploads it; "remove a
   const url = await page.getAttribute('#avatar-preview', 'src');
   assert.match(url, /\?v=1$/);
   await page.locator('#avatar-remove').waitFor();
+  await screenshot(page, 'keys-avatar-settings-zh');
 
   // Remove: asks, then the initials come back.
   await page.click('#avatar-remove');
