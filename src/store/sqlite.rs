@@ -444,11 +444,12 @@ impl Store for SqliteStore {
             .begin_with("begin immediate")
             .await
             .map_err(db_err)?;
-        let done = sqlx::query("update users set avatar_version = abs(avatar_version) + 1 where id = ?")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        let done =
+            sqlx::query("update users set avatar_version = abs(avatar_version) + 1 where id = ?")
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -472,11 +473,12 @@ impl Store for SqliteStore {
             .begin_with("begin immediate")
             .await
             .map_err(db_err)?;
-        let done = sqlx::query("update users set avatar_version = -abs(avatar_version) where id = ?")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        let done =
+            sqlx::query("update users set avatar_version = -abs(avatar_version) where id = ?")
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }

@@ -227,7 +227,10 @@ async fn a_removed_avatar_falls_back_to_initials_and_a_new_upload_gets_a_new_url
     let (status, removed) = ann.delete("/tools/api/user/me/avatar/").await;
     assert_eq!(status, StatusCode::OK, "{removed}");
     let generated = removed["data"]["avatar_url"].as_str().unwrap().to_owned();
-    assert!(generated.contains("?v=g"), "the initials again: {generated}");
+    assert!(
+        generated.contains("?v=g"),
+        "the initials again: {generated}"
+    );
     let response = reqwest::get(app.url(&generated)).await.unwrap();
     assert_eq!(response.headers()["content-type"], "image/svg+xml");
     // Other users see it through the profile too.

@@ -115,7 +115,10 @@ pub async fn avatars_are_removed_and_versions_keep_growing(store: &DynStore) {
     assert_eq!(removed.avatar_version, -2);
     assert!(store.get_avatar(ann.id).await.unwrap().is_none());
     // Removing twice is fine, and changes nothing.
-    assert_eq!(store.delete_avatar(ann.id).await.unwrap().avatar_version, -2);
+    assert_eq!(
+        store.delete_avatar(ann.id).await.unwrap().avatar_version,
+        -2
+    );
     // The next upload follows the last one, so no URL ever names two images.
     let again = store.put_avatar(ann.id, b"png-3", NOW).await.unwrap();
     assert_eq!(again.avatar_version, 3);
