@@ -127,6 +127,7 @@ fn api_routes() -> Routes {
             "/user/me/avatar",
             users::upload_avatar.layer(DefaultBodyLimit::max(crate::avatar::MAX_REQUEST_BYTES)),
         )
+        .delete("/user/me/avatar", users::delete_avatar)
         .get("/user/{user_id}/profile", users::get_profile)
         .post("/user/{user_id}/block", users::block_user)
         .delete("/user/{user_id}/block", users::unblock_user)

@@ -291,7 +291,13 @@ pub trait Store: Send + Sync + 'static {
     async fn update_admin(&self, id: UserId, is_admin: bool) -> StoreResult<User>;
     async fn update_last_seen(&self, id: UserId, at: i64) -> StoreResult<()>;
     /// Stores a (re-encoded) avatar and returns the user with its new version.
+    /// Versions only grow, across removals too, so an avatar URL never names
+    /// two images.
     async fn put_avatar(&self, id: UserId, png: &[u8], at: i64) -> StoreResult<User>;
+    /// Drops the uploaded avatar (the generated one shows again) and returns
+    /// the user; the version is kept, negated, for the next upload to follow.
+    /// `NotFound` if the user does not exist; removing no avatar is not an error.
+    async fn delete_avatar(&self, id: UserId) -> StoreResult<User>;
     async fn get_avatar(&self, id: UserId) -> StoreResult<Option<Vec<u8>>>;
     /// For each user, on how many distinct UTC days >= `since_day` they sent a message.
     async fn count_active_days(

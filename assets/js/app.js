@@ -18,6 +18,9 @@ import { Composer } from './composer.js';
 import { EmojiPicker } from './emoji.js';
 import { Notifier, enableNotifications, notificationsSupported, settings } from './notify.js';
 import { newDirectDialog, newGroupDialog, profileDialog, publicRoomsDialog, roomInfoDialog } from './dialogs.js';
+import { Switcher } from './switcher.js';
+import { setupShortcuts, shortcutsDialog } from './shortcuts.js';
+import { markAllRead } from './unread.js';
 import { roomTitle, senderName, shownName } from './format.js';
 import { everyMinute, presenceText, reportTimeZone, wentOffline } from './people.js';
 
@@ -76,6 +79,7 @@ const timeline = new Timeline({
   status: $('#history-status'),
   jump: $('#jump-latest'),
   jumpCount: $('#jump-count'),
+  jumpUnread: $('#jump-unread'),
   onReadable: () => scheduleRead(),
   onLoadOlder: (beforeSeq) => get(`/chat/${current.id}/messages/?before=${beforeSeq}&limit=100`),
   onProfile: (userId) => userId && profileDialog(dialogContext, userId),
@@ -103,7 +107,7 @@ const composer = new Composer({
   onTyping: (isTyping) => current?.member && conn.send({ type: 'typing', room_id: current.id, is_typing: isTyping }),
 });
 
-new EmojiPicker({ button: $('#emoji-button'), panel: $('#emoji-picker'), onPick: (emoji) => composer.insert(emoji) });
+const emoji = new EmojiPicker({ button: $('#emoji-button'), panel: $('#emoji-picker'), onPick: (emoji) => composer.insert(emoji) });
 
 const dialogContext = {
   me,
@@ -465,6 +469,7 @@ async function openRoom(roomId, { keepUrl = false, fromHistory = false } = {}) {
     messages: page.messages,
     hasMore: page.has_more,
     lastReadSeq: room.last_read_seq ?? listed?.last_read_seq ?? 0,
+    unreadCount: unread,
     me,
   });
   current.loading = false;
@@ -549,8 +554,10 @@ function updateComposerState() {
   const member = current?.member;
   els.joinBar.hidden = member || !room || room.room_type !== 'public' || archived;
   els.composer.hidden = !member || archived || muted;
-  els.readonly.hidden = !(member && (archived || muted));
-  els.readonly.textContent = archived ? t('room.archived') : muted ? t('room.muted') : '';
+  // Someone reading an archived public room learns why there is no Join.
+  const archivedPreview = !member && room?.room_type === 'public' && archived;
+  els.readonly.hidden = !((member && (archived || muted)) || archivedPreview);
+  els.readonly.textContent = archivedPreview ? t('keys.archived_preview') : archived ? t('room.archived') : muted ? t('room.muted') : '';
   composer.setEnabled(Boolean(member && !archived && !muted));
 }
 
@@ -596,6 +603,24 @@ function stopPreview() {
 
 const { closeDrawers } = setupDrawers({ app: els.app, scrim: els.scrim });
 
+// ------------------------------------------------------------ keyboard
+
+const switcher = new Switcher({
+  rooms: () => roomList.sorted(),
+  me,
+  openRoom: dialogContext.openRoom,
+  isOnline: (userId) => [...onlineByRoom.values()].some((set) => set.has(userId)),
+});
+setupShortcuts({
+  switcher,
+  emoji,
+  roomIds: () => roomList.shownIds(),
+  unreadIds: () => new Set(roomList.sorted().filter((room) => room.unread > 0).map((room) => room.room_id)),
+  currentId: () => current?.id ?? null,
+  openRoom: (id) => openRoom(id),
+});
+$('#show-shortcuts').addEventListener('click', () => shortcutsDialog());
+
 // ------------------------------------------------------------ buttons
 
 $('#new-group').addEventListener('click', () => newGroupDialog(dialogContext));
@@ -611,6 +636,19 @@ $('#join-room').addEventListener('click', async () => {
   }
 });
 els.retry.addEventListener('click', () => conn.retryNow());
+$('#mark-all-read').addEventListener('click', async () => {
+  const unread = roomList.sorted().filter((room) => room.unread > 0);
+  if (!unread.length) {
+    toast(t('keys.read_all.none'));
+    return;
+  }
+  const failed = await markAllRead(unread, (room) => post(`/chat/${room.room_id}/read/`, { up_to_seq: room.last_seq ?? 0 }), (room) => {
+    roomList.markRead(room.room_id, room.last_seq ?? 0);
+    lastReadSent.set(room.room_id, Math.max(lastReadSent.get(room.room_id) ?? 0, room.last_seq ?? 0));
+  });
+  updateTitle();
+  toast(failed ? t('keys.read_all.failed', { n: failed }) : t('keys.read_all.done'));
+});
 
 function showNotifyState() {
   const on = settings.notify && notificationsSupported() && Notification.permission === 'granted';

@@ -10,6 +10,24 @@ import { localTime, presenceText } from './people.js';
 
 let dialogCount = 0;
 
+const FOCUSABLE = 'button:not([disabled]), [href], input:not([disabled]):not([type="hidden"]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex="-1"])';
+
+/** Keeps Tab inside a modal: past the last control it comes back to the first, and the other way. */
+export function trapTab(dialog, event) {
+  if (event.key !== 'Tab') return;
+  const focusable = [...dialog.querySelectorAll(FOCUSABLE)].filter((el) => el.getClientRects().length > 0);
+  if (!focusable.length) return;
+  const first = focusable[0];
+  const last = focusable[focusable.length - 1];
+  if (event.shiftKey && (document.activeElement === first || !dialog.contains(document.activeElement))) {
+    event.preventDefault();
+    last.focus();
+  } else if (!event.shiftKey && (document.activeElement === last || !dialog.contains(document.activeElement))) {
+    event.preventDefault();
+    first.focus();
+  }
+}
+
 export function openDialog({ title, body, footer, className = '' }) {
   dialogCount += 1;
   const titleId = `dialog-title-${dialogCount}`;
@@ -26,6 +44,7 @@ export function openDialog({ title, body, footer, className = '' }) {
     footer ? h('div', { class: 'dialog-foot' }, footer) : null,
   );
   dialog.addEventListener('close', () => dialog.remove());
+  dialog.addEventListener('keydown', (event) => trapTab(dialog, event));
   // A click on the backdrop (the dialog element itself, outside its content) closes it.
   dialog.addEventListener('click', (event) => {
     if (event.target === dialog) dialog.close();
@@ -33,6 +52,54 @@ export function openDialog({ title, body, footer, className = '' }) {
   document.body.append(dialog);
   dialog.showModal();
   return dialog;
+}
+
+/**
+ * The app's own confirmation (never the browser's confirm()): a modal that
+ * traps focus, starts on Cancel, cancels on Escape and gives focus back to
+ * the opener. A dangerous action's button is styled as such. With `field`
+ * ({label, maxlength}) it also asks for a line of text. Resolves to the
+ * answer: `{ confirmed, value }`.
+ */
+function askDialog({ title, body, confirmLabel, danger = false, field = null }) {
+  const opener = document.activeElement;
+  return new Promise((resolve) => {
+    dialogCount += 1;
+    const bodyId = `confirm-body-${dialogCount}`;
+    const input = field ? h('input', { type: 'text', maxlength: field.maxlength ?? 500, autocomplete: 'off' }) : null;
+    const form = h(
+      'form',
+      { method: 'dialog', class: 'stack confirm-form', id: `confirm-form-${dialogCount}` },
+      h('p', { id: bodyId, class: 'confirm-text' }, body),
+      input ? h('label', { class: 'field' }, h('span', {}, field.label), input) : null,
+    );
+    const cancel = h('button', { type: 'button', class: 'btn', dataset: { answer: 'cancel' }, onclick: () => dialog.close('') }, t('common.cancel'));
+    const ok = h(
+      'button',
+      { type: 'submit', class: danger ? 'btn danger-solid' : 'btn primary', form: form.id, value: 'confirm', dataset: { answer: 'confirm' } },
+      confirmLabel,
+    );
+    const dialog = openDialog({ title, body: form, footer: [cancel, ok], className: 'confirm-dialog' });
+    dialog.setAttribute('role', 'alertdialog');
+    dialog.setAttribute('aria-describedby', bodyId);
+    dialog.returnValue = '';
+    dialog.addEventListener('close', () => {
+      resolve({ confirmed: dialog.returnValue === 'confirm', value: input ? input.value.trim() : '' });
+      if (opener?.isConnected && typeof opener.focus === 'function') opener.focus();
+    });
+    (input ?? cancel).focus();
+  });
+}
+
+/** confirmDialog({title, body, confirmLabel, danger}) → Promise<boolean>. */
+export async function confirmDialog(options) {
+  return (await askDialog(options)).confirmed;
+}
+
+/** Like confirmDialog, with a line of text: the text, or null if cancelled. */
+export async function promptDialog({ label, maxlength, ...options }) {
+  const answer = await askDialog({ ...options, field: { label, maxlength } });
+  return answer.confirmed ? answer.value : null;
 }
 
 function statusLine() {
@@ -238,7 +305,7 @@ export async function profileDialog(ctx, userId) {
       } }, t('dialog.send_message')),
       h('button', { type: 'button', class: blocked ? 'btn' : 'btn danger', dataset: { action: blocked ? 'unblock' : 'block' }, onclick: async () => {
         const name = shownName(profile);
-        if (!blocked && !confirm(t('dialog.block_confirm', { name }))) return;
+        if (!blocked && !(await confirmDialog({ title: t('keys.confirm.block_title', { name }), body: t('dialog.block_confirm', { name }), confirmLabel: t('dialog.block'), danger: true }))) return;
         try {
           if (blocked) await del(`/user/${profile.id}/block/`);
           else await post(`/user/${profile.id}/block/`);
@@ -319,11 +386,24 @@ export async function roomInfoDialog(ctx, roomId) {
       const muted = m.muted_until && Date.parse(m.muted_until) > Date.now();
       actions.push(
         h('button', { type: 'button', class: 'btn small', onclick: guard(() => post(`/chat/${roomId}/members/${m.id}/mute/`, muted ? { muted: false } : { muted: true })) }, muted ? t('room.unmute') : t('room.mute')),
-        h('button', { type: 'button', class: 'btn small danger', onclick: () => confirm(t('room.remove_confirm', { name: shownName(m) })) && guard(() => del(`/chat/${roomId}/members/${m.id}/`))() }, t('room.remove')),
-        h('button', { type: 'button', class: 'btn small danger', dataset: { action: 'ban' }, onclick: () => {
-          const reason = prompt(t('room.ban_prompt', { name: shownName(m) }), '');
+        h('button', { type: 'button', class: 'btn small danger', dataset: { action: 'remove' }, onclick: async () => {
+          const name = shownName(m);
+          if (await confirmDialog({ title: t('keys.confirm.remove_title', { name }), body: t('room.remove_confirm', { name }), confirmLabel: t('room.remove'), danger: true })) {
+            guard(() => del(`/chat/${roomId}/members/${m.id}/`))();
+          }
+        } }, t('room.remove')),
+        h('button', { type: 'button', class: 'btn small danger', dataset: { action: 'ban' }, onclick: async () => {
+          const name = shownName(m);
+          const reason = await promptDialog({
+            title: t('keys.confirm.ban_title', { name }),
+            body: t('keys.confirm.ban_body', { name }),
+            label: t('keys.confirm.ban_reason'),
+            maxlength: 500,
+            confirmLabel: t('room.ban'),
+            danger: true,
+          });
           if (reason === null) return;
-          guard(() => post(`/chat/${roomId}/bans/${m.id}/`, reason.trim() ? { reason: reason.trim() } : {}))();
+          guard(() => post(`/chat/${roomId}/bans/${m.id}/`, reason ? { reason } : {}))();
         } }, t('room.ban')),
       );
     }
@@ -332,7 +412,12 @@ export async function roomInfoDialog(ctx, roomId) {
         h('button', { type: 'button', class: 'btn small', onclick: guard(() => post(`/chat/${roomId}/members/${m.id}/role/`, { role: m.role === 'admin' ? 'member' : 'admin' })) }, m.role === 'admin' ? t('room.make_member') : t('room.make_admin')),
       );
       if (room.owner_id) {
-        actions.push(h('button', { type: 'button', class: 'btn small', onclick: () => confirm(t('room.transfer_confirm', { name: shownName(m) })) && guard(() => post(`/chat/${roomId}/transfer/`, { user_id: m.id }))() }, t('room.transfer')));
+        actions.push(h('button', { type: 'button', class: 'btn small', dataset: { action: 'transfer' }, onclick: async () => {
+          const name = shownName(m);
+          if (await confirmDialog({ title: t('keys.confirm.transfer_title'), body: t('room.transfer_confirm', { name }), confirmLabel: t('room.transfer'), danger: true })) {
+            guard(() => post(`/chat/${roomId}/transfer/`, { user_id: m.id }))();
+          }
+        } }, t('room.transfer')));
       }
     }
     memberList.append(
@@ -411,8 +496,9 @@ export async function roomInfoDialog(ctx, roomId) {
 
   const footer = [];
   if (!direct && room.my_role) {
-    footer.push(h('button', { type: 'button', class: 'btn danger', onclick: async () => {
-      if (!confirm(t('room.leave_confirm'))) return;
+    footer.push(h('button', { type: 'button', class: 'btn danger', dataset: { action: 'leave' }, onclick: async () => {
+      const name = roomTitle(room);
+      if (!(await confirmDialog({ title: t('keys.confirm.leave_title', { name }), body: t('keys.confirm.leave_body'), confirmLabel: t('room.leave'), danger: true }))) return;
       try {
         await post(`/chat/${roomId}/leave/`);
         dialog.close();

@@ -46,7 +46,10 @@ export function setupDrawers(els) {
     participantsButton.setAttribute('aria-expanded', String(!narrow.matches && !els.app.classList.contains('participants-hidden')));
   });
   document.addEventListener('keydown', (event) => {
-    if (event.key === 'Escape' && els.app.classList.contains('participants-open')) closeDrawers(true);
+    // Only when the drawer is the topmost layer (a dialog closes first).
+    if (event.key === 'Escape' && !event.defaultPrevented && !document.querySelector('dialog[open]') && els.app.classList.contains('participants-open')) {
+      closeDrawers(true);
+    }
   });
 
   return { closeDrawers };

@@ -23,6 +23,10 @@ export class EmojiPicker {
     });
   }
 
+  get isOpen() {
+    return !this.panel.hidden;
+  }
+
   async open() {
     this.panel.hidden = false;
     this.button.setAttribute('aria-expanded', 'true');

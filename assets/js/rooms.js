@@ -14,6 +14,40 @@ export class RoomList {
     this.active = null;
     this.schedule = perFrame(() => this.render());
     search.addEventListener('input', () => this.render());
+    // The list is one Tab stop (roving tabindex): ↑/↓/Home/End move between
+    // rooms, Enter opens (the rooms are buttons).
+    list.addEventListener('keydown', (event) => this.onKey(event));
+    list.addEventListener('focusin', (event) => {
+      const item = event.target.closest('.room-item');
+      if (item) this.setFocusable(item);
+    });
+  }
+
+  items() {
+    return [...this.listEl.querySelectorAll('.room-item')];
+  }
+
+  /** The room ids in the order shown. */
+  shownIds() {
+    return this.items().map((item) => item.dataset.room);
+  }
+
+  setFocusable(item) {
+    this.focusId = item.dataset.room;
+    for (const other of this.items()) other.tabIndex = other === item ? 0 : -1;
+  }
+
+  onKey(event) {
+    if (event.altKey || event.ctrlKey || event.metaKey) return;
+    const items = this.items();
+    const here = items.indexOf(event.target.closest('.room-item'));
+    if (here < 0) return;
+    const next = { ArrowDown: here + 1, ArrowUp: here - 1, Home: 0, End: items.length - 1 }[event.key];
+    if (next === undefined) return;
+    event.preventDefault();
+    const item = items[Math.max(0, Math.min(items.length - 1, next))];
+    this.setFocusable(item);
+    item.focus();
   }
 
   setRooms(rooms) {
@@ -49,6 +83,7 @@ export class RoomList {
 
   setActive(roomId) {
     this.active = roomId;
+    this.focusId = roomId;
     this.schedule();
   }
 
@@ -86,8 +121,14 @@ export class RoomList {
     if (!this.loaded) return;
     const query = this.searchEl.value.trim().toLowerCase();
     const rooms = this.sorted().filter((room) => !query || roomTitle(room).toLowerCase().includes(query) || room.room_id.includes(query));
+    // A re-render keeps the keyboard where it was.
+    const focused = this.listEl.contains(document.activeElement) ? document.activeElement.closest('.room-item')?.dataset.room : null;
     clear(this.listEl).append(...rooms.map((room) => this.item(room)));
     this.emptyEl.hidden = rooms.length > 0;
+    const items = this.items();
+    const stop = items.find((item) => item.dataset.room === (focused ?? this.focusId)) ?? items.find((item) => item.dataset.room === this.active) ?? items[0];
+    for (const item of items) item.tabIndex = item === stop ? 0 : -1;
+    if (focused && stop?.dataset.room === focused) stop.focus({ preventScroll: true });
     this.onRender?.();
   }
 

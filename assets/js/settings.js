@@ -2,10 +2,12 @@
 // password, API tokens and sessions. The forms are rendered by the server;
 // this script sends them to the API and shows the outcome.
 import { $, bootData, clear, h } from './dom.js';
-import { initI18n, t, formatDateTime, browserTimeZone } from './i18n.js';
+import { initI18n, t, errorText, formatDateTime, browserTimeZone } from './i18n.js';
 import { del, get, patch, post } from './api.js';
 import { enableNotifications, notificationsSupported, settings } from './notify.js';
 import { markTimeZoneReported } from './people.js';
+import { confirmDialog } from './dialogs.js';
+import { cropDialog, loadImage } from './avatar-crop.js';
 
 const boot = bootData();
 initI18n(boot.catalog, boot.lang);
@@ -41,31 +43,54 @@ profileForm.addEventListener('submit', (event) => {
 });
 
 // ------------------------------------------------------------ avatar
-const avatarForm = $('#avatar-form');
+// A picked image opens the crop dialog; its square is what is uploaded.
 const avatarInput = $('#avatar-input');
 const preview = $('#avatar-preview');
-let previewUrl = null;
-avatarInput.addEventListener('change', () => {
+const avatarStatus = $('#avatar-status');
+const removeButton = $('#avatar-remove');
+const showAvatar = () => {
+  preview.src = me.avatar_url;
+  // Generated initials have nothing to remove.
+  removeButton.hidden = me.avatar_url.includes('?v=g');
+};
+$('#avatar-form').addEventListener('submit', (event) => event.preventDefault());
+avatarInput.addEventListener('change', async () => {
   const file = avatarInput.files?.[0];
-  if (previewUrl) URL.revokeObjectURL(previewUrl);
-  previewUrl = file ? URL.createObjectURL(file) : null;
-  if (previewUrl) preview.src = previewUrl;
-  $('#avatar-save').disabled = !file;
-  $('#avatar-status').textContent = '';
-});
-avatarForm.addEventListener('submit', (event) => {
-  event.preventDefault();
-  const file = avatarInput.files?.[0];
+  avatarInput.value = '';
   if (!file) return;
+  avatarStatus.textContent = '';
+  let loaded;
+  try {
+    loaded = await loadImage(file);
+  } catch {
+    say(avatarStatus, errorText('unsupported_image'), 'error');
+    return;
+  }
+  const blob = await cropDialog(loaded);
+  avatarInput.focus();
+  if (!blob) return;
   const body = new FormData();
-  body.append('avatar', file);
-  submitting(avatarForm, $('#avatar-status'), async () => {
+  body.append('avatar', blob, 'avatar.png');
+  say(avatarStatus, t('keys.avatar.uploading'));
+  try {
     me = await post('/user/me/avatar/', body);
-    preview.src = me.avatar_url;
-    avatarInput.value = '';
-    $('#avatar-save').disabled = true;
-    return t('settings.avatar_uploaded');
-  });
+    showAvatar();
+    say(avatarStatus, t('settings.avatar_uploaded'));
+  } catch (error) {
+    say(avatarStatus, error.message, 'error');
+  }
+});
+removeButton.addEventListener('click', async () => {
+  const ok = await confirmDialog({ title: t('keys.avatar.remove_title'), body: t('keys.avatar.remove_body'), confirmLabel: t('keys.avatar.remove'), danger: true });
+  if (!ok) return;
+  try {
+    me = await del('/user/me/avatar/');
+    showAvatar();
+    say(avatarStatus, t('keys.avatar.removed'));
+    avatarInput.focus();
+  } catch (error) {
+    say(avatarStatus, error.message, 'error');
+  }
 });
 
 // ------------------------------------------------------------ appearance

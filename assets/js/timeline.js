@@ -4,7 +4,7 @@
 // as smoothly as one with ten. Messages being sent wait below as pending
 // rows until their own copy (matched by client_id) arrives.
 import { h, clear, perFrame } from './dom.js';
-import { t, formatDay, formatTime, formatDateTime } from './i18n.js';
+import { t, tn, formatDay, formatTime, formatDateTime } from './i18n.js';
 import { avatar, linkify, senderName, systemText } from './format.js';
 import { icon } from './icons.js';
 import { isJoinLeave, joinLeaveSummary, emojiOnly, isLong } from './message-view.js';
@@ -17,8 +17,8 @@ const RUN_GAP_MS = 5 * 60 * 1000;
 const RUN_MAX = 2000;
 
 export class Timeline {
-  constructor({ scroller, rows, pending, status, jump, jumpCount, onReadable, onLoadOlder, onProfile, onRetry, onDiscard }) {
-    Object.assign(this, { scroller, rowsEl: rows, pendingEl: pending, statusEl: status, jump, jumpCount });
+  constructor({ scroller, rows, pending, status, jump, jumpCount, jumpUnread, onReadable, onLoadOlder, onProfile, onRetry, onDiscard }) {
+    Object.assign(this, { scroller, rowsEl: rows, pendingEl: pending, statusEl: status, jump, jumpCount, jumpUnread });
     this.onReadable = onReadable;
     this.onLoadOlder = onLoadOlder;
     this.onProfile = onProfile;
@@ -41,10 +41,32 @@ export class Timeline {
     this.scheduleScrollCheck = perFrame(() => this.onScroll());
     scroller.addEventListener('scroll', () => this.scheduleScrollCheck(), { passive: true });
     jump.addEventListener('click', () => this.jumpToLatest());
+    jumpUnread?.addEventListener('click', () => this.jumpToFirstUnread());
+    // Each message is one Tab stop; ↑/↓ move between them, Enter on one from
+    // someone else shows their profile. One listener for every row.
+    rows.addEventListener('keydown', (event) => this.onRowKey(event));
+  }
+
+  onRowKey(event) {
+    const row = event.target;
+    if (!row.classList?.contains('row') || event.altKey || event.ctrlKey || event.metaKey || event.shiftKey) return;
+    if (event.key === 'ArrowDown' || event.key === 'ArrowUp') {
+      const next = event.key === 'ArrowDown' ? row.nextElementSibling : row.previousElementSibling;
+      if (next) {
+        event.preventDefault();
+        next.focus();
+      }
+    } else if (event.key === 'Enter' && row.dataset.seq) {
+      const message = this.list[this.indexFor(Number(row.dataset.seq))];
+      if (message && !message.is_own && message.message_type !== 'system' && message.sender_id) {
+        event.preventDefault();
+        this.onProfile(message.sender_id);
+      }
+    }
   }
 
   /** Shows a room: `messages` ascending, `hasMore` if older ones exist. */
-  reset(room, { messages, hasMore, lastReadSeq, me }) {
+  reset(room, { messages, hasMore, lastReadSeq, unreadCount, me }) {
     this.room = room;
     this.me = me;
     this.isDirect = room.room_type === 'direct';
@@ -60,7 +82,13 @@ export class Timeline {
     for (const m of this.list) if (m.is_own && m.is_read && m.seq > this.peerReadSeq) this.peerReadSeq = m.seq;
     // Where the user left off: before the first message from someone else
     // they have not read.
-    const firstUnread = this.list.find((m) => m.seq > lastReadSeq && !m.is_own && m.message_type === 'text');
+    this.lastReadSeq = lastReadSeq;
+    this.unreadCount = unreadCount ?? 0;
+    this.unreadSeen = false;
+    // With more unread than the page holds, the first unread is older than
+    // what was loaded: the divider waits until it is (jumpToFirstUnread).
+    this.unreadNotLoaded = hasMore && this.list.length > 0 && this.list[0].seq > lastReadSeq + 1 && this.unreadCount > 0;
+    const firstUnread = this.unreadNotLoaded ? null : this.list.find((m) => m.seq > lastReadSeq && !m.is_own && m.message_type === 'text');
     this.dividerSeq = firstUnread?.seq ?? null;
     for (const entry of this.pending.values()) entry.el.remove();
     this.pending.clear();
@@ -74,6 +102,81 @@ export class Timeline {
     if (divider) divider.scrollIntoView({ block: 'center' });
     else this.scrollToBottom();
     this.updateJump();
+  }
+
+  /**
+   * The "N new messages · jump" pill: shown while the first unread message is
+   * above the viewport (or not loaded yet), until the user has seen it.
+   */
+  updateJumpUnread() {
+    const pill = this.jumpUnread;
+    if (!pill) return;
+    let show = false;
+    if (this.room && !this.unreadSeen && this.unreadCount > 0) {
+      if (this.unreadNotLoaded) show = true;
+      else if (this.dividerSeq !== null) {
+        const divider = this.rowsEl.querySelector('.unread-sep');
+        if (divider) {
+          const top = divider.getBoundingClientRect().top - this.scroller.getBoundingClientRect().top;
+          if (top >= 0 && top < this.scroller.clientHeight) this.unreadSeen = true;
+          else show = top < 0;
+        } else show = this.indexFor(this.dividerSeq) < this.start;
+      }
+    }
+    if (show) {
+      const text = tn('keys.unread.jump', this.unreadCount);
+      const label = pill.querySelector('.jump-unread-text');
+      if (label.textContent !== text) label.textContent = text;
+    }
+    if (pill.hidden === show) pill.hidden = !show;
+  }
+
+  /** Scrolls to the unread divider, loading older history until it is there. */
+  async jumpToFirstUnread() {
+    const room = this.room;
+    if (!room) return;
+    if (this.unreadNotLoaded) {
+      this.loadingOlder = true;
+      this.setStatus();
+      try {
+        while (this.room === room && this.hasMore && this.list[0].seq > this.lastReadSeq + 1) {
+          const page = await this.onLoadOlder(this.firstSeq);
+          if (this.room !== room) return;
+          this.hasMore = page.has_more;
+          for (const m of page.messages) this.insertSorted(m);
+          if (!page.messages.length) break;
+        }
+      } catch {
+        this.loadingOlder = false;
+        this.statusEl.textContent = t('messages.load_failed');
+        return;
+      } finally {
+        if (this.room === room) this.loadingOlder = false;
+      }
+      if (this.room !== room) return;
+      this.unreadNotLoaded = false;
+      this.dividerSeq = this.list.find((m) => m.seq > this.lastReadSeq && !m.is_own && m.message_type === 'text')?.seq ?? null;
+    }
+    if (this.dividerSeq === null) {
+      this.unreadSeen = true;
+      this.updateJumpUnread();
+      return;
+    }
+    const index = this.indexFor(this.dividerSeq);
+    if (index < this.start || index >= this.end || !this.rowsEl.querySelector('.unread-sep')) {
+      // Draw a window around the divider.
+      this.start = Math.max(0, index - CHUNK / 2);
+      this.end = Math.min(this.list.length, this.start + MAX_ROWS);
+      clear(this.rowsEl).append(this.renderRange(this.start, this.end));
+      this.showLatestReceipt();
+    }
+    this.setStatus();
+    const divider = this.rowsEl.querySelector('.unread-sep');
+    divider?.scrollIntoView({ block: 'start' });
+    this.unreadSeen = true;
+    this.updateJump();
+    // The first unread message takes the keyboard, as if reached by Tab.
+    divider?.closest('.row')?.focus({ preventScroll: true });
   }
 
   get lastSeq() {
@@ -206,7 +309,7 @@ export class Timeline {
     const message = this.list[index];
     const prev = this.list[index - 1];
     const date = new Date(message.created_at);
-    const row = h('div', { class: 'row', dataset: { seq: message.seq } });
+    const row = h('div', { class: 'row', role: 'article', tabindex: '0', dataset: { seq: message.seq } });
     if (!prev || new Date(prev.created_at).toDateString() !== date.toDateString()) {
       row.append(h('div', { class: 'day-sep', role: 'separator' }, h('span', {}, formatDay(date))));
     }
@@ -277,7 +380,7 @@ export class Timeline {
       ? h(
           'div',
           { class: 'msg-meta' },
-          own ? null : h('button', { type: 'button', class: 'name', onclick: profile }, name),
+          own ? null : h('button', { type: 'button', class: 'name', tabindex: '-1', onclick: profile }, name),
           h('time', { datetime: message.created_at }, formatTime(date)),
         )
       : null;
@@ -299,7 +402,7 @@ export class Timeline {
           'div',
           { class: 'avatar-slot' },
           first && message.sender_avatar
-            ? h('button', { type: 'button', onclick: profile, 'aria-label': name }, avatar(message.sender_avatar))
+            ? h('button', { type: 'button', tabindex: '-1', onclick: profile, 'aria-label': name }, avatar(message.sender_avatar))
             : null,
         );
     return h(
@@ -368,7 +471,7 @@ export class Timeline {
   addPending(clientId, content, state, reason = '', scroll = true) {
     const el = h(
       'div',
-      { class: 'row', dataset: { clientId } },
+      { class: 'row', dataset: { clientId }, role: 'article', tabindex: '0' },
       h('div', { class: 'msg own first pending' }, h('div', { class: 'msg-body' }, h('div', { class: 'bubble' }, linkify(content)), h('div', { class: 'msg-foot' }))),
     );
     this.pending.set(clientId, { content, el });
@@ -537,6 +640,7 @@ export class Timeline {
     this.jumpCount.hidden = this.newCount === 0;
     this.jumpCount.textContent = String(this.newCount);
     if (!this.jump.hidden && this.isAtBottom() && this.end === this.list.length) this.jump.hidden = true;
+    this.updateJumpUnread();
   }
 
   setStatus() {
@@ -555,6 +659,7 @@ export class Timeline {
     this.pending.clear();
     this.statusEl.textContent = '';
     this.jump.hidden = true;
+    if (this.jumpUnread) this.jumpUnread.hidden = true;
   }
 
   /** The room's first page could not be loaded: no placeholders left, a note instead. */

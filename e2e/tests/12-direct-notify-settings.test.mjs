@@ -143,7 +143,8 @@ test('settings: profile, avatar with preview, API token shown once, other sessio
 
   const before = await page.getAttribute('#avatar-preview', 'src');
   await page.setInputFiles('#avatar-input', { name: 'me.png', mimeType: 'image/png', buffer: png(40, 30) });
-  assert.match(await page.getAttribute('#avatar-preview', 'src'), /^blob:/, 'a local preview first');
+  // The crop dialog shows the picture first; its square is uploaded.
+  await page.locator('dialog.crop-dialog[open] .crop-image').waitFor();
   await page.click('#avatar-save');
   await page.locator('#avatar-status', { hasText: '头像已更新' }).waitFor();
   const after = await page.getAttribute('#avatar-preview', 'src');
@@ -151,7 +152,6 @@ test('settings: profile, avatar with preview, API token shown once, other sessio
   assert.match(after, /^\/avatars\/.+\?v=1$/);
   // Not an image: a clear, translated refusal.
   await page.setInputFiles('#avatar-input', { name: 'evil.png', mimeType: 'image/png', buffer: Buffer.from('<svg onload=alert(1)>') });
-  await page.click('#avatar-save');
   await page.locator('#avatar-status.error', { hasText: '请使用 PNG、JPEG、GIF 或 WebP 图片' }).waitFor();
 
   await page.fill('#token-form input[name="name"]', 'deploy bot');

@@ -37,20 +37,13 @@ async function api(page, method, path, body) {
   );
 }
 
-/** Answers the next native prompt/confirm with `answer` (the harness refuses unexpected ones). */
-function answerDialogs(page, answers) {
-  page.removeAllListeners('dialog');
-  page.on('dialog', async (dialog) => {
-    const answer = answers.shift();
-    if (answer === undefined) {
-      page.errors.push(`unexpected ${dialog.type()} dialog: ${dialog.message()}`);
-      await dialog.dismiss();
-    } else if (answer === true) {
-      await dialog.accept();
-    } else {
-      await dialog.accept(answer);
-    }
-  });
+/** Answers the app's confirmation dialog (never the browser's): with a reason to type, or just yes. */
+async function answerConfirm(page, reason) {
+  const confirm = page.locator('dialog.confirm-dialog[open]');
+  await confirm.waitFor();
+  if (reason !== undefined) await confirm.locator('input').fill(reason);
+  await confirm.locator('[data-answer="confirm"]').click();
+  await confirm.waitFor({ state: 'detached' });
 }
 
 async function setLook(page, { language, style }) {
@@ -73,10 +66,10 @@ test('an admin bans a member from the room details, sees the ban listed, and lif
   await openRoom(a.page, room.room_id);
   await b.page.locator('.room-item', { hasText: 'Club' }).waitFor();
 
-  answerDialogs(a.page, ['spam links']);
   await a.page.click('#room-info');
   let info = a.page.locator('dialog[open]');
   await info.locator('.member-row', { hasText: 'Bob' }).locator('button[data-action="ban"]').click();
+  await answerConfirm(a.page, 'spam links');
   info = a.page.locator('dialog[open]');
   const listed = info.locator('li[data-banned]', { hasText: 'Bob' });
   await listed.waitFor();
@@ -97,10 +90,10 @@ test('an admin bans a member from the room details, sees the ban listed, and lif
   // English, dark, and a ban without a reason.
   await setLook(a.page, { language: 'en', style: 'dark' });
   await openRoom(a.page, room.room_id);
-  answerDialogs(a.page, ['']);
   await a.page.click('#room-info');
   info = a.page.locator('dialog[open]');
   await info.locator('.member-row', { hasText: 'Carol' }).locator('button[data-action="ban"]').click();
+  await answerConfirm(a.page, '');
   info = a.page.locator('dialog[open]');
   await info.locator('li[data-banned]', { hasText: 'Carol' }).waitFor();
   assert.match(await info.locator('li[data-banned]', { hasText: 'Carol' }).textContent(), /banned by @/);
@@ -136,10 +129,10 @@ test('a user blocks another from a profile card, sees the block in settings, and
   await api(e.page, 'POST', `/chat/${dm.room_id}/send/`, { content: 'hi alice' });
   await openRoom(a.page, 'general');
 
-  answerDialogs(a.page, [true]);
   await a.page.locator('.participant', { hasText: 'Eve' }).click();
   let card = a.page.locator('dialog[open]');
   await card.locator('button[data-action="block"]').click();
+  await answerConfirm(a.page);
   await a.page.locator('.toast', { hasText: '已屏蔽 Eve' }).waitFor();
   // Eve can no longer post in their direct room.
   await openRoom(e.page, dm.room_id);

@@ -158,6 +158,14 @@ pub async fn set_avatar(ctx: &Services, user: &User, bytes: Vec<u8>) -> Result<P
     view(ctx, &updated, Some(&updated)).await
 }
 
+/// Drops the user's uploaded avatar: the generated initials show again.
+/// Removing when there is none is not an error (the answer is the same).
+pub async fn remove_avatar(ctx: &Services, user: &User) -> Result<ProfileView> {
+    let updated = ctx.store.delete_avatar(user.id).await?;
+    ctx.tail.sender_changed(user.id);
+    view(ctx, &updated, Some(&updated)).await
+}
+
 /// Users whose username or display name contains `query`. Control characters
 /// are dropped first (a NUL would end the pattern early in SQLite and list
 /// everyone; PostgreSQL refuses it), and a query with nothing visible left

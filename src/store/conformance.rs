@@ -124,6 +124,7 @@ macro_rules! conformance_suite {
             users_are_unique_case_insensitively,
             profiles_update_only_given_fields,
             avatars_bump_their_version,
+            avatars_are_removed_and_versions_keep_growing,
             search_and_list_users,
             sessions_expire_and_revoke,
             api_tokens_belong_to_their_owner,

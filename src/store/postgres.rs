@@ -432,7 +432,7 @@ impl Store for PostgresStore {
     async fn put_avatar(&self, id: UserId, png: &[u8], at: i64) -> StoreResult<User> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let done =
-            sqlx::query("update users set avatar_version = avatar_version + 1 where id = $1")
+            sqlx::query("update users set avatar_version = abs(avatar_version) + 1 where id = $1")
                 .bind(id.to_string())
                 .execute(&mut *tx)
                 .await
@@ -450,6 +450,26 @@ impl Store for PostgresStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        self.get_user(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn delete_avatar(&self, id: UserId) -> StoreResult<User> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let done =
+            sqlx::query("update users set avatar_version = -abs(avatar_version) where id = $1")
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("delete from avatars where user_id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         self.get_user(id).await?.ok_or(StoreError::NotFound)
     }

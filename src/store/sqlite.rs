@@ -445,11 +445,12 @@ impl Store for SqliteStore {
             .begin_with("begin immediate")
             .await
             .map_err(db_err)?;
-        let done = sqlx::query("update users set avatar_version = avatar_version + 1 where id = ?")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        let done =
+            sqlx::query("update users set avatar_version = abs(avatar_version) + 1 where id = ?")
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -463,6 +464,30 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        self.get_user(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn delete_avatar(&self, id: UserId) -> StoreResult<User> {
+        let mut tx = self
+            .writer
+            .begin_with("begin immediate")
+            .await
+            .map_err(db_err)?;
+        let done =
+            sqlx::query("update users set avatar_version = -abs(avatar_version) where id = ?")
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("delete from avatars where user_id = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         self.get_user(id).await?.ok_or(StoreError::NotFound)
     }

@@ -214,3 +214,38 @@ async fn image_uploads_are_rate_limited_per_user() {
     let (status, body) = upload(&bob, grey_png(32, 32)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+#[tokio::test]
+async fn a_removed_avatar_falls_back_to_initials_and_a_new_upload_gets_a_new_url() {
+    let app = spawn_app_with(|c| c.image_uploads_per_minute = 100).await;
+    let ann = app.user("ann").await;
+    let (status, first) = upload(&ann, grey_png(64, 64)).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let uploaded = first["data"]["avatar_url"].as_str().unwrap().to_owned();
+    assert!(uploaded.ends_with("?v=1"), "{uploaded}");
+
+    let (status, removed) = ann.delete("/tools/api/user/me/avatar/").await;
+    assert_eq!(status, StatusCode::OK, "{removed}");
+    let generated = removed["data"]["avatar_url"].as_str().unwrap().to_owned();
+    assert!(
+        generated.contains("?v=g"),
+        "the initials again: {generated}"
+    );
+    let response = reqwest::get(app.url(&generated)).await.unwrap();
+    assert_eq!(response.headers()["content-type"], "image/svg+xml");
+    // Other users see it through the profile too.
+    let bob = app.user("bob").await;
+    let id = removed["data"]["id"].as_str().unwrap();
+    let (_, seen) = bob.get(&format!("/tools/api/user/{id}/profile/")).await;
+    assert_eq!(seen["data"]["avatar_url"], generated.as_str());
+
+    // Removing again is harmless; the next upload does not reuse the old URL
+    // (browsers keep avatar URLs for ever).
+    let (status, _) = ann.delete("/tools/api/user/me/avatar/").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, again) = upload(&ann, grey_png(48, 48)).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    let next = again["data"]["avatar_url"].as_str().unwrap();
+    assert!(next.ends_with("?v=2"), "{next}");
+    assert_ne!(next, uploaded);
+}

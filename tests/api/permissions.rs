@@ -166,6 +166,8 @@ fn table() -> Vec<Row> {
             [401, 200, 200, 200, 200, 200, 200, 200, 200]),
         row("POST", "/tools/api/user/me/avatar", Avatar,
             [401, 200, 200, 200, 200, 200, 200, 200, 200]),
+        row("DELETE", "/tools/api/user/me/avatar", None,
+            [401, 200, 200, 200, 200, 200, 200, 200, 200]),
         row("GET", "/tools/api/user/{user_id}/profile", None,
             [401, 200, 200, 200, 200, 200, 200, 200, 200]),
         stranger("POST", "/tools/api/user/{user_id}/block", None,

@@ -125,6 +125,11 @@ pub async fn upload_avatar(
     ))
 }
 
+/// `DELETE /tools/api/user/me/avatar/`: back to the generated avatar.
+pub async fn delete_avatar(State(state): State<AppState>, auth: AuthUser) -> Result<Response> {
+    Ok(ok(profiles::remove_avatar(&state, &auth.user).await?))
+}
+
 /// What an avatar upload form holds.
 struct AvatarForm {
     file: Option<Bytes>,

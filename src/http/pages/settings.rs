@@ -42,6 +42,11 @@ impl SettingsTemplate<'_> {
     fn email(&self) -> &str {
         self.me.email.as_deref().unwrap_or_default()
     }
+
+    /// No uploaded avatar (the initials show): nothing to remove.
+    fn generated_avatar(&self) -> bool {
+        self.me.avatar_url.contains("?v=g")
+    }
 }
 
 #[derive(Serialize)]

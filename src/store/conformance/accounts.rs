@@ -125,6 +125,35 @@ pub async fn avatars_bump_their_version(store: &DynStore) {
     ));
 }
 
+pub async fn avatars_are_removed_and_versions_keep_growing(store: &DynStore) {
+    let ann = user(store, "ann").await;
+    store.put_avatar(ann.id, b"png-1", NOW).await.unwrap();
+    store.put_avatar(ann.id, b"png-2", NOW).await.unwrap();
+    let removed = store.delete_avatar(ann.id).await.unwrap();
+    // Not positive: the generated avatar shows.
+    assert_eq!(removed.avatar_version, -2);
+    assert!(store.get_avatar(ann.id).await.unwrap().is_none());
+    // Removing twice is fine, and changes nothing.
+    assert_eq!(
+        store.delete_avatar(ann.id).await.unwrap().avatar_version,
+        -2
+    );
+    // The next upload follows the last one, so no URL ever names two images.
+    let again = store.put_avatar(ann.id, b"png-3", NOW).await.unwrap();
+    assert_eq!(again.avatar_version, 3);
+    assert_eq!(
+        store.get_avatar(ann.id).await.unwrap().as_deref(),
+        Some(&b"png-3"[..])
+    );
+    // A user who never had one.
+    let bob = user(store, "bob").await;
+    assert_eq!(store.delete_avatar(bob.id).await.unwrap().avatar_version, 0);
+    assert!(matches!(
+        store.delete_avatar(UserId::new()).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
 pub async fn search_and_list_users(store: &DynStore) {
     let ann = user(store, "annabel").await;
     let bob = user(store, "bob").await;
