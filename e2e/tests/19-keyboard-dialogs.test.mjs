@@ -292,16 +292,22 @@ test('Escape closes the topmost layer only; "?" and the keyboard button open the
   await mobile.context.addCookies(await page.context().cookies());
   const m = mobile.page;
   await openRoom(m, 'general');
-  await m.locator('#open-rooms').tap();
-  await m.locator('.app.rooms-open').waitFor();
+  await m.locator('#toggle-participants').tap();
+  await m.locator('.app.participants-open').waitFor();
+  await m.locator('#participants .participant').first().tap();
+  await m.locator('dialog[open]').waitFor();
+  await m.keyboard.press('Escape');
+  await m.locator('dialog[open]').waitFor({ state: 'detached' });
+  assert.equal(await m.locator('.app.participants-open').count(), 1, 'the drawer under the dialog stays open');
+  await m.keyboard.press('Escape');
+  await m.locator('.app.participants-open').waitFor({ state: 'detached' });
+  // The phone's room list has the shortcuts button too.
+  await m.locator('#back-to-rooms, #open-rooms').first().tap();
   await m.locator('#show-shortcuts').tap();
   await m.locator('dialog.shortcuts-dialog[open]').waitFor();
   await screenshot(m, 'keys-shortcuts-phone-zh');
   await m.keyboard.press('Escape');
   await m.locator('dialog.shortcuts-dialog').waitFor({ state: 'detached' });
-  assert.equal(await m.locator('.app.rooms-open').count(), 1, 'the drawer under the dialog stays open');
-  await m.keyboard.press('Escape');
-  await m.locator('.app.rooms-open').waitFor({ state: 'detached' });
 
   // "?" when not typing opens the list; in the composer it is just a character.
   await page.focus('#composer-input');
