@@ -78,6 +78,12 @@ export function shortcutsDialog() {
     h('tbody', {}, rows),
   );
   openShortcuts = openDialog({ title: t('keys.help.title'), body: [table, h('p', { class: 'muted shortcuts-note' }, t('keys.help.note'))], className: 'shortcuts-dialog' });
+  // The list scrolls on a phone and holds nothing focusable: its body is a
+  // Tab stop of its own so the keyboard can scroll it.
+  const body = openShortcuts.querySelector('.dialog-body');
+  body.tabIndex = 0;
+  body.setAttribute('role', 'region');
+  body.setAttribute('aria-label', t('keys.help.title'));
   return openShortcuts;
 }
 

@@ -125,13 +125,16 @@ export class Switcher {
       const option = event.target.closest('[role="option"]');
       if (option) this.choose(Number(option.dataset.index));
     });
-    this.dialog.addEventListener('click', (event) => {
-      if (event.target === this.dialog) this.dialog.close();
+    // The handlers name this dialog, not this.dialog: a close event arrives a
+    // task later, when a quick Ctrl+K may already have opened the next one.
+    const dialog = this.dialog;
+    dialog.addEventListener('click', (event) => {
+      if (event.target === dialog) dialog.close();
     });
-    this.dialog.addEventListener('keydown', (event) => trapTab(this.dialog, event));
-    this.dialog.addEventListener('close', () => {
-      this.dialog.remove();
-      this.dialog = null;
+    dialog.addEventListener('keydown', (event) => trapTab(dialog, event));
+    dialog.addEventListener('close', () => {
+      dialog.remove();
+      if (this.dialog === dialog) this.dialog = null;
     });
     document.body.append(this.dialog);
     this.people = [];

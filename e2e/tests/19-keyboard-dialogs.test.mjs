@@ -634,7 +634,8 @@ test('"mark all as read" clears every badge; "jump to first unread" loads back t
   // Mark all as read: every badge goes, the server agrees.
   await page.locator('#mark-all-read').click();
   await page.locator('.toast', { hasText: '所有聊天室已标为已读' }).waitFor();
-  assert.equal(await page.locator('#room-list .unread-badge').count(), 0);
+  // The list re-renders in the next frame.
+  await page.waitForFunction(() => document.querySelectorAll('#room-list .unread-badge').length === 0);
   const listed = await api(page, 'GET', '/chat/rooms/');
   const list = listed.results ?? listed.rooms ?? listed;
   for (const room of list) assert.equal(room.unread ?? 0, 0, `${room.name} is read`);

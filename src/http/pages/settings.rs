@@ -19,6 +19,8 @@ use super::{Page, html, script_boot, session_of, to_login, user_page};
 struct SettingsTemplate<'a> {
     page: Page<'a>,
     me: ProfileView,
+    /// An uploaded avatar shows (else the generated initials: nothing to remove).
+    has_avatar: bool,
 }
 
 impl SettingsTemplate<'_> {
@@ -41,11 +43,6 @@ impl SettingsTemplate<'_> {
 
     fn email(&self) -> &str {
         self.me.email.as_deref().unwrap_or_default()
-    }
-
-    /// No uploaded avatar (the initials show): nothing to remove.
-    fn generated_avatar(&self) -> bool {
-        self.me.avatar_url.contains("?v=g")
     }
 }
 
@@ -74,6 +71,10 @@ pub async fn settings_page(
             SettingsBoot { me: &me },
         )),
     );
-    let template = SettingsTemplate { page, me };
+    let template = SettingsTemplate {
+        page,
+        me,
+        has_avatar: user.avatar_version > 0,
+    };
     Ok(html(&template, StatusCode::OK))
 }
