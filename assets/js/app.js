@@ -17,7 +17,7 @@ import { TypingIndicator } from './typing.js';
 import { Composer } from './composer.js';
 import { EmojiPicker } from './emoji.js';
 import { Notifier, enableNotifications, notificationsSupported, settings } from './notify.js';
-import { newDirectDialog, newGroupDialog, profileDialog, publicRoomsDialog, roomInfoDialog } from './dialogs.js';
+import { confirmSubmit, newDirectDialog, newGroupDialog, profileDialog, publicRoomsDialog, roomInfoDialog } from './dialogs.js';
 import { Switcher } from './switcher.js';
 import { setupShortcuts, shortcutsDialog } from './shortcuts.js';
 import { markAllRead } from './unread.js';
@@ -66,7 +66,7 @@ const roomList = new RoomList({
   empty: $('#room-list-empty'),
   search: $('#room-search'),
   onOpen: (id) => openRoom(id),
-  isOnline: (userId) => (presenceKnown() ? [...onlineByRoom.values()].some((set) => set.has(userId)) : null),
+  isOnline,
   onRender: () => phone.setUnread(roomList.unreadElsewhere(current?.id)),
 });
 
@@ -161,6 +161,11 @@ function showConnection(state, seconds) {
 /** Whether the presence shown is current: only while the socket is up. */
 function presenceKnown() {
   return conn.state === 'connected';
+}
+
+/** Whether a user is online in any room we follow; null while that is not known. */
+function isOnline(userId) {
+  return presenceKnown() ? [...onlineByRoom.values()].some((set) => set.has(userId)) : null;
 }
 
 /** A refused upgrade: if the session ended, go to the login page. */
@@ -609,7 +614,7 @@ const switcher = new Switcher({
   rooms: () => roomList.sorted(),
   me,
   openRoom: dialogContext.openRoom,
-  isOnline: (userId) => [...onlineByRoom.values()].some((set) => set.has(userId)),
+  isOnline,
 });
 setupShortcuts({
   switcher,
@@ -676,8 +681,13 @@ window.addEventListener('popstate', () => {
   if (match) openRoom(decodeURIComponent(match[1]), { fromHistory: true });
   else if (location.pathname === '/' && phone.isPhone) closeRoom();
 });
-// Unsent messages stay in this browser only for the user who wrote them.
-$('form[action="/logout"]').addEventListener('submit', () => pending.clearStore());
+// Logging out asks first; unsent messages stay in this browser only for the
+// user who wrote them, so they go with the logout (not when it is cancelled).
+confirmSubmit(
+  $('form[action="/logout"]'),
+  { title: t('keys.confirm.logout_title'), body: t('keys.confirm.logout_body'), confirmLabel: t('nav.logout'), danger: true },
+  () => pending.clearStore(),
+);
 
 // ------------------------------------------------------------ start
 

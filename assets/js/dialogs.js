@@ -96,6 +96,25 @@ export async function confirmDialog(options) {
   return (await askDialog(options)).confirmed;
 }
 
+/**
+ * A form that asks first: its submit waits for the app's confirmation (the
+ * form still posts as it is without JavaScript), and `onConfirmed` runs just
+ * before it goes.
+ */
+export function confirmSubmit(form, options, onConfirmed = () => {}) {
+  let confirmed = false;
+  form.addEventListener('submit', async (event) => {
+    if (confirmed) {
+      onConfirmed();
+      return;
+    }
+    event.preventDefault();
+    if (!(await confirmDialog(options))) return;
+    confirmed = true;
+    form.requestSubmit();
+  });
+}
+
 /** Like confirmDialog, with a line of text: the text, or null if cancelled. */
 export async function promptDialog({ label, maxlength, ...options }) {
   const answer = await askDialog({ ...options, field: { label, maxlength } });

@@ -4,7 +4,7 @@
 // logging out.
 import { h } from './dom.js';
 import { t } from './i18n.js';
-import { confirmDialog, openDialog } from './dialogs.js';
+import { openDialog } from './dialogs.js';
 
 /** Whether this is a Mac (⌘ instead of Ctrl). */
 export function isMac() {
@@ -129,19 +129,6 @@ export function setupShortcuts(app) {
     },
     { capture: true },
   );
-
-  // Logging out asks first (without JavaScript the form simply posts).
-  for (const form of document.querySelectorAll('form[action="/logout"]')) {
-    let confirmed = false;
-    form.addEventListener('submit', async (event) => {
-      if (confirmed) return;
-      event.preventDefault();
-      const ok = await confirmDialog({ title: t('keys.confirm.logout_title'), body: t('keys.confirm.logout_body'), confirmLabel: t('nav.logout'), danger: true });
-      if (!ok) return;
-      confirmed = true;
-      form.requestSubmit();
-    });
-  }
 }
 
 /** Alt+↑/↓: the previous/next room in the list; with Shift, the previous/next unread one. */

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import AxeBuilder from '@axe-core/playwright';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const repo = join(here, '..', '..');
@@ -174,4 +175,32 @@ export async function screenshot(page, name) {
 /** The text of every message bubble in the open room, in order. */
 export async function bubbleTexts(page) {
   return page.locator('#message-rows .bubble').allTextContents();
+}
+
+/** The JSON API from inside a logged-in page, as the web app calls it (session cookie + CSRF header). */
+export async function pageApi(page, method, path, body) {
+  return page.evaluate(
+    async ({ method, path, body }) => {
+      const csrf = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/)?.[1] ?? '';
+      const response = await fetch(`/tools/api${path}`, {
+        method,
+        headers: { 'Content-Type': 'application/json', 'X-CSRFToken': decodeURIComponent(csrf) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const json = await response.json();
+      if (!json.success) throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(json.error)}`);
+      return 'data' in json ? json.data : json;
+    },
+    { method, path, body },
+  );
+}
+
+/** axe-core's serious and critical findings on the page (or the part `include` selects), one line each. */
+export async function seriousViolations(page, include) {
+  const builder = new AxeBuilder({ page });
+  if (include) builder.include(include);
+  const result = await builder.analyze();
+  return result.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')}`);
 }

@@ -2,8 +2,7 @@
 // the app can be used with the keyboard alone.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import AxeBuilder from '@axe-core/playwright';
-import { Server, launchBrowser, newUserContext, register } from '../lib/harness.mjs';
+import { Server, launchBrowser, newUserContext, register, seriousViolations } from '../lib/harness.mjs';
 
 let server;
 let browser;
@@ -15,13 +14,6 @@ after(async () => {
   await browser?.close();
   await server?.stop();
 });
-
-async function seriousViolations(page) {
-  const result = await new AxeBuilder({ page }).analyze();
-  return result.violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')}`);
-}
 
 test('axe: login, register, app, settings and profile pages', async () => {
   const { page } = await newUserContext(browser, server);

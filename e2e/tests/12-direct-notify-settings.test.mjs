@@ -2,8 +2,8 @@
 // a send that fails and is retried, the character counter, and the settings page.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { deflateSync } from 'node:zlib';
 import { Server, launchBrowser, newUserContext, register, screenshot } from '../lib/harness.mjs';
+import { png } from '../lib/png.mjs';
 
 let server;
 let browser;
@@ -104,33 +104,7 @@ test('a refused send shows why and can be retried; the counter warns near the li
 });
 
 /** A tiny valid PNG (solid colour), for the avatar upload. */
-function png(width, height) {
-  const crcTable = Array.from({ length: 256 }, (_, n) => {
-    let c = n;
-    for (let k = 0; k < 8; k += 1) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    return c >>> 0;
-  });
-  const crc = (buf) => {
-    let c = 0xffffffff;
-    for (const byte of buf) c = crcTable[(c ^ byte) & 0xff] ^ (c >>> 8);
-    return (c ^ 0xffffffff) >>> 0;
-  };
-  const chunk = (type, data) => {
-    const out = Buffer.alloc(12 + data.length);
-    out.writeUInt32BE(data.length, 0);
-    out.write(type, 4, 'ascii');
-    data.copy(out, 8);
-    out.writeUInt32BE(crc(out.subarray(4, 8 + data.length)), 8 + data.length);
-    return out;
-  };
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header.set([8, 2, 0, 0, 0], 8);
-  const row = Buffer.concat([Buffer.from([0]), Buffer.alloc(width * 3, Buffer.from([220, 60, 90]))]);
-  const raw = Buffer.concat(Array.from({ length: height }, () => row));
-  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', header), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
-}
+const avatarPng = (width, height) => png(width, height, () => [220, 60, 90]);
 
 test('settings: profile, avatar with preview, API token shown once, other sessions logged out', async () => {
   const page = a.page;
@@ -142,7 +116,7 @@ test('settings: profile, avatar with preview, API token shown once, other sessio
   await page.locator('#profile-status', { hasText: '已保存' }).waitFor();
 
   const before = await page.getAttribute('#avatar-preview', 'src');
-  await page.setInputFiles('#avatar-input', { name: 'me.png', mimeType: 'image/png', buffer: png(40, 30) });
+  await page.setInputFiles('#avatar-input', { name: 'me.png', mimeType: 'image/png', buffer: avatarPng(40, 30) });
   // The crop dialog shows the picture first; its square is uploaded.
   await page.locator('dialog.crop-dialog[open] .crop-image').waitFor();
   await page.click('#avatar-save');

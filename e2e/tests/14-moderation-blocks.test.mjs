@@ -3,7 +3,7 @@
 // room list holds still sees every one.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Server, launchBrowser, newUserContext, register, screenshot } from '../lib/harness.mjs';
+import { Server, launchBrowser, newUserContext, register, screenshot, pageApi as api } from '../lib/harness.mjs';
 
 const phone = { viewport: { width: 375, height: 812 }, deviceScaleFactor: 3, isMobile: true, hasTouch: true };
 
@@ -18,24 +18,6 @@ after(async () => {
   await browser?.close();
   await server?.stop();
 });
-
-/** A call to the JSON API from inside the page, as the web app makes it. */
-async function api(page, method, path, body) {
-  return page.evaluate(
-    async ({ method, path, body }) => {
-      const csrf = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/)?.[1] ?? '';
-      const response = await fetch(`/tools/api${path}`, {
-        method,
-        headers: { 'Content-Type': 'application/json', 'X-CSRFToken': decodeURIComponent(csrf) },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const json = await response.json();
-      if (!json.success) throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(json.error)}`);
-      return json.data;
-    },
-    { method, path, body },
-  );
-}
 
 /** Answers the app's confirmation dialog (never the browser's): with a reason to type, or just yes. */
 async function answerConfirm(page, reason) {

@@ -6,8 +6,7 @@
 // without JavaScript the app says it needs it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import AxeBuilder from '@axe-core/playwright';
-import { Server, launchBrowser, newUserContext, register, apiToken, apiCall, screenshot } from '../lib/harness.mjs';
+import { Server, launchBrowser, newUserContext, register, apiToken, apiCall, screenshot, seriousViolations, pageApi as api } from '../lib/harness.mjs';
 
 let server;
 let browser;
@@ -21,31 +20,6 @@ after(async () => {
   await browser?.close();
   await server?.stop();
 });
-
-async function seriousViolations(page) {
-  const result = await new AxeBuilder({ page }).analyze();
-  return result.violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')}`);
-}
-
-/** The JSON API from inside a logged-in page (cookie + CSRF header). */
-async function api(page, method, path, body) {
-  return page.evaluate(
-    async ({ method, path, body }) => {
-      const csrf = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/)?.[1] ?? '';
-      const response = await fetch(`/tools/api${path}`, {
-        method,
-        headers: { 'Content-Type': 'application/json', 'X-CSRFToken': decodeURIComponent(csrf) },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const json = await response.json();
-      if (!json.success) throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(json.error)}`);
-      return 'data' in json ? json.data : json;
-    },
-    { method, path, body },
-  );
-}
 
 /** Language and style through the profile (the page reloads to show them). */
 async function setLook(page, { language, style }) {

@@ -6,7 +6,7 @@
 // not slanted; a wide screen keeps the conversation a readable width.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Server, launchBrowser, newUserContext, register, apiToken, apiCall, screenshot } from '../lib/harness.mjs';
+import { Server, launchBrowser, newUserContext, register, apiToken, apiCall, screenshot, pageApi as api } from '../lib/harness.mjs';
 
 let server;
 let browser;
@@ -18,24 +18,6 @@ after(async () => {
   await browser?.close();
   await server?.stop();
 });
-
-/** A JSON API call from the page's own session (cookie + CSRF header). */
-async function api(page, method, path, body) {
-  return page.evaluate(
-    async ({ method, path, body }) => {
-      const csrf = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/)?.[1] ?? '';
-      const response = await fetch(`/tools/api${path}`, {
-        method,
-        headers: { 'Content-Type': 'application/json', 'X-CSRFToken': decodeURIComponent(csrf) },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const json = await response.json();
-      if (!json.success) throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(json.error)}`);
-      return json.data;
-    },
-    { method, path, body },
-  );
-}
 
 let botCounter = 0;
 /** A user made over the API only (never opens a page), with a bearer token. */

@@ -5,9 +5,8 @@
 // first unread".
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { deflateSync } from 'node:zlib';
-import AxeBuilder from '@axe-core/playwright';
-import { Server, launchBrowser, newUserContext, register, apiToken, apiCall, screenshot } from '../lib/harness.mjs';
+import { Server, launchBrowser, newUserContext, register, apiToken, apiCall, screenshot, seriousViolations, pageApi as api } from '../lib/harness.mjs';
+import { png } from '../lib/png.mjs';
 
 let server;
 let browser;
@@ -21,33 +20,6 @@ after(async () => {
   await browser?.close();
   await server?.stop();
 });
-
-async function seriousViolations(page, include) {
-  const builder = new AxeBuilder({ page });
-  if (include) builder.include(include);
-  const result = await builder.analyze();
-  return result.violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')}`);
-}
-
-/** An API call with the page's own session. */
-async function api(page, method, path, body) {
-  return page.evaluate(
-    async ({ method, path, body }) => {
-      const csrf = decodeURIComponent(document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/)?.[1] ?? '');
-      const response = await fetch(`/tools/api${path}`, {
-        method,
-        headers: { 'Content-Type': 'application/json', 'X-CSRFToken': csrf },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const json = await response.json();
-      if (!json.success) throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(json.error)}`);
-      return json.data;
-    },
-    { method, path, body },
-  );
-}
 
 async function setLook(page, { language, style }) {
   await api(page, 'PATCH', '/user/me/profile/', { language, theme: style });
@@ -420,12 +392,16 @@ test('leaving, removing, transferring, banning and logging out ask in the app’
   await mobile.page.locator('form[action="/logout"] button').tap();
   await mobile.page.locator('dialog.confirm-dialog[open]').waitFor();
   await screenshot(mobile.page, 'keys-confirm-logout-phone-en-dark');
+  // An unsent message in the stored outbox: a cancelled logout keeps it.
+  const outboxKey = await page.evaluate(async () => `parley.outbox.${(await (await fetch('/tools/api/auth/me/')).json()).data.id}`);
+  await page.evaluate((key) => localStorage.setItem(key, '{}'), outboxKey);
   await page.locator('form[action="/logout"] button').click();
   await confirm.waitFor();
   assert.match(await confirm.textContent(), /Log out\?/);
   await page.keyboard.press('Escape');
   await confirm.waitFor({ state: 'detached' });
   assert.match(page.url(), /\/tools\/chat\/enhanced\//, 'still in the app');
+  assert.equal(await page.evaluate((key) => localStorage.getItem(key), outboxKey), '{}', 'a cancelled logout keeps the outbox');
   await page.locator('form[action="/logout"] button').click();
   await confirm.locator('[data-answer="confirm"]').click();
   // The form's navigation may be overtaken by the app's own move to the login
@@ -434,37 +410,12 @@ test('leaving, removing, transferring, banning and logging out ask in the app’
   await page.waitForURL('**/login**');
   const me = await page.evaluate(async () => (await fetch('/tools/api/auth/me/')).status);
   assert.equal(me, 401, 'logged out');
+  assert.equal(await page.evaluate((key) => localStorage.getItem(key), outboxKey), null, 'logging out forgets the outbox');
   for (const p of [a.page, b.page, mobile.page]) assert.deepEqual(p.errors, []);
 });
 
 /** A PNG of `width`×`height`: the left half red, the right half blue. */
-function png(width, height) {
-  const crcTable = Array.from({ length: 256 }, (_, n) => {
-    let c = n;
-    for (let k = 0; k < 8; k += 1) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    return c >>> 0;
-  });
-  const crc = (buf) => {
-    let c = 0xffffffff;
-    for (const byte of buf) c = crcTable[(c ^ byte) & 0xff] ^ (c >>> 8);
-    return (c ^ 0xffffffff) >>> 0;
-  };
-  const chunk = (type, data) => {
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(data.length);
-    const body = Buffer.concat([Buffer.from(type), data]);
-    const sum = Buffer.alloc(4);
-    sum.writeUInt32BE(crc(body));
-    return Buffer.concat([length, body, sum]);
-  };
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header.set([8, 2, 0, 0, 0], 8);
-  const row = Buffer.concat([Buffer.from([0]), ...Array.from({ length: width }, (_, x) => Buffer.from(x < width / 2 ? [220, 40, 40] : [30, 60, 220]))]);
-  const raw = Buffer.concat(Array.from({ length: height }, () => row));
-  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', header), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
-}
+const halves = (width, height) => png(width, height, (x) => (x < width / 2 ? [220, 40, 40] : [30, 60, 220]));
 
 /** Records what the page uploads as an avatar, read back as an image. */
 async function watchUploads(page) {
@@ -496,7 +447,7 @@ test('the avatar picker crops to a square (drag, zoom) and uploads it; "remove a
   const label = await page.locator('#avatar-input').evaluate((el) => el.labels.length + (el.getAttribute('aria-labelledby') ? 1 : 0));
   assert.ok(label > 0);
   await watchUploads(page);
-  await page.setInputFiles('#avatar-input', { name: 'wide.png', mimeType: 'image/png', buffer: png(600, 300) });
+  await page.setInputFiles('#avatar-input', { name: 'wide.png', mimeType: 'image/png', buffer: halves(600, 300) });
   const crop = page.locator('dialog.crop-dialog[open]');
   await crop.waitFor();
   const stage = crop.locator('.crop-stage');
@@ -549,7 +500,7 @@ test('the avatar picker crops to a square (drag, zoom) and uploads it; "remove a
   await setLook(page, { language: 'en', style: 'dark' });
   await page.reload();
   await watchUploads(page);
-  await page.setInputFiles('#avatar-input', { name: 'tall.png', mimeType: 'image/png', buffer: png(300, 500) });
+  await page.setInputFiles('#avatar-input', { name: 'tall.png', mimeType: 'image/png', buffer: halves(300, 500) });
   await crop.waitFor();
   await screenshot(page, 'keys-crop-en-dark');
   await page.keyboard.press('Escape');
@@ -557,7 +508,7 @@ test('the avatar picker crops to a square (drag, zoom) and uploads it; "remove a
   const mobile = await newUserContext(browser, server, { ...phone, locale: 'en' });
   await mobile.context.addCookies(await context.cookies());
   await mobile.page.goto(`${server.url}/settings`);
-  await mobile.page.setInputFiles('#avatar-input', { name: 'wide.png', mimeType: 'image/png', buffer: png(600, 300) });
+  await mobile.page.setInputFiles('#avatar-input', { name: 'wide.png', mimeType: 'image/png', buffer: halves(600, 300) });
   await mobile.page.locator('dialog.crop-dialog[open]').waitFor();
   await screenshot(mobile.page, 'keys-crop-phone-en-dark');
   assert.equal((await page.evaluate(() => window.avatarUploads?.length ?? 0)), 0, 'a cancelled crop uploads nothing');

@@ -6,8 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import AxeBuilder from '@axe-core/playwright';
-import { Server, launchBrowser, newUserContext, register, apiToken, apiCall, artifacts } from '../lib/harness.mjs';
+import { Server, launchBrowser, newUserContext, register, apiToken, apiCall, artifacts, seriousViolations } from '../lib/harness.mjs';
 
 const SIZES = { desktop: { width: 1280, height: 800 }, tablet: { width: 768, height: 1024 }, phone: { width: 390, height: 844 } };
 // axe runs in one look per style (its findings do not depend on the language:
@@ -65,13 +64,6 @@ after(async () => {
   await browser?.close();
   await server?.stop();
 });
-
-async function seriousViolations(page) {
-  const result = await new AxeBuilder({ page }).analyze();
-  return result.violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')}`);
-}
 
 const openApp = async (page, roomId = room.room_id) => {
   await page.goto(`${server.url}/tools/chat/enhanced/${roomId}/`);
