@@ -3,6 +3,7 @@
 //! values that came from outside. The bottom layer: imports nothing of ours
 //! outside `domain/`.
 
+pub mod attachment;
 pub mod ids;
 pub mod message;
 pub mod net;

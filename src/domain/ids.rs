@@ -50,6 +50,7 @@ macro_rules! uuid_id {
 uuid_id!(UserId, "user");
 uuid_id!(MessageId, "message");
 uuid_id!(TokenId, "token");
+uuid_id!(AttachmentId, "attachment");
 
 /// A login session as the server knows it: the SHA-256 of its cookie value
 /// (the store keeps the same bytes hex-encoded). 32 bytes inline, so a
