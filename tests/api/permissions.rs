@@ -430,7 +430,7 @@ async fn fixture(app: &TestApp, people: &People, kind: RoomKind, n: usize) -> Fi
         .unwrap();
     let owner = store.get_user(people.owner).await.unwrap().unwrap();
     let sender = parley::services::rooms::sender_of(&owner);
-    let message = parley::services::messages::post(&app.state, &sender, &room, "first", None)
+    let message = parley::services::messages::post(&app.state, &sender, &room, "first", None, &[])
         .await
         .unwrap();
     let stranger = quick_user(app, &format!("stranger_{n}")).await;
