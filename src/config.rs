@@ -317,13 +317,23 @@ pub struct Config {
     #[arg(long, env = "PARLEY_S3_ENDPOINT", global = true)]
     pub s3_endpoint: Option<String>,
 
-    #[arg(long, env = "PARLEY_S3_REGION", default_value = "us-east-1", global = true)]
+    #[arg(
+        long,
+        env = "PARLEY_S3_REGION",
+        default_value = "us-east-1",
+        global = true
+    )]
     pub s3_region: String,
 
     #[arg(long, env = "PARLEY_S3_ACCESS_KEY_ID", global = true)]
     pub s3_access_key_id: Option<String>,
 
-    #[arg(long, env = "PARLEY_S3_SECRET_ACCESS_KEY", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "PARLEY_S3_SECRET_ACCESS_KEY",
+        hide_env_values = true,
+        global = true
+    )]
     pub s3_secret_access_key: Option<String>,
 
     /// Allow a plain-http S3 endpoint (a store on the same host or network).
@@ -339,23 +349,48 @@ pub struct Config {
     pub max_upload_bytes_per_day: u64,
 
     /// Attachments one message may carry (`400 too_many_attachments` beyond).
-    #[arg(long, env = "PARLEY_MAX_ATTACHMENTS_PER_MESSAGE", default_value_t = 10, global = true)]
+    #[arg(
+        long,
+        env = "PARLEY_MAX_ATTACHMENTS_PER_MESSAGE",
+        default_value_t = 10,
+        global = true
+    )]
     pub max_attachments_per_message: usize,
 
     /// Longest voice message, in seconds (`413 voice_too_long` beyond).
-    #[arg(long, env = "PARLEY_MAX_VOICE_SECONDS", default_value_t = 300, global = true)]
+    #[arg(
+        long,
+        env = "PARLEY_MAX_VOICE_SECONDS",
+        default_value_t = 300,
+        global = true
+    )]
     pub max_voice_seconds: u32,
 
     /// Most pixels (width × height) of an image attachment (`413 image_too_large` beyond).
-    #[arg(long, env = "PARLEY_MAX_IMAGE_PIXELS", default_value_t = 40_000_000, global = true)]
+    #[arg(
+        long,
+        env = "PARLEY_MAX_IMAGE_PIXELS",
+        default_value_t = 40_000_000,
+        global = true
+    )]
     pub max_image_pixels: u64,
 
     /// Longest side of an image attachment, in pixels.
-    #[arg(long, env = "PARLEY_MAX_IMAGE_SIDE", default_value_t = 10_000, global = true)]
+    #[arg(
+        long,
+        env = "PARLEY_MAX_IMAGE_SIDE",
+        default_value_t = 10_000,
+        global = true
+    )]
     pub max_image_side: u32,
 
     /// Attachment uploads a user may make per minute, refilled evenly; past it `429 rate_limited`.
-    #[arg(long, env = "PARLEY_UPLOADS_PER_MINUTE", default_value_t = 60, global = true)]
+    #[arg(
+        long,
+        env = "PARLEY_UPLOADS_PER_MINUTE",
+        default_value_t = 60,
+        global = true
+    )]
     pub uploads_per_minute: u32,
 
     /// How long an upload waits to be posted before it is deleted.

@@ -209,13 +209,16 @@ fn other_routes() -> Routes {
         .get("/ws/chat/{room_id}", ws::room_socket)
         .get("/avatars/{user_id}", api::users::get_avatar)
         // Under the API's paths, but cached (privately) unlike its JSON.
-        .get("/tools/api/chat/attachments/{id}", api::attachments::get_original)
         .get(
-            "/tools/api/chat/attachments/{id}/thumbnail",
+            "/tools/api/chat/attachments/{attachment_id}",
+            api::attachments::get_original,
+        )
+        .get(
+            "/tools/api/chat/attachments/{attachment_id}/thumbnail",
             api::attachments::get_thumbnail,
         )
         .get(
-            "/tools/api/chat/attachments/{id}/preview",
+            "/tools/api/chat/attachments/{attachment_id}/preview",
             api::attachments::get_preview,
         )
         .get(

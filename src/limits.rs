@@ -83,8 +83,13 @@ impl Limits {
     /// Counts one image upload for `user`: up to `--image-uploads-per-minute`
     /// at once, refilled evenly over the minute. `Err(wait)` if over it.
     pub async fn check_image_upload(&self, user: UserId) -> Result<(), Duration> {
-        self.check_per_minute(&self.image_uploads, "img", self.image_uploads_per_minute, user)
-            .await
+        self.check_per_minute(
+            &self.image_uploads,
+            "img",
+            self.image_uploads_per_minute,
+            user,
+        )
+        .await
     }
 
     /// Counts one attachment upload for `user`, as [`Limits::check_image_upload`]

@@ -4,8 +4,8 @@
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::domain::ids::{AttachmentId, MessageId, RoomId, UserId};
 use crate::domain::attachment::Attachment;
+use crate::domain::ids::{AttachmentId, MessageId, RoomId, UserId};
 use crate::domain::message::Message;
 use crate::domain::room::{Member, Role, Room};
 use crate::domain::tags::{self, Tag};
@@ -230,7 +230,11 @@ impl<'a> MessageView<'a> {
                 .event
                 .as_deref()
                 .and_then(|e| serde_json::from_str(e).ok()),
-            attachments: message.attachments.iter().map(AttachmentView::new).collect(),
+            attachments: message
+                .attachments
+                .iter()
+                .map(AttachmentView::new)
+                .collect(),
         }
     }
 

@@ -25,8 +25,12 @@ const CLI: [&str; 4] = ["app", "main", "commands", "cli"];
 fn forbidden(layer: &str) -> Option<Vec<&'static str>> {
     let mut list = match layer {
         "domain" => return None,
-        "media" => vec!["store", "storage", "bus", "services", "realtime", "http", "bench"],
-        "storage" => vec!["store", "media", "bus", "services", "realtime", "http", "bench"],
+        "media" => vec![
+            "store", "storage", "bus", "services", "realtime", "http", "bench",
+        ],
+        "storage" => vec![
+            "store", "media", "bus", "services", "realtime", "http", "bench",
+        ],
         "store" => vec!["bus", "services", "realtime", "http", "bench"],
         "bus" => vec!["services", "realtime", "http", "bench"],
         "services" => vec!["realtime", "http", "bench"],

@@ -200,7 +200,9 @@ pub async fn store_upload(
         .run(move || media::process(&path, &declared, &limits))
         .await?
         .map_err(|invalid| match invalid.code {
-            "image_too_large" | "voice_too_long" => AppError::too_large(invalid.code, invalid.message),
+            "image_too_large" | "voice_too_long" => {
+                AppError::too_large(invalid.code, invalid.message)
+            }
             _ => AppError::from(invalid),
         })?;
 
@@ -239,7 +241,12 @@ pub async fn store_upload(
     }
 }
 
-fn describe(id: AttachmentId, info: &UploadInfo, processed: &Processed, spooled: u64) -> Attachment {
+fn describe(
+    id: AttachmentId,
+    info: &UploadInfo,
+    processed: &Processed,
+    spooled: u64,
+) -> Attachment {
     let size = processed
         .replacement
         .as_ref()
@@ -266,7 +273,12 @@ fn describe(id: AttachmentId, info: &UploadInfo, processed: &Processed, spooled:
     }
 }
 
-async fn put_files(ctx: &Services, id: AttachmentId, spooled: &Spooled, processed: Processed) -> Result<()> {
+async fn put_files(
+    ctx: &Services,
+    id: AttachmentId,
+    spooled: &Spooled,
+    processed: Processed,
+) -> Result<()> {
     let original = blob_key(id, Variant::Original);
     match processed.replacement {
         Some(bytes) => ctx.blobs.put_bytes(&original, bytes).await,
@@ -407,16 +419,13 @@ pub async fn of_message(
     message: MessageId,
 ) -> Result<Attachment> {
     rooms::access(ctx, room, user).await?;
-    let message = ctx
-        .store
-        .get_message(room, message)
-        .await?
-        .ok_or_else(|| AppError::not_found("message_not_found", "no such message in this room"))?;
-    message
-        .attachments
-        .into_iter()
-        .next()
-        .ok_or_else(|| AppError::not_found("attachment_not_found", "this message has no attachment"))
+    let message =
+        ctx.store.get_message(room, message).await?.ok_or_else(|| {
+            AppError::not_found("message_not_found", "no such message in this room")
+        })?;
+    message.attachments.into_iter().next().ok_or_else(|| {
+        AppError::not_found("attachment_not_found", "this message has no attachment")
+    })
 }
 
 pub fn attachment_not_found() -> AppError {

@@ -23,13 +23,19 @@ fn encoded(image: DynamicImage, format: ImageFormat) -> Vec<u8> {
 /// A `width`×`height` picture with some structure (a gradient).
 fn png(width: u32, height: u32) -> Vec<u8> {
     let img = ImageBuffer::from_fn(width, height, |x, y| {
-        Rgb([(x * 255 / width.max(1)) as u8, (y * 255 / height.max(1)) as u8, 90])
+        Rgb([
+            (x * 255 / width.max(1)) as u8,
+            (y * 255 / height.max(1)) as u8,
+            90,
+        ])
     });
     encoded(DynamicImage::ImageRgb8(img), ImageFormat::Png)
 }
 
 fn jpeg(width: u32, height: u32) -> Vec<u8> {
-    let img = ImageBuffer::from_fn(width, height, |x, y| Rgb([(x % 256) as u8, (y % 256) as u8, 128]));
+    let img = ImageBuffer::from_fn(width, height, |x, y| {
+        Rgb([(x % 256) as u8, (y % 256) as u8, 128])
+    });
     encoded(DynamicImage::ImageRgb8(img), ImageFormat::Jpeg)
 }
 
@@ -98,7 +104,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &byte in data {
         crc ^= u32::from(byte);
         for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -141,7 +151,10 @@ fn ogg_opus(seconds: u64) -> Vec<u8> {
 }
 
 fn waveform() -> String {
-    (0..64).map(|i| ((i * 4) % 256).to_string()).collect::<Vec<_>>().join(",")
+    (0..64)
+        .map(|i| ((i * 4) % 256).to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 async fn upload_form(client: &Client, room: &str, form: Form) -> (StatusCode, Value) {
@@ -165,7 +178,12 @@ async fn uploaded(client: &Client, room: &str, name: &str, bytes: Vec<u8>) -> Va
     body["data"].clone()
 }
 
-async fn post_attachments(client: &Client, room: &str, ids: &[&Value], caption: &str) -> (StatusCode, Value) {
+async fn post_attachments(
+    client: &Client,
+    room: &str,
+    ids: &[&Value],
+    caption: &str,
+) -> (StatusCode, Value) {
     let ids: Vec<&Value> = ids.iter().map(|a| &a["id"]).collect();
     client
         .post(
@@ -200,7 +218,9 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// Every file under the data directory's attachment store and spool.
 fn stored_files(app: &TestApp) -> Vec<String> {
     fn walk(dir: &Path, out: &mut Vec<String>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() {
@@ -234,8 +254,16 @@ async fn an_image_is_uploaded_posted_delivered_and_kept_in_history() {
     assert_eq!(image["kind"], "image");
     assert_eq!(image["mime"], "image/png");
     assert_eq!(image["name"], "照片.png");
-    assert_eq!((image["width"].as_u64(), image["height"].as_u64()), (Some(640), Some(480)));
-    assert!(image["placeholder"].as_str().unwrap().starts_with("data:image/"));
+    assert_eq!(
+        (image["width"].as_u64(), image["height"].as_u64()),
+        (Some(640), Some(480))
+    );
+    assert!(
+        image["placeholder"]
+            .as_str()
+            .unwrap()
+            .starts_with("data:image/")
+    );
     let url = image["url"].as_str().unwrap().to_string();
     let thumb = image["thumbnail_url"].as_str().unwrap().to_string();
     let preview = image["preview_url"].as_str().unwrap().to_string();
@@ -248,11 +276,19 @@ async fn an_image_is_uploaded_posted_delivered_and_kept_in_history() {
     assert_eq!(message["attachments"][0]["id"], image["id"]);
 
     let live = bob_ws.next_of("chat_message").await;
-    assert_eq!(live["message"]["attachments"][0]["thumbnail_url"], thumb.as_str());
+    assert_eq!(
+        live["message"]["attachments"][0]["thumbnail_url"],
+        thumb.as_str()
+    );
     assert_eq!(live["message"]["message_type"], "image");
 
     let (_, history) = bob.get(&format!("/tools/api/chat/{room}/messages/")).await;
-    let last = history["messages"].as_array().unwrap().last().unwrap().clone();
+    let last = history["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
     assert_eq!(last["attachments"][0]["url"], url.as_str());
     assert_eq!(last["attachments"][0]["width"], 640);
 
@@ -296,8 +332,14 @@ async fn attachment_fields_survive_a_resume() {
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body["data"].clone()
     };
-    assert_eq!(post_attachments(&alice, &room, &[&file], "").await.0, StatusCode::CREATED);
-    assert_eq!(post_attachments(&alice, &room, &[&voice], "").await.0, StatusCode::CREATED);
+    assert_eq!(
+        post_attachments(&alice, &room, &[&file], "").await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        post_attachments(&alice, &room, &[&voice], "").await.0,
+        StatusCode::CREATED
+    );
 
     let mut again = bob.ws(&format!("/ws/chat/{room}/?since_seq={since}")).await;
     let mut seen = Vec::new();
@@ -326,7 +368,10 @@ async fn the_type_comes_from_the_bytes() {
 
     // A PNG named .exe is an image.
     let png_exe = uploaded(&alice, &room, "setup.exe", png(10, 10)).await;
-    assert_eq!((png_exe["kind"].as_str(), png_exe["mime"].as_str()), (Some("image"), Some("image/png")));
+    assert_eq!(
+        (png_exe["kind"].as_str(), png_exe["mime"].as_str()),
+        (Some("image"), Some("image/png"))
+    );
 
     // HTML named .png is a file, and is served as bytes to download.
     let html = b"<!DOCTYPE html><html><body><script>alert(1)</script></body></html>".to_vec();
@@ -342,7 +387,8 @@ async fn the_type_comes_from_the_bytes() {
     assert!(header(&response, "content-security-policy").starts_with("sandbox"));
 
     // An SVG with a script is a file too, never an image.
-    let svg = br#"<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>"#.to_vec();
+    let svg =
+        br#"<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>"#.to_vec();
     let svg = uploaded(&alice, &room, "logo.svg", svg).await;
     assert_eq!(svg["kind"], "file");
     let response = fetch(&alice, svg["url"].as_str().unwrap()).await;
@@ -366,7 +412,11 @@ async fn the_type_comes_from_the_bytes() {
     let mut truncated = jpeg(200, 200);
     truncated.truncate(truncated.len() / 3);
     let (status, body) = upload(&alice, &room, "cut.jpg", truncated).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_image")), "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_image")),
+        "{body}"
+    );
 
     // A 20 000 × 20 000 bomb is refused from its header.
     let (status, body) = upload(&alice, &room, "bomb.png", png_bomb(20_000, 20_000)).await;
@@ -375,7 +425,10 @@ async fn the_type_comes_from_the_bytes() {
 
     // An empty file.
     let (status, body) = upload(&alice, &room, "empty.txt", Vec::new()).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("empty_file")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("empty_file"))
+    );
 }
 
 #[tokio::test]
@@ -386,11 +439,20 @@ async fn exif_and_gps_are_gone_and_the_picture_is_upright() {
     assert!(contains(&original, b"Exif") && contains(&original, b"secret-comment-parley"));
     let image = uploaded(&alice, &room, "IMG_0001.JPG", original).await;
     // Orientation 6: the 80×40 picture stands up as 40×80.
-    assert_eq!((image["width"].as_u64(), image["height"].as_u64()), (Some(40), Some(80)));
+    assert_eq!(
+        (image["width"].as_u64(), image["height"].as_u64()),
+        (Some(40), Some(80))
+    );
     let (_, served) = fetch_bytes(&alice, image["url"].as_str().unwrap()).await;
     assert!(!contains(&served, b"Exif"), "EXIF is still there");
-    assert!(!contains(&served, b"secret-comment-parley"), "the comment is still there");
-    assert!(!contains(&served, &4242u32.to_le_bytes()), "the GPS position is still there");
+    assert!(
+        !contains(&served, b"secret-comment-parley"),
+        "the comment is still there"
+    );
+    assert!(
+        !contains(&served, &4242u32.to_le_bytes()),
+        "the GPS position is still there"
+    );
     let decoded = image::load_from_memory(&served).unwrap();
     assert_eq!((decoded.width(), decoded.height()), (40, 80));
 }
@@ -400,7 +462,13 @@ async fn files_are_served_with_safe_headers_ranges_and_etags() {
     let app = spawn_app().await;
     let (alice, bob, room) = pair(&app, "headers").await;
     let image = uploaded(&alice, &room, "p.png", png(50, 50)).await;
-    let doc = uploaded(&alice, &room, "报告 final.pdf", b"%PDF-1.4\n%fake but sniffable\n".to_vec()).await;
+    let doc = uploaded(
+        &alice,
+        &room,
+        "报告 final.pdf",
+        b"%PDF-1.4\n%fake but sniffable\n".to_vec(),
+    )
+    .await;
     let voice = {
         let form = Form::new()
             .part("file", Part::bytes(ogg_opus(2)).file_name("v.ogg"))
@@ -415,7 +483,10 @@ async fn files_are_served_with_safe_headers_ranges_and_etags() {
     assert_eq!(header(&response, "content-type"), "image/png");
     assert!(header(&response, "content-disposition").starts_with("inline"));
     assert_eq!(header(&response, "x-content-type-options"), "nosniff");
-    assert_eq!(header(&response, "content-security-policy"), "sandbox; default-src 'none'");
+    assert_eq!(
+        header(&response, "content-security-policy"),
+        "sandbox; default-src 'none'"
+    );
     assert!(header(&response, "cache-control").starts_with("private"));
     let etag = header(&response, "etag").to_string();
     assert!(!etag.is_empty());
@@ -427,14 +498,21 @@ async fn files_are_served_with_safe_headers_ranges_and_etags() {
         .unwrap();
     assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
 
-    let download = fetch(&bob, &format!("{}?download=1", image["url"].as_str().unwrap())).await;
+    let download = fetch(
+        &bob,
+        &format!("{}?download=1", image["url"].as_str().unwrap()),
+    )
+    .await;
     assert!(header(&download, "content-disposition").starts_with("attachment"));
 
     let response = fetch(&bob, doc["url"].as_str().unwrap()).await;
     assert_eq!(doc["kind"], "file");
     let disposition = header(&response, "content-disposition");
     assert!(disposition.starts_with("attachment"), "{disposition}");
-    assert!(disposition.contains("filename*=UTF-8''%E6%8A%A5%E5%91%8A%20final.pdf"), "{disposition}");
+    assert!(
+        disposition.contains("filename*=UTF-8''%E6%8A%A5%E5%91%8A%20final.pdf"),
+        "{disposition}"
+    );
 
     // Audio plays inline and seeks.
     let url = voice["url"].as_str().unwrap();
@@ -442,11 +520,21 @@ async fn files_are_served_with_safe_headers_ranges_and_etags() {
     assert!(header(&whole, "content-disposition").starts_with("inline"));
     assert_eq!(header(&whole, "accept-ranges"), "bytes");
     let size = whole.bytes().await.unwrap().len();
-    let part = bob.request(Method::GET, url).header("range", "bytes=0-1").send().await.unwrap();
+    let part = bob
+        .request(Method::GET, url)
+        .header("range", "bytes=0-1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(header(&part, "content-range"), format!("bytes 0-1/{size}"));
     assert_eq!(part.bytes().await.unwrap().as_ref(), b"Og");
-    let tail = bob.request(Method::GET, url).header("range", "bytes=-4").send().await.unwrap();
+    let tail = bob
+        .request(Method::GET, url)
+        .header("range", "bytes=-4")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(tail.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(tail.bytes().await.unwrap().len(), 4);
     let past = bob
@@ -466,7 +554,9 @@ async fn only_those_who_may_see_the_room_may_fetch() {
     let bob = app.user("auth_b").await;
     let carol = app.user("auth_c").await;
     let mallory = app.user("auth_m").await;
-    let room = alice.create_room("private-files", "group", &[&bob, &carol]).await;
+    let room = alice
+        .create_room("private-files", "group", &[&bob, &carol])
+        .await;
     let image = uploaded(&alice, &room, "p.png", png(30, 30)).await;
     let url = image["url"].as_str().unwrap().to_string();
     let thumb = image["thumbnail_url"].as_str().unwrap().to_string();
@@ -476,7 +566,10 @@ async fn only_those_who_may_see_the_room_may_fetch() {
     assert_eq!(fetch(&bob, &url).await.status(), StatusCode::NOT_FOUND);
     // Nobody else may post it.
     let (status, body) = post_attachments(&bob, &room, &[&image], "").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_attachment")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_attachment"))
+    );
 
     post_attachments(&alice, &room, &[&image], "").await;
     for path in [&url, &thumb] {
@@ -484,9 +577,17 @@ async fn only_those_who_may_see_the_room_may_fetch() {
         assert_eq!(fetch(&carol, path).await.status(), StatusCode::OK, "{path}");
         let outsider = fetch(&mallory, path).await;
         assert_eq!(outsider.status(), StatusCode::NOT_FOUND);
-        let ranged = mallory.request(Method::GET, path).header("range", "bytes=0-1").send().await.unwrap();
+        let ranged = mallory
+            .request(Method::GET, path)
+            .header("range", "bytes=0-1")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(ranged.status(), StatusCode::NOT_FOUND);
-        assert_eq!(fetch(&app.anonymous(), path).await.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            fetch(&app.anonymous(), path).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
     }
     // Removed: access ends at once.
     let (status, _) = alice
@@ -500,7 +601,12 @@ async fn only_those_who_may_see_the_room_may_fetch() {
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "attachment_not_found");
-    assert_eq!(fetch(&alice, "/tools/api/chat/attachments/..%2F..%2Fparley.db/").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        fetch(&alice, "/tools/api/chat/attachments/..%2F..%2Fparley.db/")
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -513,24 +619,39 @@ async fn posting_rules_hold() {
     let c = uploaded(&alice, &room, "c.png", png(8, 8)).await;
 
     let (status, body) = post_attachments(&alice, &room, &[&a, &b, &c], "").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("too_many_attachments")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("too_many_attachments"))
+    );
     let (status, body) = post_attachments(&alice, &other_room, &[&a], "").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_attachment")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_attachment"))
+    );
 
     // Posted once; a second message naming it is refused, a resend with
     // the same client_id gets the original.
     let ids = json!([a["id"], b["id"]]);
     let (status, first) = alice
-        .post(&format!("/tools/api/chat/{room}/send/"), json!({"content": "", "attachments": ids, "client_id": "two-pics"}))
+        .post(
+            &format!("/tools/api/chat/{room}/send/"),
+            json!({"content": "", "attachments": ids, "client_id": "two-pics"}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{first}");
     let (status, again) = alice
-        .post(&format!("/tools/api/chat/{room}/send/"), json!({"content": "", "attachments": ids, "client_id": "two-pics"}))
+        .post(
+            &format!("/tools/api/chat/{room}/send/"),
+            json!({"content": "", "attachments": ids, "client_id": "two-pics"}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{again}");
     assert_eq!(again["data"]["id"], first["data"]["id"]);
     let (status, body) = post_attachments(&alice, &room, &[&a], "").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_attachment")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_attachment"))
+    );
 
     // The WebSocket path takes attachments too.
     let mut ws = alice.ws(&format!("/ws/chat/{room}/")).await;
@@ -539,24 +660,41 @@ async fn posting_rules_hold() {
     let echoed = ws.next_of("chat_message").await;
     assert_eq!(echoed["message"]["attachments"][0]["id"], c["id"]);
     assert_eq!(echoed["message"]["content"], "by socket");
-    ws.send_json(json!({"type": "message", "content": "", "attachments": [c["id"]], "client_id": "ws-2"})).await;
+    ws.send_json(
+        json!({"type": "message", "content": "", "attachments": [c["id"]], "client_id": "ws-2"}),
+    )
+    .await;
     let refused = ws.next_of("error").await;
     assert_eq!(refused["code"], "invalid_attachment");
     assert_eq!(refused["client_id"], "ws-2");
 
     // Muted members and archived rooms may not upload, nor may outsiders.
     let mallory = app.user("rules_m").await;
-    assert_eq!(upload(&mallory, &room, "x.png", png(4, 4)).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        upload(&mallory, &room, "x.png", png(4, 4)).await.0,
+        StatusCode::FORBIDDEN
+    );
     let (status, _) = alice
-        .post(&format!("/tools/api/chat/{room}/members/{}/mute/", bob.id()), json!({"minutes": 10}))
+        .post(
+            &format!("/tools/api/chat/{room}/members/{}/mute/", bob.id()),
+            json!({"minutes": 10}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     let (status, body) = upload(&bob, &room, "x.png", png(4, 4)).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("muted")));
-    let (status, _) = alice.post(&format!("/tools/api/chat/{room}/archive/"), json!({})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("muted"))
+    );
+    let (status, _) = alice
+        .post(&format!("/tools/api/chat/{room}/archive/"), json!({}))
+        .await;
     assert_eq!(status, StatusCode::OK);
     let (status, body) = upload(&alice, &room, "x.png", png(4, 4)).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("room_archived")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("room_archived"))
+    );
 }
 
 #[tokio::test]
@@ -569,29 +707,51 @@ async fn limits_refuse_and_store_nothing() {
     .await;
     let (alice, _bob, room) = pair(&app, "limits").await;
     let (status, body) = upload(&alice, &room, "big.bin", vec![7u8; 100_001]).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("file_too_large")), "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("file_too_large")),
+        "{body}"
+    );
     assert!(stored_files(&app).is_empty(), "{:?}", stored_files(&app));
 
     uploaded(&alice, &room, "first.bin", vec![1u8; 90_000]).await;
     let before = stored_files(&app);
     let (status, body) = upload(&alice, &room, "second.bin", vec![2u8; 90_000]).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("upload_quota_exceeded")), "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("upload_quota_exceeded")),
+        "{body}"
+    );
     assert_eq!(stored_files(&app), before);
 
     // Voice: too long, and a waveform out of range.
-    let form = Form::new().part("file", Part::bytes(ogg_opus(61)).file_name("v.ogg")).text("kind", "voice");
+    let form = Form::new()
+        .part("file", Part::bytes(ogg_opus(61)).file_name("v.ogg"))
+        .text("kind", "voice");
     let (status, body) = upload_form(&alice, &room, form).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("voice_too_long")), "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("voice_too_long")),
+        "{body}"
+    );
     let form = Form::new()
         .part("file", Part::bytes(ogg_opus(1)).file_name("v.ogg"))
         .text("kind", "voice")
         .text("waveform", "1,2,300");
     let (status, body) = upload_form(&alice, &room, form).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_waveform")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_waveform"))
+    );
     // Something that is not audio is not a voice message.
-    let form = Form::new().part("file", Part::bytes(png(4, 4)).file_name("v.ogg")).text("kind", "voice");
+    let form = Form::new()
+        .part("file", Part::bytes(png(4, 4)).file_name("v.ogg"))
+        .text("kind", "voice");
     let (status, body) = upload_form(&alice, &room, form).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_voice")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_voice"))
+    );
     assert_eq!(stored_files(&app), before);
 }
 
@@ -613,7 +773,11 @@ async fn the_original_endpoints_upload_post_and_broadcast() {
             .part(field, Part::bytes(bytes).file_name(name))
             .text("content", format!("via {path}"));
         let (status, body) = alice
-            .send(alice.request(Method::POST, &format!("/tools/api/chat/{room}/{path}/")).multipart(form))
+            .send(
+                alice
+                    .request(Method::POST, &format!("/tools/api/chat/{room}/{path}/"))
+                    .multipart(form),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{path}: {body}");
         assert_eq!(body["data"]["message_type"], kind, "{path}");
@@ -623,20 +787,34 @@ async fn the_original_endpoints_upload_post_and_broadcast() {
 
         // The original download path: a member-only download with its name.
         let message_id = body["data"]["id"].as_str().unwrap();
-        let response = fetch(&bob, &format!("/tools/api/chat/{room}/download/{message_id}/")).await;
+        let response = fetch(
+            &bob,
+            &format!("/tools/api/chat/{room}/download/{message_id}/"),
+        )
+        .await;
         assert_eq!(response.status(), StatusCode::OK, "{path}");
         let disposition = header(&response, "content-disposition").to_string();
         assert!(disposition.starts_with("attachment"), "{disposition}");
-        assert!(disposition.contains(&format!("filename*=UTF-8''{name}")), "{disposition}");
+        assert!(
+            disposition.contains(&format!("filename*=UTF-8''{name}")),
+            "{disposition}"
+        );
         let outsider = app.user(&format!("legacy_{field}")).await;
-        let refused = fetch(&outsider, &format!("/tools/api/chat/{room}/download/{message_id}/")).await;
+        let refused = fetch(
+            &outsider,
+            &format!("/tools/api/chat/{room}/download/{message_id}/"),
+        )
+        .await;
         assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     }
     // The video: its size from the container.
     let (_, history) = bob.get(&format!("/tools/api/chat/{room}/messages/")).await;
     let video = history["messages"].as_array().unwrap().last().unwrap()["attachments"][0].clone();
     assert_eq!(video["mime"], "video/webm");
-    assert_eq!((video["width"].as_u64(), video["height"].as_u64()), (Some(320), Some(240)));
+    assert_eq!(
+        (video["width"].as_u64(), video["height"].as_u64()),
+        (Some(320), Some(240))
+    );
 }
 
 /// EBML for a WebM file with one 320×240 VP8 video track and no frames
@@ -652,13 +830,34 @@ fn webm_video() -> Vec<u8> {
     }
     let ebml = element(
         &[0x1A, 0x45, 0xDF, 0xA3],
-        &[element(&[0x42, 0x82], b"webm"), element(&[0x42, 0x87], &[4]), element(&[0x42, 0x85], &[2])].concat(),
+        &[
+            element(&[0x42, 0x82], b"webm"),
+            element(&[0x42, 0x87], &[4]),
+            element(&[0x42, 0x85], &[2]),
+        ]
+        .concat(),
     );
-    let info = element(&[0x15, 0x49, 0xA9, 0x66], &element(&[0x2A, 0xD7, 0xB1], &[0x0F, 0x42, 0x40]));
-    let video = element(&[0xE0], &[element(&[0xB0], &320u16.to_be_bytes()), element(&[0xBA], &240u16.to_be_bytes())].concat());
+    let info = element(
+        &[0x15, 0x49, 0xA9, 0x66],
+        &element(&[0x2A, 0xD7, 0xB1], &[0x0F, 0x42, 0x40]),
+    );
+    let video = element(
+        &[0xE0],
+        &[
+            element(&[0xB0], &320u16.to_be_bytes()),
+            element(&[0xBA], &240u16.to_be_bytes()),
+        ]
+        .concat(),
+    );
     let entry = element(
         &[0xAE],
-        &[element(&[0xD7], &[1]), element(&[0x83], &[1]), element(&[0x86], b"V_VP8"), video].concat(),
+        &[
+            element(&[0xD7], &[1]),
+            element(&[0x83], &[1]),
+            element(&[0x86], b"V_VP8"),
+            video,
+        ]
+        .concat(),
     );
     let tracks = element(&[0x16, 0x54, 0xAE, 0x6B], &entry);
     let segment = element(&[0x18, 0x53, 0x80, 0x67], &[info, tracks].concat());
@@ -673,25 +872,56 @@ async fn uploads_never_posted_are_deleted() {
     post_attachments(&alice, &room, &[&kept], "").await;
     let orphan = uploaded(&alice, &room, "orphan.png", png(8, 8)).await;
     let files_before = stored_files(&app);
-    assert!(files_before.iter().any(|f| f.contains(orphan["id"].as_str().unwrap())));
+    assert!(
+        files_before
+            .iter()
+            .any(|f| f.contains(orphan["id"].as_str().unwrap()))
+    );
 
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    let deleted = parley::services::attachments::delete_unposted(&app.state).await.unwrap();
+    let deleted = parley::services::attachments::delete_unposted(&app.state)
+        .await
+        .unwrap();
     assert_eq!(deleted, 1);
-    assert_eq!(fetch(&alice, orphan["url"].as_str().unwrap()).await.status(), StatusCode::NOT_FOUND);
-    assert_eq!(fetch(&alice, kept["url"].as_str().unwrap()).await.status(), StatusCode::OK);
+    assert_eq!(
+        fetch(&alice, orphan["url"].as_str().unwrap())
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        fetch(&alice, kept["url"].as_str().unwrap()).await.status(),
+        StatusCode::OK
+    );
     let files = stored_files(&app);
-    assert!(!files.iter().any(|f| f.contains(orphan["id"].as_str().unwrap())), "{files:?}");
-    assert!(files.iter().any(|f| f.contains(kept["id"].as_str().unwrap())));
+    assert!(
+        !files
+            .iter()
+            .any(|f| f.contains(orphan["id"].as_str().unwrap())),
+        "{files:?}"
+    );
+    assert!(
+        files
+            .iter()
+            .any(|f| f.contains(kept["id"].as_str().unwrap()))
+    );
     let (status, body) = post_attachments(&alice, &room, &[&orphan], "").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_attachment")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_attachment"))
+    );
 
     // `parley storage check`: a file no row refers to is a leftover.
     let stray = format!("attachments/{}/original", uuid::Uuid::now_v7());
-    app.state.blobs.put_bytes(&stray, b"stray".to_vec()).await.unwrap();
-    let report = parley::services::attachments::check_storage(&app.state.store, &app.state.blobs, true)
+    app.state
+        .blobs
+        .put_bytes(&stray, b"stray".to_vec())
         .await
         .unwrap();
+    let report =
+        parley::services::attachments::check_storage(&app.state.store, &app.state.blobs, true)
+            .await
+            .unwrap();
     assert_eq!(report.leftovers, vec![stray.clone()]);
     assert!(report.missing.is_empty());
 }

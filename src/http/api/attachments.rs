@@ -85,7 +85,10 @@ async fn read_upload(
             },
             "duration_ms" => {
                 info.duration_ms = Some(value.trim().parse().map_err(|_| {
-                    AppError::bad_request("invalid_duration", "duration_ms is a whole number of milliseconds")
+                    AppError::bad_request(
+                        "invalid_duration",
+                        "duration_ms is a whole number of milliseconds",
+                    )
                 })?);
             }
             "waveform" => info.waveform = Some(attachment::parse_waveform(&value)?),
@@ -122,7 +125,8 @@ async fn small_text(mut field: Field<'_>) -> Result<String> {
         }
         bytes.extend_from_slice(&chunk);
     }
-    String::from_utf8(bytes).map_err(|_| AppError::bad_request("invalid_upload", "form fields are UTF-8 text"))
+    String::from_utf8(bytes)
+        .map_err(|_| AppError::bad_request("invalid_upload", "form fields are UTF-8 text"))
 }
 
 fn multipart_error(err: MultipartError) -> AppError {
@@ -236,7 +240,14 @@ pub async fn get_original(
     headers: HeaderMap,
 ) -> Result<Response> {
     let record = attachments::authorize(&state, auth.user.id, attachment_id(&id)?).await?;
-    serve(&state, &record.attachment, Variant::Original, query.download.is_some(), &headers).await
+    serve(
+        &state,
+        &record.attachment,
+        Variant::Original,
+        query.download.is_some(),
+        &headers,
+    )
+    .await
 }
 
 /// `GET /tools/api/chat/attachments/<id>/thumbnail/` (320 px).
@@ -247,7 +258,14 @@ pub async fn get_thumbnail(
     headers: HeaderMap,
 ) -> Result<Response> {
     let record = attachments::authorize(&state, auth.user.id, attachment_id(&id)?).await?;
-    serve(&state, &record.attachment, Variant::Thumbnail, false, &headers).await
+    serve(
+        &state,
+        &record.attachment,
+        Variant::Thumbnail,
+        false,
+        &headers,
+    )
+    .await
 }
 
 /// `GET /tools/api/chat/attachments/<id>/preview/` (1280 px).
@@ -258,7 +276,14 @@ pub async fn get_preview(
     headers: HeaderMap,
 ) -> Result<Response> {
     let record = attachments::authorize(&state, auth.user.id, attachment_id(&id)?).await?;
-    serve(&state, &record.attachment, Variant::Preview, false, &headers).await
+    serve(
+        &state,
+        &record.attachment,
+        Variant::Preview,
+        false,
+        &headers,
+    )
+    .await
 }
 
 /// `GET /tools/api/chat/<room_id>/download/<message_id>/` (the original
@@ -300,7 +325,10 @@ async fn serve(
     let key = attachments::blob_key(attachment.id, variant);
     let etag = format!("\"{}-{}\"", attachment.id, variant_tag(variant));
     let mut out = HeaderMap::new();
-    out.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    out.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     out.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("sandbox; default-src 'none'"),
@@ -334,12 +362,20 @@ async fn serve(
             RangeAsk::Whole => None,
             RangeAsk::Part(range) => Some(range),
             RangeAsk::Unsatisfiable => {
-                out.insert(header::CONTENT_RANGE, header_value(&format!("bytes */{size}"))?);
+                out.insert(
+                    header::CONTENT_RANGE,
+                    header_value(&format!("bytes */{size}"))?,
+                );
                 return Ok((StatusCode::RANGE_NOT_SATISFIABLE, out).into_response());
             }
         },
     };
-    let Some(blob) = state.blobs.get(&key, range.clone()).await.map_err(storage_error)? else {
+    let Some(blob) = state
+        .blobs
+        .get(&key, range.clone())
+        .await
+        .map_err(storage_error)?
+    else {
         return Err(attachments::attachment_not_found());
     };
     let status = match &range {
@@ -348,7 +384,10 @@ async fn serve(
                 header::CONTENT_RANGE,
                 header_value(&format!("bytes {}-{}/{size}", range.start, range.end - 1))?,
             );
-            out.insert(header::CONTENT_LENGTH, HeaderValue::from(range.end - range.start));
+            out.insert(
+                header::CONTENT_LENGTH,
+                HeaderValue::from(range.end - range.start),
+            );
             StatusCode::PARTIAL_CONTENT
         }
         None => {
@@ -410,7 +449,8 @@ pub fn content_disposition(inline: bool, name: &str) -> String {
 }
 
 fn header_value(text: &str) -> Result<HeaderValue> {
-    HeaderValue::from_str(text).map_err(|e| AppError::Internal(anyhow::anyhow!("header value: {e}")))
+    HeaderValue::from_str(text)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("header value: {e}")))
 }
 
 fn storage_error(err: crate::storage::StorageError) -> AppError {

@@ -3,8 +3,8 @@
 //! fetched for a resume or a gap.
 
 use super::*;
-use crate::services::writer::attachments_taken;
 use crate::domain::message::MessageType;
+use crate::services::writer::attachments_taken;
 
 impl Session {
     pub(super) async fn read_loop<St, E>(&mut self, ctx: &Services, mut stream: St)

@@ -48,8 +48,8 @@ impl AttachmentStore for PostgresStore {
         record: &AttachmentRecord,
         quota: UploadQuota,
     ) -> StoreResult<()> {
-        let meta =
-            serde_json::to_string(&record.attachment).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        let meta = serde_json::to_string(&record.attachment)
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
         let uploader = record.uploader_id.to_string();
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         // One uploader's uploads are counted one at a time, on every node.

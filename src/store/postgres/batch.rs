@@ -122,7 +122,11 @@ impl PostgresStore {
             *at = Some(msg.created_at);
             let seq = *seq;
             new.push(msg, seq)?;
-            if let Some(sender) = msg.sender.as_ref().filter(|_| msg.message_type.is_user_written()) {
+            if let Some(sender) = msg
+                .sender
+                .as_ref()
+                .filter(|_| msg.message_type.is_user_written())
+            {
                 active.push((sender.id.to_string(), day_of(msg.created_at)));
             }
             if let Some(key) = key {
@@ -244,10 +248,7 @@ pub(super) fn attachments_json(attachments: &[Attachment]) -> StoreResult<Option
 /// Makes the message's attachments its own, if each is still an unposted
 /// upload of its sender in its room; else claims none and says so. Row locks
 /// make a second transaction claiming the same upload wait, then find it taken.
-async fn claim_attachments(
-    tx: &mut sqlx::PgConnection,
-    msg: &NewMessage,
-) -> StoreResult<bool> {
+async fn claim_attachments(tx: &mut sqlx::PgConnection, msg: &NewMessage) -> StoreResult<bool> {
     let Some(sender) = &msg.sender else {
         return Ok(false);
     };

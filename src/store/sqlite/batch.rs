@@ -119,7 +119,11 @@ impl SqliteStore {
             *seq += 1;
             *at = Some(msg.created_at);
             let seq = *seq;
-            if let Some(sender) = row.sender_id.as_ref().filter(|_| msg.message_type.is_user_written()) {
+            if let Some(sender) = row
+                .sender_id
+                .as_ref()
+                .filter(|_| msg.message_type.is_user_written())
+            {
                 let day = day_of(msg.created_at);
                 if !active.iter().any(|(user, d)| user == sender && *d == day) {
                     active.push((sender, day));
