@@ -22,6 +22,7 @@ pub mod images;
 pub mod limits;
 pub mod realtime;
 pub mod services;
+pub mod storage;
 pub mod store;
 pub mod telemetry;
 pub mod views;
