@@ -20,6 +20,7 @@ pub mod http;
 pub mod i18n;
 pub mod images;
 pub mod limits;
+pub mod media;
 pub mod realtime;
 pub mod services;
 pub mod storage;
