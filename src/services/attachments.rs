@@ -21,7 +21,7 @@ use crate::error::{AppError, Result};
 use crate::media::{self, Declared, MediaLimits, Processed};
 use crate::services::Services;
 use crate::services::rooms;
-use crate::store::{AttachmentRecord, AttachmentStore, Conflict, StoreError, UploadQuota};
+use crate::store::{AttachmentRecord, Conflict, StoreError, UploadQuota};
 
 /// The window of `--max-upload-bytes-per-day`.
 const QUOTA_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
@@ -348,12 +348,15 @@ pub fn human_bytes(bytes: u64) -> String {
 /// The attachments a new message names, checked: at most
 /// `--max-attachments-per-message`, no repeats, each an unposted upload of
 /// `sender` in `room`, a voice message alone. The store checks the last
-/// point again as it claims them, in the message's transaction.
+/// point again as it claims them, in the message's transaction. With a
+/// `client_id`, uploads already posted pass here: the message may be a
+/// resend, which the store answers with the original (or else refuses).
 pub async fn for_message(
     ctx: &Services,
     sender: UserId,
     room: &RoomId,
     ids: &[String],
+    resend_possible: bool,
 ) -> Result<Vec<Attachment>> {
     let max = ctx.config.max_attachments_per_message;
     if ids.len() > max {
@@ -373,7 +376,11 @@ pub async fn for_message(
         }
         let record = ctx.store.get_attachment(id).await?;
         match record {
-            Some(r) if r.uploader_id == sender && &r.room_id == room && r.message_id.is_none() => {
+            Some(r)
+                if r.uploader_id == sender
+                    && &r.room_id == room
+                    && (r.message_id.is_none() || resend_possible) =>
+            {
                 found.push(r.attachment);
             }
             _ => return Err(crate::services::writer::attachments_taken()),

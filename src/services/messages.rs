@@ -50,7 +50,14 @@ pub async fn post(
     let attachments = if attachments.is_empty() {
         Vec::new()
     } else {
-        crate::services::attachments::for_message(ctx, sender.id, room, attachments).await?
+        crate::services::attachments::for_message(
+            ctx,
+            sender.id,
+            room,
+            attachments,
+            client_id.is_some(),
+        )
+        .await?
     };
     if ctx.typing.stop(room, sender.id) {
         announce_typing(ctx, room, sender.id, &sender.username, false);

@@ -676,6 +676,22 @@ async fn answer(client: &Client, row: &Row, f: &Fixture) -> u16 {
         .as_u16()
 }
 
+/// The Ogg page checksum (CRC-32, polynomial 0x04C11DB7, not reflected).
+fn ogg_crc(page: &[u8]) -> u32 {
+    let mut crc = 0u32;
+    for &byte in page {
+        crc ^= u32::from(byte) << 24;
+        for _ in 0..8 {
+            crc = if crc & 0x8000_0000 != 0 {
+                (crc << 1) ^ 0x04C1_1DB7
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
 /// A one-second Ogg/Opus stream: an OpusHead page and a last page whose
 /// granule says 1 s (after the 312-sample pre-skip).
 fn tiny_ogg() -> Vec<u8> {
@@ -689,6 +705,8 @@ fn tiny_ogg() -> Vec<u8> {
         page.push(1);
         page.push(packet.len() as u8);
         page.extend_from_slice(packet);
+        let crc = ogg_crc(&page);
+        page[22..26].copy_from_slice(&crc.to_le_bytes());
         page
     }
     let mut head = b"OpusHead".to_vec();

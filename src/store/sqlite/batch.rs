@@ -107,6 +107,12 @@ impl SqliteStore {
                 }
             }
             if !msg.attachments.is_empty() && !claim_attachments(&mut tx, row).await? {
+                // Taken — perhaps by this very message, stored by an earlier
+                // batch: only the lookup of resends can tell, so write the
+                // batch again with it (dropping the transaction rolls back).
+                if !find_resends && key.is_some() {
+                    return Ok(None);
+                }
                 outcomes.push(InsertOutcome::AttachmentsTaken);
                 continue;
             }
