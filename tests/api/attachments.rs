@@ -950,3 +950,172 @@ async fn uploads_never_posted_are_deleted() {
     assert_eq!(report.leftovers, vec![stray.clone()]);
     assert!(report.missing.is_empty());
 }
+
+/// A node's configuration for the shared test S3 server.
+fn on_s3(
+    config: &mut parley::config::Config,
+    s3: &parley::storage::test_server::TestS3,
+    prefix: &str,
+) {
+    let options = s3.options();
+    config.storage_url = Some(s3.url(prefix));
+    config.s3_endpoint = options.endpoint;
+    config.s3_region = options.region;
+    config.s3_access_key_id = options.access_key_id;
+    config.s3_secret_access_key = options.secret_access_key;
+    config.s3_allow_http = options.allow_http;
+}
+
+#[tokio::test]
+async fn the_s3_back_end_keeps_serves_and_cleans_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = parley::storage::test_server::start_s3(dir.path())
+        .await
+        .unwrap();
+    let app = spawn_app_with(|c| {
+        on_s3(c, &s3, "single");
+        c.unposted_upload_ttl = std::time::Duration::ZERO;
+    })
+    .await;
+    let (alice, bob, room) = pair(&app, "s3").await;
+    let image = uploaded(&alice, &room, "p.png", png(400, 300)).await;
+    let voice = {
+        let form = Form::new()
+            .part("file", Part::bytes(ogg_opus(2)).file_name("v.ogg"))
+            .text("kind", "voice");
+        upload_form(&alice, &room, form).await.1["data"].clone()
+    };
+    post_attachments(&alice, &room, &[&image], "").await;
+    post_attachments(&alice, &room, &[&voice], "").await;
+    // Nothing of it is on the local disk: it is all in the bucket.
+    assert!(stored_files(&app).is_empty(), "{:?}", stored_files(&app));
+    let objects = s3
+        .open("single")
+        .await
+        .unwrap()
+        .list("attachments/")
+        .await
+        .unwrap();
+    assert_eq!(
+        objects.len(),
+        4,
+        "original, two thumbnails, the voice message"
+    );
+
+    let (status, bytes) = fetch_bytes(&bob, image["thumbnail_url"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(image::load_from_memory(&bytes).unwrap().width(), 320);
+    let part = bob
+        .request(Method::GET, voice["url"].as_str().unwrap())
+        .header("range", "bytes=4-9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.bytes().await.unwrap().len(), 6);
+
+    // An upload never posted goes from the bucket too.
+    let orphan = uploaded(&alice, &room, "orphan.png", png(8, 8)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert_eq!(
+        parley::services::attachments::delete_unposted(&app.state)
+            .await
+            .unwrap(),
+        1
+    );
+    let objects = s3
+        .open("single")
+        .await
+        .unwrap()
+        .list("attachments/")
+        .await
+        .unwrap();
+    assert_eq!(objects.len(), 4);
+    assert!(
+        !objects
+            .iter()
+            .any(|o| o.key.contains(orphan["id"].as_str().unwrap()))
+    );
+}
+
+/// Two nodes on one PostgreSQL database, one Redis and one S3 bucket: a file
+/// uploaded through one is posted and downloaded through the other, and a
+/// member removed on one loses access on the other.
+#[tokio::test]
+async fn two_nodes_share_the_object_store() {
+    let (Ok(db), Ok(redis)) = (
+        std::env::var("PARLEY_TEST_DATABASE_URL"),
+        std::env::var("PARLEY_TEST_REDIS_URL"),
+    ) else {
+        eprintln!(
+            "skipping two_nodes_share_the_object_store: set PARLEY_TEST_DATABASE_URL and PARLEY_TEST_REDIS_URL to run it"
+        );
+        return;
+    };
+    let namespace = format!("files{}", uuid::Uuid::now_v7().simple());
+    let schema = parley::store::postgres::test_schema(&db)
+        .await
+        .expect("a fresh PostgreSQL schema");
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = parley::storage::test_server::start_s3(dir.path())
+        .await
+        .unwrap();
+    let node = |url: String| {
+        let (s3, redis, namespace) = (&s3, redis.clone(), namespace.clone());
+        move |c: &mut parley::config::Config| {
+            c.database_url = Some(url);
+            c.redis_url = Some(redis);
+            c.redis_namespace = namespace;
+            on_s3(c, s3, "cluster");
+        }
+    };
+    let one = spawn_app_with(node(schema.url().to_string())).await;
+    let two = spawn_app_with(node(schema.url().to_string())).await;
+    let alice = one.user("nodes_a").await;
+    let bob = one.user("nodes_b").await;
+    let carol = one.user("nodes_c").await;
+    let room = alice
+        .create_room("shared-files", "group", &[&bob, &carol])
+        .await;
+
+    let image = uploaded(&alice, &room, "p.png", png(64, 48)).await;
+    // Posted through node two by the same user.
+    let alice_two = alice.on(two.addr);
+    let (status, sent) = post_attachments(&alice_two, &room, &[&image], "from node two").await;
+    assert_eq!(status, StatusCode::CREATED, "{sent}");
+
+    let bob_two = bob.on(two.addr);
+    let carol_two = carol.on(two.addr);
+    let (status, bytes) = fetch_bytes(&bob_two, image["url"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(image::load_from_memory(&bytes).unwrap().width(), 64);
+    assert_eq!(
+        fetch(&carol_two, image["thumbnail_url"].as_str().unwrap())
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    let (status, _) = alice
+        .delete(&format!("/tools/api/chat/{room}/members/{}/", carol.id()))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // Node two hears of the removal over Redis, a moment later.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let status = fetch(&carol_two, image["url"].as_str().unwrap())
+            .await
+            .status();
+        if status == StatusCode::NOT_FOUND {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node two still serves a removed member: {status}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    one.stop().await;
+    two.stop().await;
+    schema.drop_schema().await.unwrap();
+}

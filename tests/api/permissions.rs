@@ -739,6 +739,7 @@ async fn matrix_app() -> TestApp {
         c.max_rooms_per_hour = 100_000;
         c.max_tokens_per_user = 100_000;
         c.max_sessions_per_user = 100_000;
+        c.uploads_per_minute = 100_000;
     })
     .await
 }
