@@ -200,6 +200,19 @@ pub fn process(
     }
 }
 
+/// Whether the upload starting with `head` (its first bytes) will be decoded
+/// as an image: the heavy, memory-hungry case that runs on the image workers
+/// (the others only read a container's headers).
+pub fn decodes_as_image(head: &[u8]) -> bool {
+    matches!(
+        sniff(head),
+        Sniffed::Png | Sniffed::Jpeg | Sniffed::WebP | Sniffed::Gif
+    )
+}
+
+/// How many first bytes of a file [`decodes_as_image`] needs.
+pub const SNIFF_BYTES: usize = HEAD_BYTES;
+
 /// Whether a stored attachment of this kind and type may be shown inline (an
 /// `<img>`, `<audio>` or `<video>` of the web app); everything else is served
 /// as a download. Never SVG, HTML, XML or script, whatever the kind says.

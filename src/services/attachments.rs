@@ -76,6 +76,22 @@ pub struct Spooled {
     size: u64,
 }
 
+impl Spooled {
+    /// The file's first bytes, for sniffing.
+    async fn head(&self) -> Result<Vec<u8>> {
+        use tokio::io::AsyncReadExt;
+        let mut head = Vec::with_capacity(media::SNIFF_BYTES);
+        let file = tokio::fs::File::open(&self.path)
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("reading an upload: {e}")))?;
+        file.take(media::SNIFF_BYTES as u64)
+            .read_to_end(&mut head)
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("reading an upload: {e}")))?;
+        Ok(head)
+    }
+}
+
 impl Drop for Spooled {
     fn drop(&mut self) {
         // A quick unlink; the file is ours alone.
@@ -195,11 +211,18 @@ pub async fn store_upload(
         Declared::Auto
     };
     let path = spooled.path.clone();
-    let processed = ctx
-        .images
-        .run(move || media::process(&path, &declared, &limits))
-        .await?
-        .map_err(|invalid| match invalid.code {
+    // Images decode on the bounded image workers (`503 busy` when they are
+    // full); the rest only read a few headers, on the blocking threads.
+    let is_image = !info.voice && media::decodes_as_image(&spooled.head().await?);
+    let job = move || media::process(&path, &declared, &limits);
+    let processed = if is_image {
+        ctx.images.run(job).await?
+    } else {
+        tokio::task::spawn_blocking(job)
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("an upload check failed: {e}")))?
+    };
+    let processed = processed.map_err(|invalid| match invalid.code {
             "image_too_large" | "voice_too_long" => {
                 AppError::too_large(invalid.code, invalid.message)
             }

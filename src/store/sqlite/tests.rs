@@ -1,3 +1,4 @@
+use crate::domain::message::MessageType;
 use super::*;
 use crate::domain::room::RoomKind;
 
