@@ -223,11 +223,11 @@ pub async fn store_upload(
             .map_err(|e| AppError::Internal(anyhow::anyhow!("an upload check failed: {e}")))?
     };
     let processed = processed.map_err(|invalid| match invalid.code {
-            "image_too_large" | "voice_too_long" => {
-                AppError::too_large(invalid.code, invalid.message)
-            }
-            _ => AppError::from(invalid),
-        })?;
+        "image_too_large" | "voice_too_long" => AppError::too_large(invalid.code, invalid.message),
+        // Our own spool file could not be read: a fault here, not in the upload.
+        "upload_unreadable" => AppError::Internal(anyhow::anyhow!("{}", invalid.message)),
+        _ => AppError::from(invalid),
+    })?;
 
     let id = AttachmentId::new();
     let attachment = describe(id, &info, &processed, spooled.size);

@@ -1,5 +1,5 @@
-use crate::domain::message::MessageType;
 use super::*;
+use crate::domain::message::MessageType;
 use crate::domain::room::RoomKind;
 
 #[test]
