@@ -5,7 +5,7 @@
 alter table messages add column attachments text;
 
 create table attachments (
-    id text primary key,
+    id text not null primary key,
     -- the room it was uploaded to, and may only be posted in
     room_id text not null references rooms (id),
     uploader_id text not null references users (id),

@@ -97,7 +97,7 @@ fn each_statement_binds_its_rows() {
     let sql = BatchSql::new();
     assert_eq!(sql.insert.len(), 9);
     for (power, text) in sql.insert.iter().enumerate() {
-        assert_eq!(text.as_str().matches('?').count(), 9 << power);
+        assert_eq!(text.as_str().matches('?').count(), 10 << power);
     }
     // Four keys of (room, sender, client_id, index).
     assert_eq!(
