@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use sqlx::FromRow;
 
-use super::{Ban, Invite, SessionRecord, StoreError, StoreResult};
-use crate::domain::ids::{MessageId, RoomId, UserId};
+use super::{AttachmentRecord, Ban, Invite, SessionRecord, StoreError, StoreResult};
+use crate::domain::attachment::Attachment;
+use crate::domain::ids::{AttachmentId, MessageId, RoomId, UserId};
 use crate::domain::message::{Message, MessageType, Sender};
 use crate::domain::room::{Member, Role, Room, RoomKind};
 use crate::domain::user::{Language, Membership, ThemeMode, ThemeStyle, User};
@@ -334,6 +335,49 @@ pub(super) fn like_pattern(query: &str) -> String {
 
 pub(super) use member_cols;
 pub(super) use members_from;
+#[derive(FromRow)]
+pub(super) struct AttachmentRow {
+    pub(super) room_id: String,
+    pub(super) uploader_id: String,
+    pub(super) message_id: Option<String>,
+    pub(super) meta: String,
+    pub(super) created_at: i64,
+}
+
+impl AttachmentRow {
+    pub(super) fn into_record(self) -> StoreResult<AttachmentRecord> {
+        let attachment: Attachment =
+            serde_json::from_str(&self.meta).map_err(|_| corrupt("attachment"))?;
+        Ok(AttachmentRecord {
+            attachment,
+            room_id: room_id(&self.room_id)?,
+            uploader_id: user_id(&self.uploader_id)?,
+            message_id: self
+                .message_id
+                .map(|id| MessageId::parse(&id).map_err(|_| corrupt("message id")))
+                .transpose()?,
+            created_at: self.created_at,
+        })
+    }
+}
+
+pub(super) fn attachment_ids(rows: Vec<(String,)>) -> StoreResult<Vec<AttachmentId>> {
+    rows.into_iter()
+        .map(|(id,)| AttachmentId::parse(&id).map_err(|_| corrupt("attachment id")))
+        .collect()
+}
+
+/// The JSON copy of a message's attachments that `messages.attachments`
+/// holds (`None` for none).
+pub(super) fn attachments_json(attachments: &[Attachment]) -> StoreResult<Option<String>> {
+    if attachments.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(attachments)
+        .map(Some)
+        .map_err(|e| StoreError::Unavailable(Box::new(e)))
+}
+
 pub(super) use message_cols;
 pub(super) use room_cols;
 pub(super) use user_cols;

@@ -7,6 +7,7 @@ mod attachments;
 mod auth;
 mod bench;
 mod errors;
+mod fixtures;
 mod helpers;
 mod hostile;
 mod images;

@@ -245,7 +245,7 @@ fn table() -> Vec<Row> {
             [401, 403, 201, 403, 403, 201, 201, 403, 201]),
         row("POST", "/tools/api/chat/{room_id}/send-file", Upload("file", || (b"matrix notes".to_vec(), "notes.txt")),
             [401, 403, 201, 403, 403, 201, 201, 403, 201]),
-        row("POST", "/tools/api/chat/{room_id}/send-audio", Upload("audio", || (tiny_ogg(), "memo.ogg")),
+        row("POST", "/tools/api/chat/{room_id}/send-audio", Upload("audio", || (crate::fixtures::ogg_opus(1), "memo.ogg")),
             [401, 403, 201, 403, 403, 201, 201, 403, 201]),
         row("POST", "/tools/api/chat/{room_id}/send-video", Upload("video", || (b"not a video, so a file".to_vec(), "clip.mp4")),
             [401, 403, 201, 403, 403, 201, 201, 403, 201]),
@@ -674,49 +674,6 @@ async fn answer(client: &Client, row: &Row, f: &Fixture) -> u16 {
         .expect("request sent")
         .status()
         .as_u16()
-}
-
-/// The Ogg page checksum (CRC-32, polynomial 0x04C11DB7, not reflected).
-fn ogg_crc(page: &[u8]) -> u32 {
-    let mut crc = 0u32;
-    for &byte in page {
-        crc ^= u32::from(byte) << 24;
-        for _ in 0..8 {
-            crc = if crc & 0x8000_0000 != 0 {
-                (crc << 1) ^ 0x04C1_1DB7
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
-}
-
-/// A one-second Ogg/Opus stream: an OpusHead page and a last page whose
-/// granule says 1 s (after the 312-sample pre-skip).
-fn tiny_ogg() -> Vec<u8> {
-    fn page(kind: u8, granule: u64, seq: u32, packet: &[u8]) -> Vec<u8> {
-        let mut page = b"OggS\0".to_vec();
-        page.push(kind);
-        page.extend_from_slice(&granule.to_le_bytes());
-        page.extend_from_slice(&1u32.to_le_bytes());
-        page.extend_from_slice(&seq.to_le_bytes());
-        page.extend_from_slice(&0u32.to_le_bytes());
-        page.push(1);
-        page.push(packet.len() as u8);
-        page.extend_from_slice(packet);
-        let crc = ogg_crc(&page);
-        page[22..26].copy_from_slice(&crc.to_le_bytes());
-        page
-    }
-    let mut head = b"OpusHead".to_vec();
-    head.extend_from_slice(&[1, 1]);
-    head.extend_from_slice(&312u16.to_le_bytes());
-    head.extend_from_slice(&48_000u32.to_le_bytes());
-    head.extend_from_slice(&[0, 0, 0]);
-    let mut out = page(2, 0, 0, &head);
-    out.extend(page(4, 312 + 48_000, 1, &[0xFC; 20]));
-    out
 }
 
 fn tiny_png() -> Vec<u8> {

@@ -1,41 +1,8 @@
 //! Uploads: their rows, the daily quota, the clean-up of those never posted.
 
 use super::*;
-use crate::domain::attachment::Attachment;
 use crate::domain::ids::AttachmentId;
 use crate::store::{AttachmentRecord, AttachmentStore, UploadQuota};
-
-#[derive(FromRow)]
-struct AttachmentRow {
-    room_id: String,
-    uploader_id: String,
-    message_id: Option<String>,
-    meta: String,
-    created_at: i64,
-}
-
-impl AttachmentRow {
-    fn into_record(self) -> StoreResult<AttachmentRecord> {
-        let attachment: Attachment =
-            serde_json::from_str(&self.meta).map_err(|_| corrupt("attachment"))?;
-        Ok(AttachmentRecord {
-            attachment,
-            room_id: room_id(&self.room_id)?,
-            uploader_id: user_id(&self.uploader_id)?,
-            message_id: self
-                .message_id
-                .map(|id| MessageId::parse(&id).map_err(|_| corrupt("message id")))
-                .transpose()?,
-            created_at: self.created_at,
-        })
-    }
-}
-
-fn attachment_ids(rows: Vec<(String,)>) -> StoreResult<Vec<AttachmentId>> {
-    rows.into_iter()
-        .map(|(id,)| AttachmentId::parse(&id).map_err(|_| corrupt("attachment id")))
-        .collect()
-}
 
 fn id_texts(ids: &[AttachmentId]) -> Vec<String> {
     ids.iter().map(ToString::to_string).collect()

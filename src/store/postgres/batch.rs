@@ -3,7 +3,6 @@
 //! across nodes.
 
 use super::*;
-use crate::domain::attachment::Attachment;
 
 impl PostgresStore {
     #[instrument(skip_all, fields(batch = batch.len()))]
@@ -233,16 +232,6 @@ impl<'a> NewRows<'a> {
         self.created_at.push(msg.created_at);
         Ok(())
     }
-}
-
-/// The JSON copy of a message's attachments (`None` for none).
-pub(super) fn attachments_json(attachments: &[Attachment]) -> StoreResult<Option<String>> {
-    if attachments.is_empty() {
-        return Ok(None);
-    }
-    serde_json::to_string(attachments)
-        .map(Some)
-        .map_err(|e| StoreError::Unavailable(Box::new(e)))
 }
 
 /// Makes the message's attachments its own, if each is still an unposted

@@ -2,7 +2,6 @@
 //! each with its room's next seq, as a few multi-row statements.
 
 use super::*;
-use crate::domain::attachment::Attachment;
 
 impl SqliteStore {
     /// Stores a batch in one transaction: each message gets its room's next
@@ -291,14 +290,6 @@ pub(super) struct NewRow<'a> {
     sender_id: Option<String>,
     /// The JSON copy of its attachments, `None` for none.
     attachments: Option<String>,
-}
-
-/// The JSON copy of a message's attachments (`None` for none).
-fn attachments_json(attachments: &[Attachment]) -> StoreResult<Option<String>> {
-    if attachments.is_empty() {
-        return Ok(None);
-    }
-    json_text(attachments).map(Some)
 }
 
 /// Makes the message's attachments its own, if each is still an unposted
