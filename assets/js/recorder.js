@@ -149,7 +149,8 @@ export class VoiceRecorder {
   tick() {
     if (this.state !== 'recording') return;
     const elapsed = performance.now() - this.startedAt;
-    const text = formatDuration(elapsed);
+    // Whole seconds gone, as a stopwatch counts.
+    const text = formatDuration(Math.floor(elapsed / 1000) * 1000);
     if (this.timer.textContent !== text) this.timer.textContent = text;
     const level = this.level();
     this.levels.push(level);
