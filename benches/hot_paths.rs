@@ -40,6 +40,7 @@ fn message(room: &RoomId, seq: i64) -> Message {
         content: "Hello everyone, the build is green again 🎉".into(),
         client_id: Some("c-1732450000-42".into()),
         event: None,
+        attachments: Vec::new(),
         created_at: now_ms(),
     }
 }
@@ -222,6 +223,7 @@ fn batch_commit(c: &mut Criterion) {
                 content: "a message of a typical length for a chat, forty-odd chars".into(),
                 client_id: Some(format!("c{}", MessageId::new())),
                 event: None,
+                attachments: Vec::new(),
                 created_at: now_ms(),
             })
             .collect()

@@ -126,6 +126,15 @@ impl Application {
             config.image_queue,
             config.image_queue_timeout,
         ));
+        let blobs = crate::storage::open(
+            config.storage_url.as_deref(),
+            &config.data_dir,
+            &config.s3_options(),
+        )
+        .await
+        .context("could not open the attachment storage")?;
+        tracing::info!(storage = %blobs.describe(), "attachments");
+        clear_spool(&config.data_dir).await;
         let services = Services {
             limits: Arc::new(Limits::new(&config, redis)),
             config: Arc::new(config),
@@ -139,6 +148,7 @@ impl Application {
             shutdown,
             tasks,
             images,
+            blobs,
         };
         let state = AppState {
             connections: Arc::new(Semaphore::new(budget.websockets)),
@@ -151,6 +161,10 @@ impl Application {
         rooms::ensure_default_room(&state.store, &state.config).await?;
         spawn_background(&state);
         spawn_bus_upkeep(&state);
+        crate::services::attachments::spawn_cleanup(
+            state.services.clone(),
+            Duration::from_secs(15 * 60),
+        );
         Ok(Self {
             listener,
             state,
@@ -220,6 +234,16 @@ impl Application {
         state.store.close().await;
         tracing::info!("shut down");
         Ok(())
+    }
+}
+
+/// Removes uploads a previous run was receiving when it stopped.
+async fn clear_spool(data_dir: &std::path::Path) {
+    let dir = crate::services::attachments::spool_dir(data_dir);
+    if let Err(err) = tokio::fs::remove_dir_all(&dir).await
+        && err.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(error = %err, dir = %dir.display(), "could not clear unfinished uploads");
     }
 }
 

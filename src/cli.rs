@@ -32,9 +32,22 @@ pub enum Command {
     /// Manage user accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Check attachment storage against the database.
+    #[command(subcommand)]
+    Storage(StorageCommand),
     /// Load-test a running server through its public API and WebSockets
     /// (`parley bench --help`; `bench/run-scenarios.sh` runs the standard scenarios).
     Bench(Box<BenchArgs>),
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum StorageCommand {
+    /// Report files no attachment refers to, and attachments whose file is
+    /// missing; delete the leftovers older than an hour (unless --dry-run).
+    Check {
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand, Debug, Clone)]

@@ -1,4 +1,5 @@
-//! The command line: `serve` (default), `migrate`, `check-config`, `user ...` and `bench ...`.
+//! The command line: `serve` (default), `migrate`, `check-config`, `user ...`,
+//! `storage check` and `bench ...`.
 
 use std::io::{BufRead, IsTerminal};
 
@@ -6,7 +7,7 @@ use anyhow::{Context, bail};
 use chrono::{Days, NaiveTime};
 
 use crate::app::{Application, open_store, shutdown_on_signal};
-use crate::cli::{Cli, Command, MembershipArg, UserCommand};
+use crate::cli::{Cli, Command, MembershipArg, StorageCommand, UserCommand};
 use crate::config::Config;
 use crate::domain::ids::{RoomId, UserId};
 use crate::domain::room::Role;
@@ -31,6 +32,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => crate::bench::command(*args, config).await,
+        Command::Storage(StorageCommand::Check { dry_run }) => {
+            config.validate()?;
+            let store = open_store(&config).await?;
+            let blobs = crate::storage::open(
+                config.storage_url.as_deref(),
+                &config.data_dir,
+                &config.s3_options(),
+            )
+            .await?;
+            let report = crate::services::attachments::check_storage(&store, &blobs, dry_run).await;
+            store.close().await;
+            let report = report?;
+            println!("storage: {}", blobs.describe());
+            println!("files: {}", report.files);
+            for key in &report.leftovers {
+                println!("leftover (no attachment refers to it): {key}");
+            }
+            for id in &report.missing {
+                println!("missing (the attachment's file is gone): {id}");
+            }
+            println!(
+                "leftovers: {}, deleted: {}{}, missing: {}",
+                report.leftovers.len(),
+                report.deleted,
+                if dry_run { " (dry run)" } else { "" },
+                report.missing.len()
+            );
+            Ok(())
+        }
         Command::User(command) => {
             config.validate()?;
             let store = open_store(&config).await?;

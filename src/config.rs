@@ -306,6 +306,96 @@ pub struct Config {
         global = true
     )]
     pub image_uploads_per_minute: u32,
+
+    /// Where attachments are kept: unset = the directory `<data-dir>/files`;
+    /// `s3://bucket/prefix` = S3-compatible object storage, which every node
+    /// of a cluster must share.
+    #[arg(long, env = "PARLEY_STORAGE_URL", global = true)]
+    pub storage_url: Option<String>,
+
+    /// The S3 endpoint (MinIO, Garage, Ceph, R2…); unset = AWS.
+    #[arg(long, env = "PARLEY_S3_ENDPOINT", global = true)]
+    pub s3_endpoint: Option<String>,
+
+    #[arg(
+        long,
+        env = "PARLEY_S3_REGION",
+        default_value = "us-east-1",
+        global = true
+    )]
+    pub s3_region: String,
+
+    #[arg(long, env = "PARLEY_S3_ACCESS_KEY_ID", global = true)]
+    pub s3_access_key_id: Option<String>,
+
+    #[arg(
+        long,
+        env = "PARLEY_S3_SECRET_ACCESS_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub s3_secret_access_key: Option<String>,
+
+    /// Allow a plain-http S3 endpoint (a store on the same host or network).
+    #[arg(long, env = "PARLEY_S3_ALLOW_HTTP", global = true)]
+    pub s3_allow_http: bool,
+
+    /// Largest attachment, in bytes (`413 file_too_large` beyond). 25 MiB.
+    #[arg(long, env = "PARLEY_MAX_UPLOAD_BYTES", default_value_t = 25 * 1024 * 1024, global = true)]
+    pub max_upload_bytes: u64,
+
+    /// Bytes a user may upload in any 24 hours (`413 upload_quota_exceeded` beyond). 1 GiB.
+    #[arg(long, env = "PARLEY_MAX_UPLOAD_BYTES_PER_DAY", default_value_t = 1024 * 1024 * 1024, global = true)]
+    pub max_upload_bytes_per_day: u64,
+
+    /// Attachments one message may carry (`400 too_many_attachments` beyond).
+    #[arg(
+        long,
+        env = "PARLEY_MAX_ATTACHMENTS_PER_MESSAGE",
+        default_value_t = 10,
+        global = true
+    )]
+    pub max_attachments_per_message: usize,
+
+    /// Longest voice message, in seconds (`413 voice_too_long` beyond).
+    #[arg(
+        long,
+        env = "PARLEY_MAX_VOICE_SECONDS",
+        default_value_t = 300,
+        global = true
+    )]
+    pub max_voice_seconds: u32,
+
+    /// Most pixels (width × height) of an image attachment (`413 image_too_large` beyond).
+    #[arg(
+        long,
+        env = "PARLEY_MAX_IMAGE_PIXELS",
+        default_value_t = 40_000_000,
+        global = true
+    )]
+    pub max_image_pixels: u64,
+
+    /// Longest side of an image attachment, in pixels.
+    #[arg(
+        long,
+        env = "PARLEY_MAX_IMAGE_SIDE",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub max_image_side: u32,
+
+    /// Attachment uploads a user may make per minute, refilled evenly; past it `429 rate_limited`.
+    #[arg(
+        long,
+        env = "PARLEY_UPLOADS_PER_MINUTE",
+        default_value_t = 60,
+        global = true
+    )]
+    pub uploads_per_minute: u32,
+
+    /// How long an upload waits to be posted before it is deleted.
+    #[arg(long, env = "PARLEY_UNPOSTED_UPLOAD_TTL", default_value = "24h", value_parser = humantime::parse_duration, global = true)]
+    pub unposted_upload_ttl: Duration,
 }
 
 /// `--sqlite-synchronous`.
@@ -380,6 +470,20 @@ impl Config {
         }
         if self.image_uploads_per_minute == 0 {
             bail!("--image-uploads-per-minute must be at least 1");
+        }
+        if self.uploads_per_minute == 0 {
+            bail!("--uploads-per-minute must be at least 1");
+        }
+        if self.max_upload_bytes == 0 {
+            bail!("--max-upload-bytes must be at least 1");
+        }
+        if !(1..=100).contains(&self.max_attachments_per_message) {
+            bail!("--max-attachments-per-message is 1 to 100");
+        }
+        if let Some(url) = &self.storage_url
+            && !url.starts_with("s3://")
+        {
+            bail!("--storage-url must be an s3://bucket/prefix URL (unset: the data directory)");
         }
         if let Some(url) = &self.redis_url
             && !(url.starts_with("redis://")
@@ -476,6 +580,17 @@ impl Config {
     }
 
     /// A configuration for tests: a fresh data dir, a random port, quick timers.
+    /// The S3 flags, for `storage::open`.
+    pub fn s3_options(&self) -> crate::storage::S3Options {
+        crate::storage::S3Options {
+            endpoint: self.s3_endpoint.clone(),
+            region: self.s3_region.clone(),
+            access_key_id: self.s3_access_key_id.clone(),
+            secret_access_key: self.s3_secret_access_key.clone(),
+            allow_http: self.s3_allow_http,
+        }
+    }
+
     pub fn for_tests(data_dir: PathBuf) -> Self {
         let mut config = Config::parse_from(["parley"]);
         config.bind = "127.0.0.1:0".parse().expect("literal address");
@@ -508,6 +623,10 @@ impl std::fmt::Debug for Config {
             .field("db_max_connections", &self.db_max_connections)
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
             .field("redis_namespace", &self.redis_namespace)
+            .field("storage_url", &self.storage_url)
+            .field("s3_endpoint", &self.s3_endpoint)
+            .field("max_upload_bytes", &self.max_upload_bytes)
+            .field("max_upload_bytes_per_day", &self.max_upload_bytes_per_day)
             .field("public_url", &self.public_url().as_str())
             .field("allowed_origins", &self.allowed_origins)
             .field("registration_open", &self.registration_open)

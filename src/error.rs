@@ -23,7 +23,7 @@ pub enum AppError {
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
     #[error("{message}")]
-    PayloadTooLarge { message: String },
+    PayloadTooLarge { code: &'static str, message: String },
     #[error("{message}")]
     RateLimited {
         code: &'static str,
@@ -83,6 +83,13 @@ impl AppError {
         }
     }
 
+    pub fn too_large(code: &'static str, message: impl Into<String>) -> Self {
+        Self::PayloadTooLarge {
+            code,
+            message: message.into(),
+        }
+    }
+
     pub fn room_not_found() -> Self {
         Self::not_found("room_not_found", "no such room")
     }
@@ -118,9 +125,9 @@ impl AppError {
             | AppError::Forbidden { code, .. }
             | AppError::NotFound { code, .. }
             | AppError::Conflict { code, .. }
+            | AppError::PayloadTooLarge { code, .. }
             | AppError::RateLimited { code, .. }
             | AppError::Unavailable { code, .. } => code,
-            AppError::PayloadTooLarge { .. } => "payload_too_large",
             AppError::MethodNotAllowed => "method_not_allowed",
             AppError::Busy { .. } => "busy",
             AppError::Store(StoreError::NotFound) => "not_found",

@@ -107,7 +107,7 @@ impl Routes {
 
 /// The JSON API, under `/tools/api`.
 fn api_routes() -> Routes {
-    use api::{auth, messages, rooms, users};
+    use api::{attachments, auth, messages, rooms, users};
 
     Routes::new("/tools/api")
         .post("/auth/register", auth::register)
@@ -159,6 +159,27 @@ fn api_routes() -> Routes {
         .get("/chat/{room_id}/messages", messages::list_messages)
         .post("/chat/{room_id}/send", messages::send_message)
         .post("/chat/{room_id}/read", messages::mark_read)
+        // Uploads enforce their own limits as the file streams in.
+        .post(
+            "/chat/{room_id}/uploads",
+            attachments::upload.layer(DefaultBodyLimit::disable()),
+        )
+        .post(
+            "/chat/{room_id}/send-image",
+            attachments::send_image.layer(DefaultBodyLimit::disable()),
+        )
+        .post(
+            "/chat/{room_id}/send-file",
+            attachments::send_file.layer(DefaultBodyLimit::disable()),
+        )
+        .post(
+            "/chat/{room_id}/send-audio",
+            attachments::send_audio.layer(DefaultBodyLimit::disable()),
+        )
+        .post(
+            "/chat/{room_id}/send-video",
+            attachments::send_video.layer(DefaultBodyLimit::disable()),
+        )
 }
 
 /// Pages and assets: text worth compressing.
@@ -187,6 +208,23 @@ fn other_routes() -> Routes {
         .get("/ws", ws::user_socket)
         .get("/ws/chat/{room_id}", ws::room_socket)
         .get("/avatars/{user_id}", api::users::get_avatar)
+        // Under the API's paths, but cached (privately) unlike its JSON.
+        .get(
+            "/tools/api/chat/attachments/{attachment_id}",
+            api::attachments::get_original,
+        )
+        .get(
+            "/tools/api/chat/attachments/{attachment_id}/thumbnail",
+            api::attachments::get_thumbnail,
+        )
+        .get(
+            "/tools/api/chat/attachments/{attachment_id}/preview",
+            api::attachments::get_preview,
+        )
+        .get(
+            "/tools/api/chat/{room_id}/download/{message_id}",
+            api::attachments::download_message,
+        )
         .get("/healthz", health::healthz)
         .get("/readyz", health::readyz)
 }

@@ -26,6 +26,8 @@ pub struct Limits {
     redis: Option<Arc<RedisLink>>,
     image_uploads: DefaultKeyedRateLimiter<UserId>,
     image_uploads_per_minute: u32,
+    uploads: DefaultKeyedRateLimiter<UserId>,
+    uploads_per_minute: u32,
 }
 
 impl Limits {
@@ -45,6 +47,8 @@ impl Limits {
             redis,
             image_uploads: RateLimiter::keyed(image_upload_quota(config.image_uploads_per_minute)),
             image_uploads_per_minute: config.image_uploads_per_minute,
+            uploads: RateLimiter::keyed(image_upload_quota(config.uploads_per_minute)),
+            uploads_per_minute: config.uploads_per_minute,
         }
     }
 
@@ -79,11 +83,34 @@ impl Limits {
     /// Counts one image upload for `user`: up to `--image-uploads-per-minute`
     /// at once, refilled evenly over the minute. `Err(wait)` if over it.
     pub async fn check_image_upload(&self, user: UserId) -> Result<(), Duration> {
-        let per_minute = self.image_uploads_per_minute.max(1);
+        self.check_per_minute(
+            &self.image_uploads,
+            "img",
+            self.image_uploads_per_minute,
+            user,
+        )
+        .await
+    }
+
+    /// Counts one attachment upload for `user`, as [`Limits::check_image_upload`]
+    /// with `--uploads-per-minute`.
+    pub async fn check_upload(&self, user: UserId) -> Result<(), Duration> {
+        self.check_per_minute(&self.uploads, "upl", self.uploads_per_minute, user)
+            .await
+    }
+
+    async fn check_per_minute(
+        &self,
+        local: &DefaultKeyedRateLimiter<UserId>,
+        key: &str,
+        per_minute: u32,
+        user: UserId,
+    ) -> Result<(), Duration> {
+        let per_minute = per_minute.max(1);
         if let Some(redis) = self.shared() {
             let interval = Duration::from_secs(60) / per_minute;
             match redis
-                .rate_every(&format!("img:{user}"), interval, per_minute)
+                .rate_every(&format!("{key}:{user}"), interval, per_minute)
                 .await
             {
                 Ok(None) => return Ok(()),
@@ -93,7 +120,7 @@ impl Limits {
                 }
             }
         }
-        self.image_uploads
+        local
             .check_key(&user)
             .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
@@ -134,6 +161,7 @@ impl Limits {
         self.messages.retain_recent();
         self.messages.shrink_to_fit();
         self.image_uploads.retain_recent();
+        self.uploads.retain_recent();
         self.image_uploads.shrink_to_fit();
         self.logins.forget_expired(Instant::now());
     }

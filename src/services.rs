@@ -5,6 +5,7 @@
 //! the command line, so a rule cannot depend on how it was asked for.
 
 pub mod accounts;
+pub mod attachments;
 pub mod blocks;
 mod context;
 pub mod messages;

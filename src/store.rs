@@ -9,7 +9,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use url::Url;
 
-use crate::domain::ids::{MessageId, RoomId, TokenId, UserId};
+use crate::domain::attachment::Attachment;
+use crate::domain::ids::{AttachmentId, MessageId, RoomId, TokenId, UserId};
 use crate::domain::message::{InsertOutcome, Message, NewMessage};
 use crate::domain::room::{Member, Role, Room, RoomKind};
 use crate::domain::user::{Language, Membership, ThemeMode, ThemeStyle, User};
@@ -56,6 +57,8 @@ pub enum Conflict {
     TooManyRooms,
     /// The user holds as many API tokens as `--max-tokens-per-user` allows.
     TooManyTokens,
+    /// The user uploaded as many bytes in the last day as `--max-upload-bytes-per-day` allows.
+    UploadQuotaExceeded,
     /// The username is taken.
     UsernameTaken,
 }
@@ -77,6 +80,7 @@ impl Conflict {
             Self::TooManyInvites => "too_many_invites",
             Self::TooManyRooms => "too_many_rooms",
             Self::TooManyTokens => "too_many_tokens",
+            Self::UploadQuotaExceeded => "upload_quota_exceeded",
             Self::UsernameTaken => "username_taken",
         }
     }
@@ -249,6 +253,26 @@ pub enum Page {
     After { seq: i64, limit: u32 },
 }
 
+/// An upload as the store keeps it: whose, where, and which message posted it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachmentRecord {
+    pub attachment: Attachment,
+    /// The room it was uploaded to; it may be posted only there.
+    pub room_id: RoomId,
+    pub uploader_id: UserId,
+    /// `None` until a message posts it.
+    pub message_id: Option<MessageId>,
+    pub created_at: i64,
+}
+
+/// A cap on the bytes a user uploads per window: an upload is refused when
+/// the uploader's uploads at or after `since`, with it, would pass `max_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadQuota {
+    pub max_bytes: i64,
+    pub since: i64,
+}
+
 /// A page of history in ascending seq, and whether more lies beyond it
 /// (older for `Latest`/`Before`, newer for `After`).
 #[derive(Debug, Clone)]
@@ -258,7 +282,7 @@ pub struct MessagePage {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: AttachmentStore + Send + Sync + 'static {
     /// Applies pending migrations.
     async fn migrate(&self) -> StoreResult<()>;
     /// Cheap round trip, for readiness checks.
@@ -509,11 +533,46 @@ pub trait Store: Send + Sync + 'static {
         Ok(())
     }
     async fn list_messages(&self, room: &RoomId, page: Page) -> StoreResult<MessagePage>;
+    /// The message of `room` with this id.
+    async fn get_message(&self, room: &RoomId, id: MessageId) -> StoreResult<Option<Message>>;
     /// The highest seq among these message ids in the room (ids elsewhere are ignored).
     async fn max_seq_of(&self, room: &RoomId, ids: &[MessageId]) -> StoreResult<Option<i64>>;
 }
 
 pub type DynStore = Arc<dyn Store>;
+
+/// Uploads, on their own trait so the message path's trait stays what it is;
+/// every store implements both.
+#[async_trait]
+pub trait AttachmentStore: Send + Sync + 'static {
+    /// Records an upload whose files are stored. Refused with
+    /// `Conflict(Conflict::UploadQuotaExceeded)` over `quota`, counted in the
+    /// same transaction (so it holds for concurrent uploads and nodes);
+    /// `NotFound` if the room or uploader does not exist.
+    async fn insert_attachment(
+        &self,
+        record: &AttachmentRecord,
+        quota: UploadQuota,
+    ) -> StoreResult<()>;
+    async fn get_attachment(&self, id: AttachmentId) -> StoreResult<Option<AttachmentRecord>>;
+    /// Bytes `user` uploaded at or after `since`, and when the oldest of
+    /// those uploads was made (when quota frees up).
+    async fn uploaded_since(&self, user: UserId, since: i64) -> StoreResult<(i64, Option<i64>)>;
+    /// Uploads no message posted, made before `before`, oldest first.
+    async fn list_unposted_attachments(
+        &self,
+        before: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<AttachmentId>>;
+    /// Deletes those of these uploads still unposted (a message claiming one
+    /// meanwhile keeps it); returns the ids deleted, whose files may go.
+    async fn delete_unposted_attachments(
+        &self,
+        ids: &[AttachmentId],
+    ) -> StoreResult<Vec<AttachmentId>>;
+    /// Those of these ids that have a row (for `parley storage check`).
+    async fn existing_attachments(&self, ids: &[AttachmentId]) -> StoreResult<Vec<AttachmentId>>;
+}
 
 /// When an SQLite commit reaches the disk. PostgreSQL follows the server's
 /// own `synchronous_commit`, which is on unless its operator turns it off.

@@ -4,7 +4,8 @@
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::domain::ids::{MessageId, RoomId, UserId};
+use crate::domain::attachment::Attachment;
+use crate::domain::ids::{AttachmentId, MessageId, RoomId, UserId};
 use crate::domain::message::Message;
 use crate::domain::room::{Member, Role, Room};
 use crate::domain::tags::{self, Tag};
@@ -153,6 +154,59 @@ pub struct MessageView<'a> {
     /// For system messages: the structured event (see docs/protocol.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event: Option<&'a RawValue>,
+    /// Left out for messages without any (text, system).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentView<'a>>,
+}
+
+/// An attachment as clients see it: its metadata and where to fetch it.
+#[derive(Debug, Serialize)]
+pub struct AttachmentView<'a> {
+    pub id: AttachmentId,
+    pub kind: &'static str,
+    pub name: &'a str,
+    pub size: i64,
+    pub mime: &'a str,
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thumbnail_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preview_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub animated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placeholder: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waveform: Option<&'a [u8]>,
+}
+
+impl<'a> AttachmentView<'a> {
+    pub fn new(attachment: &'a Attachment) -> Self {
+        let base = format!("/tools/api/chat/attachments/{}/", attachment.id);
+        let thumbs = attachment.has_thumbnails();
+        Self {
+            id: attachment.id,
+            kind: attachment.kind.code(),
+            name: &attachment.name,
+            size: attachment.size,
+            mime: &attachment.mime,
+            thumbnail_url: thumbs.then(|| format!("{base}thumbnail/")),
+            preview_url: thumbs.then(|| format!("{base}preview/")),
+            url: base,
+            width: attachment.width,
+            height: attachment.height,
+            animated: attachment.animated,
+            placeholder: attachment.placeholder.as_deref(),
+            duration_ms: attachment.duration_ms,
+            waveform: attachment.waveform.as_deref(),
+        }
+    }
 }
 
 impl<'a> MessageView<'a> {
@@ -176,6 +230,11 @@ impl<'a> MessageView<'a> {
                 .event
                 .as_deref()
                 .and_then(|e| serde_json::from_str(e).ok()),
+            attachments: message
+                .attachments
+                .iter()
+                .map(AttachmentView::new)
+                .collect(),
         }
     }
 

@@ -5,6 +5,8 @@
 //! | layer       | may not reach                                          |
 //! |-------------|--------------------------------------------------------|
 //! | `domain/`   | anything of ours outside `domain/`                     |
+//! | `media/`    | the store, storage, bus, services, realtime, http, bench, the CLI |
+//! | `storage/`  | the store, media, bus, services, realtime, http, bench, the CLI |
 //! | `store/`    | the bus, services, realtime, http, bench, the CLI      |
 //! | `bus/`      | services, realtime, http, bench, the CLI               |
 //! | `services/` | realtime, http, bench, the CLI                         |
@@ -23,6 +25,12 @@ const CLI: [&str; 4] = ["app", "main", "commands", "cli"];
 fn forbidden(layer: &str) -> Option<Vec<&'static str>> {
     let mut list = match layer {
         "domain" => return None,
+        "media" => vec![
+            "store", "storage", "bus", "services", "realtime", "http", "bench",
+        ],
+        "storage" => vec![
+            "store", "media", "bus", "services", "realtime", "http", "bench",
+        ],
         "store" => vec!["bus", "services", "realtime", "http", "bench"],
         "bus" => vec!["services", "realtime", "http", "bench"],
         "services" => vec!["realtime", "http", "bench"],
@@ -34,7 +42,9 @@ fn forbidden(layer: &str) -> Option<Vec<&'static str>> {
     Some(list)
 }
 
-const LAYERS: [&str; 6] = ["domain", "store", "bus", "services", "realtime", "http"];
+const LAYERS: [&str; 8] = [
+    "domain", "media", "storage", "store", "bus", "services", "realtime", "http",
+];
 
 /// One `crate::` path as written: the file it is in and the path.
 #[derive(Clone)]

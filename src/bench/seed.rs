@@ -113,6 +113,7 @@ async fn seed(store: &DynStore, options: &SeedOptions) -> anyhow::Result<()> {
                         ),
                         client_id: None,
                         event: None,
+                        attachments: Vec::new(),
                         created_at: at,
                     }
                 })

@@ -154,7 +154,10 @@ mod tests {
     #[test]
     fn names_lose_paths_controls_and_length() {
         assert_eq!(sanitize_name("../../etc/passwd", "file"), "passwd");
-        assert_eq!(sanitize_name("C:\\Users\\a\\photo.JPG", "file"), "photo.JPG");
+        assert_eq!(
+            sanitize_name("C:\\Users\\a\\photo.JPG", "file"),
+            "photo.JPG"
+        );
         assert_eq!(sanitize_name("..", "file"), "file");
         assert_eq!(sanitize_name(".htaccess", "file"), "htaccess");
         assert_eq!(sanitize_name("a\u{202E}gpj.exe", "file"), "agpj.exe");

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::Invalid;
+use super::attachment::{Attachment, AttachmentKind};
 use super::ids::{MessageId, RoomId, UserId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -13,6 +14,14 @@ pub enum MessageType {
     Text,
     /// Written by the server for joins, leaves, renames and similar events.
     System,
+    /// One or more images (and a caption).
+    Image,
+    /// Files, or attachments of mixed kinds.
+    File,
+    /// One recorded voice message.
+    Voice,
+    /// One or more videos.
+    Video,
 }
 
 impl MessageType {
@@ -20,6 +29,10 @@ impl MessageType {
         match self {
             MessageType::Text => "text",
             MessageType::System => "system",
+            MessageType::Image => "image",
+            MessageType::File => "file",
+            MessageType::Voice => "voice",
+            MessageType::Video => "video",
         }
     }
 
@@ -27,8 +40,34 @@ impl MessageType {
         match code {
             "text" => Some(MessageType::Text),
             "system" => Some(MessageType::System),
+            "image" => Some(MessageType::Image),
+            "file" => Some(MessageType::File),
+            "voice" => Some(MessageType::Voice),
+            "video" => Some(MessageType::Video),
             _ => None,
         }
+    }
+
+    /// The type of a message carrying these attachments: their kind when they
+    /// all share one, else `file`; text without any.
+    pub fn of_attachments(attachments: &[Attachment]) -> Self {
+        let Some(first) = attachments.first() else {
+            return MessageType::Text;
+        };
+        if attachments.iter().any(|a| a.kind != first.kind) {
+            return MessageType::File;
+        }
+        match first.kind {
+            AttachmentKind::Image => MessageType::Image,
+            AttachmentKind::File => MessageType::File,
+            AttachmentKind::Voice => MessageType::Voice,
+            AttachmentKind::Video => MessageType::Video,
+        }
+    }
+
+    /// Whether a user writes messages of this type (the server alone writes system ones).
+    pub fn is_user_written(self) -> bool {
+        self != MessageType::System
     }
 }
 
@@ -65,6 +104,8 @@ pub struct Message {
     pub client_id: Option<String>,
     /// For system messages: what happened, as JSON (a [`SystemEvent`]).
     pub event: Option<String>,
+    /// Empty for text and system messages (an empty `Vec` allocates nothing).
+    pub attachments: Vec<Attachment>,
     pub created_at: i64,
 }
 
@@ -78,6 +119,9 @@ pub struct NewMessage {
     pub content: String,
     pub client_id: Option<String>,
     pub event: Option<String>,
+    /// Uploads of the sender in this room, not yet posted: the store claims
+    /// them for this message in the transaction that stores it, or refuses it.
+    pub attachments: Vec<Attachment>,
     pub created_at: i64,
 }
 
@@ -92,6 +136,7 @@ impl NewMessage {
             content: self.content,
             client_id: self.client_id,
             event: self.event,
+            attachments: self.attachments,
             created_at: self.created_at,
         }
     }
@@ -103,12 +148,17 @@ pub enum InsertOutcome {
     Inserted(Message),
     /// The sender already stored a message with this `client_id` in this room: here it is.
     Duplicate(Message),
+    /// Not stored: one of its attachments is not (or no longer) an unposted
+    /// upload of its sender in its room, e.g. a second message racing for it.
+    AttachmentsTaken,
 }
 
 impl InsertOutcome {
-    pub fn message(&self) -> &Message {
+    /// The stored message (`None` when it was refused).
+    pub fn message(&self) -> Option<&Message> {
         match self {
-            InsertOutcome::Inserted(m) | InsertOutcome::Duplicate(m) => m,
+            InsertOutcome::Inserted(m) | InsertOutcome::Duplicate(m) => Some(m),
+            InsertOutcome::AttachmentsTaken => None,
         }
     }
 }

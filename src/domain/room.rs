@@ -105,7 +105,7 @@ impl Member {
 pub const MUTED_FOREVER: i64 = 253_402_300_799_000;
 
 /// Ids that would shadow fixed API paths (`/tools/api/chat/rooms/`, `.../direct/...`).
-pub const RESERVED_ROOM_IDS: &[&str] = &["rooms", "direct", "invites", "enhanced"];
+pub const RESERVED_ROOM_IDS: &[&str] = &["rooms", "direct", "invites", "enhanced", "attachments"];
 
 pub const ROOM_NAME_MAX: usize = 80;
 pub const ROOM_DESCRIPTION_MAX: usize = 1000;

@@ -51,6 +51,11 @@ pub fn has_visible(text: &str) -> bool {
 
 /// Message content: controls removed, trimmed, 1..=`max_chars` characters, at
 /// least one of them visible.
+/// Whether the text shows nothing (empty, whitespace, invisible characters).
+pub fn is_blank(text: &str) -> bool {
+    !has_visible(text.trim())
+}
+
 pub fn message_content(raw: &str, max_chars: usize) -> Result<String, Invalid> {
     let cleaned = strip_controls(raw);
     let trimmed = cleaned.trim();

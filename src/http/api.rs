@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+pub mod attachments;
 pub mod auth;
 pub mod messages;
 pub mod rooms;

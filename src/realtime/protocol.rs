@@ -21,6 +21,9 @@ pub enum ClientMsg {
         client_id: Option<String>,
         #[serde(default)]
         room_id: Option<RoomId>,
+        /// Ids of the sender's uploads to this room that the message posts.
+        #[serde(default)]
+        attachments: Vec<String>,
     },
     Typing {
         is_typing: bool,
@@ -133,7 +136,8 @@ mod tests {
                 content: "hi".into(),
                 message_type: None,
                 client_id: Some("c1".into()),
-                room_id: None
+                room_id: None,
+                attachments: Vec::new(),
             }
         );
         assert_eq!(

@@ -15,6 +15,7 @@ use crate::limits::Limits;
 use crate::services::tail_cache::TailCache;
 use crate::services::typing::Typing;
 use crate::services::writer::MessageWriter;
+use crate::storage::DynBlobStore;
 use crate::store::DynStore;
 use crate::store::room_cache::RoomCache;
 
@@ -40,4 +41,7 @@ pub struct Services {
     pub tasks: TaskTracker,
     /// Image decoding, a few at once (`--image-workers`, `--image-queue`).
     pub images: Arc<ImagePool>,
+    /// Where attachments' files are kept (a directory, or object storage
+    /// shared by every node).
+    pub blobs: DynBlobStore,
 }

@@ -17,14 +17,17 @@ use crate::store::{MessagePage, Page};
 pub const PAGE_DEFAULT: u32 = 50;
 pub const PAGE_MAX: u32 = 200;
 
-/// Stores a text message from `sender` and delivers it once committed. A repeated
-/// `client_id` returns the original message instead of storing a second one.
+/// Stores a message from `sender` and delivers it once committed: text, or
+/// uploads of the sender in this room (`attachments`, their ids) with an
+/// optional caption. A repeated `client_id` returns the original message
+/// instead of storing a second one.
 pub async fn post(
     ctx: &Services,
     sender: &Arc<Sender>,
     room: &RoomId,
     content: &str,
     client_id: Option<&str>,
+    attachments: &[String],
 ) -> Result<InsertOutcome> {
     if let Err(wait) = ctx.limits.check_message(sender.id).await {
         return Err(AppError::RateLimited {
@@ -33,12 +36,29 @@ pub async fn post(
             retry_after: wait,
         });
     }
-    let content = text::message_content(content, ctx.config.max_message_chars)?;
+    let content = if !attachments.is_empty() && text::is_blank(content) {
+        // A caption is optional.
+        String::new()
+    } else {
+        text::message_content(content, ctx.config.max_message_chars)?
+    };
     let client_id = client_id.map(message::parse_client_id).transpose()?;
     let now = now_ms();
     rooms::access(ctx, room, sender.id)
         .await?
         .require_post(now)?;
+    let attachments = if attachments.is_empty() {
+        Vec::new()
+    } else {
+        crate::services::attachments::for_message(
+            ctx,
+            sender.id,
+            room,
+            attachments,
+            client_id.is_some(),
+        )
+        .await?
+    };
     if ctx.typing.stop(room, sender.id) {
         announce_typing(ctx, room, sender.id, &sender.username, false);
     }
@@ -47,10 +67,11 @@ pub async fn post(
             id: MessageId::new(),
             room_id: room.clone(),
             sender: Some(sender.clone()),
-            message_type: MessageType::Text,
+            message_type: MessageType::of_attachments(&attachments),
             content,
             client_id,
             event: None,
+            attachments,
             created_at: now,
         })
         .await

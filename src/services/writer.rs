@@ -60,6 +60,15 @@ impl MessageWriter {
     }
 }
 
+/// A message refused because an upload it names is not the sender's to post
+/// (any more): the same error as an unknown upload.
+pub fn attachments_taken() -> AppError {
+    AppError::bad_request(
+        "invalid_attachment",
+        "an attachment is unknown, not yours, from another room or already posted",
+    )
+}
+
 fn shutting_down() -> AppError {
     AppError::Store(StoreError::Unavailable(
         "the server is shutting down".into(),
@@ -157,7 +166,7 @@ fn finish(
         Ok(outcomes) => {
             let inserted = outcomes.iter().filter_map(|o| match o {
                 InsertOutcome::Inserted(message) => Some(message),
-                InsertOutcome::Duplicate(_) => None,
+                InsertOutcome::Duplicate(_) | InsertOutcome::AttachmentsTaken => None,
             });
             // Before anyone can see these messages (live or acknowledged),
             // so whoever saw one finds it in the latest history page.
@@ -168,14 +177,13 @@ fn finish(
             // delivered nothing, and the client's retry is the first time
             // anyone hears of it. Connections that already have the seq drop
             // it (see `realtime::delivery`), so nobody sees it twice.
-            fan_out(
-                bus,
-                outcomes.iter().map(|o| match o {
-                    InsertOutcome::Inserted(message) | InsertOutcome::Duplicate(message) => message,
-                }),
-            );
+            fan_out(bus, outcomes.iter().filter_map(InsertOutcome::message));
             for (outcome, reply) in outcomes.into_iter().zip(replies) {
-                let _ = reply.send(Ok(outcome));
+                let answer = match outcome {
+                    InsertOutcome::AttachmentsTaken => Err(attachments_taken()),
+                    stored => Ok(stored),
+                };
+                let _ = reply.send(answer);
             }
         }
         Err(err) => {

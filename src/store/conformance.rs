@@ -76,15 +76,17 @@ fn text(room: &Room, from: &User, content: &str, client_id: Option<&str>, at: i6
         content: content.to_string(),
         client_id: client_id.map(str::to_string),
         event: None,
+        attachments: Vec::new(),
         created_at: at,
     }
 }
 
 fn seqs(outcomes: &[InsertOutcome]) -> Vec<i64> {
-    outcomes.iter().map(|o| o.message().seq).collect()
+    outcomes.iter().map(|o| o.message().unwrap().seq).collect()
 }
 
 mod accounts;
+mod attachments;
 mod messages;
 mod moderation;
 mod parity;
@@ -93,6 +95,7 @@ mod room_lists;
 mod rooms;
 
 use accounts::*;
+use attachments::*;
 use messages::*;
 use moderation::*;
 use quotas::*;
@@ -143,6 +146,7 @@ macro_rules! conformance_suite {
             active_days_are_counted_per_user,
             large_batches_keep_seqs_and_client_ids,
             paging_matches_a_vec_model,
+            attachments_are_claimed_once_and_counted,
         );
     };
     (@tests $make:path; $($name:ident),+ $(,)?) => {

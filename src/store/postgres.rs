@@ -23,7 +23,7 @@ use super::{
     RoomCursor, RoomPage, RoomQuota, RoomSummary, SessionRecord, Store, StoreError, StoreResult,
 };
 use crate::domain::ids::{MessageId, RoomId, TokenId, UserId};
-use crate::domain::message::{InsertOutcome, Message, MessageType, NewMessage};
+use crate::domain::message::{InsertOutcome, Message, NewMessage};
 use crate::domain::room::{Member, Role, Room};
 use crate::domain::time::day_of;
 use crate::domain::user::{Language, Membership, ThemeMode, ThemeStyle, User};
@@ -41,6 +41,7 @@ const STATEMENT_TIMEOUT: &str = "5s";
 /// hold its rooms' locks and stall every other node's writes to them.
 const IDLE_IN_TRANSACTION_TIMEOUT: &str = "10s";
 
+mod attachments;
 mod batch;
 
 pub struct PostgresStore {
@@ -1727,6 +1728,21 @@ impl Store for PostgresStore {
             messages: messages(rows)?,
             has_more,
         })
+    }
+
+    async fn get_message(&self, room: &RoomId, id: MessageId) -> StoreResult<Option<Message>> {
+        sqlx::query_as::<_, MessageRow>(concat!(
+            "select ",
+            message_cols!(),
+            " from messages m left join users u on u.id = m.sender_id where m.id = $1 and m.room_id = $2"
+        ))
+        .bind(id.to_string())
+        .bind(room.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .map(MessageRow::into_message)
+        .transpose()
     }
 
     async fn max_seq_of(&self, room: &RoomId, ids: &[MessageId]) -> StoreResult<Option<i64>> {

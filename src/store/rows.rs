@@ -166,7 +166,7 @@ pub(super) struct MemberUserRow {
 
 macro_rules! message_cols {
     () => {
-        "m.id, m.room_id, m.seq, m.sender_id, m.message_type, m.content, m.client_id, m.event, m.created_at, \
+        "m.id, m.room_id, m.seq, m.sender_id, m.message_type, m.content, m.client_id, m.event, m.attachments, m.created_at, \
          u.username as sender_username, u.display_name as sender_display_name, \
          u.avatar_version as sender_avatar_version"
     };
@@ -182,6 +182,7 @@ pub(super) struct MessageRow {
     pub(super) content: String,
     pub(super) client_id: Option<String>,
     pub(super) event: Option<String>,
+    pub(super) attachments: Option<String>,
     pub(super) created_at: i64,
     pub(super) sender_username: Option<String>,
     pub(super) sender_display_name: Option<String>,
@@ -209,6 +210,10 @@ impl MessageRow {
             content: self.content,
             client_id: self.client_id,
             event: self.event,
+            attachments: match self.attachments {
+                Some(json) => serde_json::from_str(&json).map_err(|_| corrupt("attachments"))?,
+                None => Vec::new(),
+            },
             created_at: self.created_at,
         })
     }

@@ -23,11 +23,12 @@ use super::{
     StoreResult,
 };
 use crate::domain::ids::{MessageId, RoomId, TokenId, UserId};
-use crate::domain::message::{InsertOutcome, Message, MessageType, NewMessage};
+use crate::domain::message::{InsertOutcome, Message, NewMessage};
 use crate::domain::room::{Member, Role, Room};
 use crate::domain::time::day_of;
 use crate::domain::user::{Language, Membership, ThemeMode, ThemeStyle, User};
 
+mod attachments;
 mod batch;
 mod checkpoints;
 
@@ -1801,6 +1802,21 @@ impl Store for SqliteStore {
             messages: messages(rows)?,
             has_more,
         })
+    }
+
+    async fn get_message(&self, room: &RoomId, id: MessageId) -> StoreResult<Option<Message>> {
+        sqlx::query_as::<_, MessageRow>(concat!(
+            "select ",
+            message_cols!(),
+            " from messages m left join users u on u.id = m.sender_id where m.id = ? and m.room_id = ?"
+        ))
+        .bind(id.to_string())
+        .bind(room.as_str())
+        .fetch_optional(self.read().await?)
+        .await
+        .map_err(db_err)?
+        .map(MessageRow::into_message)
+        .transpose()
     }
 
     async fn max_seq_of(&self, room: &RoomId, ids: &[MessageId]) -> StoreResult<Option<i64>> {

@@ -3,6 +3,7 @@
 // Tests may unwrap: a panic is a failed test with a clear location.
 #![allow(clippy::unwrap_used)]
 
+mod attachments;
 mod auth;
 mod bench;
 mod errors;

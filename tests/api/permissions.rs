@@ -61,6 +61,8 @@ enum Body {
     Form(fn(&Fixture) -> Vec<(&'static str, String)>),
     /// A multipart upload of a small PNG, as the avatar form sends.
     Avatar,
+    /// A multipart attachment upload: the file field's name and the file.
+    Upload(&'static str, fn() -> (Vec<u8>, &'static str)),
 }
 
 /// One route: the room it acts on, what it sends, and the status each role
@@ -131,7 +133,7 @@ fn no_json(_: &Fixture) -> Value {
 /// The routes, each with its answers. Read as: "a <role> doing <route> gets <status>".
 #[rustfmt::skip]
 fn table() -> Vec<Row> {
-    use Body::{Avatar, Form, Json, None};
+    use Body::{Avatar, Form, Json, None, Upload};
     vec![
         // ---- auth
         row("POST", "/tools/api/auth/register", Json(|f| json!({"username": f.fresh_name, "password": "a-new-password-7"})),
@@ -235,6 +237,26 @@ fn table() -> Vec<Row> {
             [401, 403, 201, 403, 403, 201, 201, 403, 201]),
         row("POST", "/tools/api/chat/{room_id}/read", Json(|_| json!({"up_to_seq": 1})),
             [401, 403, 200, 200, 403, 200, 200, 403, 200]),
+        // ---- attachments: uploading is posting; fetching is reading the room
+        // (a posted attachment of the fixture room; everyone else gets 404)
+        row("POST", "/tools/api/chat/{room_id}/uploads", Upload("file", || (tiny_png(), "a.png")),
+            [401, 403, 201, 403, 403, 201, 201, 403, 201]),
+        row("POST", "/tools/api/chat/{room_id}/send-image", Upload("image", || (tiny_png(), "a.png")),
+            [401, 403, 201, 403, 403, 201, 201, 403, 201]),
+        row("POST", "/tools/api/chat/{room_id}/send-file", Upload("file", || (b"matrix notes".to_vec(), "notes.txt")),
+            [401, 403, 201, 403, 403, 201, 201, 403, 201]),
+        row("POST", "/tools/api/chat/{room_id}/send-audio", Upload("audio", || (tiny_ogg(), "memo.ogg")),
+            [401, 403, 201, 403, 403, 201, 201, 403, 201]),
+        row("POST", "/tools/api/chat/{room_id}/send-video", Upload("video", || (b"not a video, so a file".to_vec(), "clip.mp4")),
+            [401, 403, 201, 403, 403, 201, 201, 403, 201]),
+        row("GET", "/tools/api/chat/attachments/{attachment_id}", None,
+            [401, 404, 200, 200, 404, 200, 200, 404, 200]),
+        row("GET", "/tools/api/chat/attachments/{attachment_id}/thumbnail", None,
+            [401, 404, 200, 200, 404, 200, 200, 404, 200]),
+        row("GET", "/tools/api/chat/attachments/{attachment_id}/preview", None,
+            [401, 404, 200, 200, 404, 200, 200, 404, 200]),
+        row("GET", "/tools/api/chat/{room_id}/download/{message_id}", None,
+            [401, 403, 200, 200, 403, 200, 200, 403, 200]),
         // ---- pages: anonymous visitors are sent to log in (303); the token
         // role is a bearer client, which pages do not know (it is anonymous there).
         row("GET", "/", None,
@@ -335,6 +357,9 @@ struct Fixture {
     fresh_name: String,
     asset_version: String,
     message_id: String,
+    /// An image the owner posted in the room, and its message.
+    attachment_id: String,
+    attachment_message_id: String,
 }
 
 async fn user(app: &TestApp, name: &str) -> UserId {
@@ -430,9 +455,10 @@ async fn fixture(app: &TestApp, people: &People, kind: RoomKind, n: usize) -> Fi
         .unwrap();
     let owner = store.get_user(people.owner).await.unwrap().unwrap();
     let sender = parley::services::rooms::sender_of(&owner);
-    let message = parley::services::messages::post(&app.state, &sender, &room, "first", None)
+    let message = parley::services::messages::post(&app.state, &sender, &room, "first", None, &[])
         .await
         .unwrap();
+    let (attachment_id, attachment_message_id) = post_image(app, &owner, &room).await;
     let stranger = quick_user(app, &format!("stranger_{n}")).await;
     let blocked = quick_user(app, &format!("blocked_{n}")).await;
     store
@@ -452,8 +478,50 @@ async fn fixture(app: &TestApp, people: &People, kind: RoomKind, n: usize) -> Fi
         login_name: people.login_name.clone(),
         fresh_name: format!("fresh_{n}"),
         asset_version: app.state.assets.base(),
-        message_id: message.message().id.to_string(),
+        message_id: message.message().unwrap().id.to_string(),
+        attachment_id,
+        attachment_message_id,
     }
+}
+
+/// Uploads and posts a small image as `owner`, through the same services the
+/// routes use; returns the attachment's id and its message's.
+async fn post_image(
+    app: &TestApp,
+    owner: &parley::domain::user::User,
+    room: &RoomId,
+) -> (String, String) {
+    use parley::services::attachments;
+    let admission = attachments::admit(&app.state, owner.id, room)
+        .await
+        .unwrap();
+    let chunks =
+        futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(tiny_png()))]);
+    let spooled = attachments::spool(&app.state, &admission, chunks)
+        .await
+        .unwrap();
+    let info = attachments::UploadInfo {
+        name: "matrix.png".into(),
+        ..attachments::UploadInfo::default()
+    };
+    let attachment = attachments::store_upload(&app.state, &admission, spooled, info)
+        .await
+        .unwrap();
+    let sender = parley::services::rooms::sender_of(owner);
+    let posted = parley::services::messages::post(
+        &app.state,
+        &sender,
+        room,
+        "",
+        None,
+        &[attachment.id.to_string()],
+    )
+    .await
+    .unwrap();
+    (
+        attachment.id.to_string(),
+        posted.message().unwrap().id.to_string(),
+    )
 }
 
 /// A user straight in the store (no password to hash: nobody logs in as them).
@@ -547,6 +615,8 @@ fn concrete(row: &Row, f: &Fixture) -> String {
     };
     row.path
         .replace("{room_id}", f.room.as_str())
+        .replace("{attachment_id}", &f.attachment_id)
+        .replace("{message_id}", &f.attachment_message_id)
         .replace("{user_id}", &user.to_string())
         .replace("{code}", &f.invite)
         .replace("{id}", &f.member_token.to_string())
@@ -592,6 +662,11 @@ async fn answer(client: &Client, row: &Row, f: &Fixture) -> u16 {
                 .unwrap();
             request.multipart(reqwest::multipart::Form::new().part("avatar", part))
         }
+        Body::Upload(field, make) => {
+            let (bytes, name) = make();
+            let part = reqwest::multipart::Part::bytes(bytes).file_name(name);
+            request.multipart(reqwest::multipart::Form::new().part(field, part))
+        }
     };
     request
         .send()
@@ -599,6 +674,49 @@ async fn answer(client: &Client, row: &Row, f: &Fixture) -> u16 {
         .expect("request sent")
         .status()
         .as_u16()
+}
+
+/// The Ogg page checksum (CRC-32, polynomial 0x04C11DB7, not reflected).
+fn ogg_crc(page: &[u8]) -> u32 {
+    let mut crc = 0u32;
+    for &byte in page {
+        crc ^= u32::from(byte) << 24;
+        for _ in 0..8 {
+            crc = if crc & 0x8000_0000 != 0 {
+                (crc << 1) ^ 0x04C1_1DB7
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+/// A one-second Ogg/Opus stream: an OpusHead page and a last page whose
+/// granule says 1 s (after the 312-sample pre-skip).
+fn tiny_ogg() -> Vec<u8> {
+    fn page(kind: u8, granule: u64, seq: u32, packet: &[u8]) -> Vec<u8> {
+        let mut page = b"OggS\0".to_vec();
+        page.push(kind);
+        page.extend_from_slice(&granule.to_le_bytes());
+        page.extend_from_slice(&1u32.to_le_bytes());
+        page.extend_from_slice(&seq.to_le_bytes());
+        page.extend_from_slice(&0u32.to_le_bytes());
+        page.push(1);
+        page.push(packet.len() as u8);
+        page.extend_from_slice(packet);
+        let crc = ogg_crc(&page);
+        page[22..26].copy_from_slice(&crc.to_le_bytes());
+        page
+    }
+    let mut head = b"OpusHead".to_vec();
+    head.extend_from_slice(&[1, 1]);
+    head.extend_from_slice(&312u16.to_le_bytes());
+    head.extend_from_slice(&48_000u32.to_le_bytes());
+    head.extend_from_slice(&[0, 0, 0]);
+    let mut out = page(2, 0, 0, &head);
+    out.extend(page(4, 312 + 48_000, 1, &[0xFC; 20]));
+    out
 }
 
 fn tiny_png() -> Vec<u8> {

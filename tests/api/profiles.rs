@@ -107,6 +107,7 @@ async fn membership_admin_and_activity_tags() {
         content: "hi".into(),
         client_id: None,
         event: None,
+        attachments: Vec::new(),
         created_at: now_ms() - days_ago * DAY_MS,
     };
     store

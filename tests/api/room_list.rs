@@ -114,6 +114,7 @@ async fn a_user_in_two_thousand_rooms_pages_through_all_of_them() {
             content: format!("hello {i}"),
             client_id: None,
             event: None,
+            attachments: Vec::new(),
             created_at: now_ms() + 1_000 + n as i64,
         })
         .collect();

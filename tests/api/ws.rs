@@ -168,6 +168,7 @@ async fn a_retry_of_a_committed_but_unacknowledged_message_reaches_everyone() {
             content: "lost ack".into(),
             client_id: Some("lost-1".into()),
             event: None,
+            attachments: Vec::new(),
             created_at: now_ms(),
         }])
         .await

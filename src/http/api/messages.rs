@@ -13,6 +13,7 @@ use crate::http::extract::{ApiJson, ApiQuery, AuthUser};
 use crate::http::state::AppState;
 use crate::services::messages::{self, ReadUpTo};
 use crate::services::rooms::sender_of;
+use crate::services::writer::attachments_taken;
 use crate::views::MessageView;
 
 #[derive(Deserialize)]
@@ -57,13 +58,17 @@ pub async fn list_messages(
 
 #[derive(Deserialize)]
 pub struct SendRequest {
-    #[serde(alias = "message")]
+    #[serde(alias = "message", default)]
     content: String,
     #[serde(default)]
     client_id: Option<String>,
+    /// Ids of uploads (`POST …/uploads/`) the message posts; the content is
+    /// then an optional caption.
+    #[serde(default)]
+    attachments: Vec<String>,
 }
 
-/// `POST /tools/api/chat/<room_id>/send/` `{"content","client_id"?}` → 201 with the
+/// `POST /tools/api/chat/<room_id>/send/` `{"content","client_id"?,"attachments"?}` → 201 with the
 /// stored message (200 with the original when the `client_id` was used before).
 pub async fn send_message(
     State(state): State<AppState>,
@@ -79,11 +84,13 @@ pub async fn send_message(
         &room,
         &body.content,
         body.client_id.as_deref(),
+        &body.attachments,
     )
     .await?;
     Ok(match &outcome {
         InsertOutcome::Inserted(m) => created(MessageView::new(m, true, false)),
         InsertOutcome::Duplicate(m) => ok(MessageView::new(m, true, false)),
+        InsertOutcome::AttachmentsTaken => return Err(attachments_taken()),
     })
 }
 

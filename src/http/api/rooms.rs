@@ -383,6 +383,7 @@ fn optional_json<T: Default + serde::de::DeserializeOwned>(
     body: std::result::Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<T> {
     let body = body.map_err(|_| AppError::PayloadTooLarge {
+        code: "payload_too_large",
         message: "the request body is too large".into(),
     })?;
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -567,6 +568,7 @@ pub async fn create_invite(
     body: std::result::Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response> {
     let body = body.map_err(|_| AppError::PayloadTooLarge {
+        code: "payload_too_large",
         message: "the request body is too large".into(),
     })?;
     // The body is optional: an empty one means no expiry and unlimited uses.

@@ -173,6 +173,7 @@ async fn read_avatar_form(
 fn multipart_error(status: axum::http::StatusCode, text: String) -> AppError {
     if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
         AppError::PayloadTooLarge {
+            code: "payload_too_large",
             message: "the upload is over 8 MB (avatars are at most 5 MB)".into(),
         }
     } else {

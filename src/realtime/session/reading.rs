@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::domain::message::MessageType;
+use crate::services::writer::attachments_taken;
 
 impl Session {
     pub(super) async fn read_loop<St, E>(&mut self, ctx: &Services, mut stream: St)
@@ -92,6 +93,9 @@ impl Session {
                 .encode();
                 self.reply(Outbound::Frame(frame));
             }
+            Ok(InsertOutcome::AttachmentsTaken) => {
+                self.reply_error(&attachments_taken(), client_id);
+            }
             Err(err) => self.reply_error(&err, client_id),
         }
     }
@@ -152,15 +156,16 @@ impl Session {
                 message_type,
                 client_id,
                 room_id,
+                attachments,
             } => {
-                // Clients write text; the server alone writes the other types.
-                if message_type
-                    .as_deref()
-                    .is_some_and(|t| MessageType::from_code(t) != Some(MessageType::Text))
-                {
+                // The server decides a message's type from its attachments;
+                // a client may name it, but never `system`.
+                if message_type.as_deref().is_some_and(|t| {
+                    !MessageType::from_code(t).is_some_and(MessageType::is_user_written)
+                }) {
                     let err = AppError::bad_request(
                         "invalid_message_type",
-                        "clients send message_type \"text\"",
+                        "clients send message_type text, image, file, voice or video",
                     );
                     self.reply_error(&err, client_id.as_deref());
                     return None;
@@ -175,8 +180,15 @@ impl Session {
                 let ctx = ctx.clone();
                 let sender = self.sender.clone();
                 return Some(Box::pin(async move {
-                    let result =
-                        messages::post(&ctx, &sender, &room, &content, client_id.as_deref()).await;
+                    let result = messages::post(
+                        &ctx,
+                        &sender,
+                        &room,
+                        &content,
+                        client_id.as_deref(),
+                        &attachments,
+                    )
+                    .await;
                     (client_id, result)
                 }));
             }

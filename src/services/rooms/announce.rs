@@ -20,6 +20,7 @@ pub(super) async fn announce(
             content: event.text(),
             client_id: None,
             event: Some(json),
+            attachments: Vec::new(),
             created_at: now_ms(),
         })
         .await?;

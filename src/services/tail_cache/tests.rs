@@ -25,6 +25,7 @@ fn message(room: &RoomId, seq: i64, from: &Arc<Sender>) -> Message {
         content: format!("message {seq}"),
         client_id: None,
         event: None,
+        attachments: Vec::new(),
         created_at: seq,
     }
 }

@@ -25,8 +25,11 @@ pub async fn seqs_are_gapless_per_room_and_client_ids_idempotent(store: &DynStor
         .unwrap();
     assert_eq!(seqs(&first), [1, 1, 2, 1, 3]);
     assert!(matches!(first[3], InsertOutcome::Duplicate(_)));
-    assert_eq!(first[3].message().id, first[0].message().id);
-    assert_eq!(first[3].message().content, "a1");
+    assert_eq!(
+        first[3].message().unwrap().id,
+        first[0].message().unwrap().id
+    );
+    assert_eq!(first[3].message().unwrap().content, "a1");
 
     let second = store
         .insert_messages(&[
@@ -36,7 +39,7 @@ pub async fn seqs_are_gapless_per_room_and_client_ids_idempotent(store: &DynStor
         .await
         .unwrap();
     assert!(
-        matches!(&second[0], InsertOutcome::Duplicate(m) if m.id == first[0].message().id && m.seq == 1)
+        matches!(&second[0], InsertOutcome::Duplicate(m) if m.id == first[0].message().unwrap().id && m.seq == 1)
     );
     assert!(matches!(&second[1], InsertOutcome::Inserted(m) if m.seq == 4));
     assert_eq!(store.get_room(&a.id).await.unwrap().unwrap().last_seq, 4);
@@ -61,6 +64,7 @@ pub async fn seqs_are_gapless_per_room_and_client_ids_idempotent(store: &DynStor
         sender: None,
         message_type: MessageType::System,
         event: Some(r#"{"event":"room_archived"}"#.into()),
+        attachments: Vec::new(),
         ..text(&a, &ann, "archived", None, NOW)
     };
     let outcome = store.insert_messages(&[system]).await.unwrap();
@@ -68,10 +72,14 @@ pub async fn seqs_are_gapless_per_room_and_client_ids_idempotent(store: &DynStor
         .list_messages(&a.id, Page::After { seq: 4, limit: 5 })
         .await
         .unwrap();
-    assert_eq!(stored.messages, vec![outcome[0].message().clone()]);
+    assert_eq!(stored.messages, vec![outcome[0].message().unwrap().clone()]);
     assert!(stored.messages[0].sender.is_none());
 
-    let ids: Vec<MessageId> = first.iter().take(3).map(|o| o.message().id).collect();
+    let ids: Vec<MessageId> = first
+        .iter()
+        .take(3)
+        .map(|o| o.message().unwrap().id)
+        .collect();
     assert_eq!(
         store.max_seq_of(&a.id, &ids).await.unwrap(),
         Some(2),
@@ -152,7 +160,7 @@ pub async fn large_batches_keep_seqs_and_client_ids(store: &DynStore) {
         outcomes
             .iter()
             .filter(|o| matches!(o, InsertOutcome::Inserted(m) if m.room_id == room.id))
-            .map(|o| o.message().seq)
+            .map(|o| o.message().unwrap().seq)
             .collect()
     };
     let (in_a, in_b) = (in_room(&stored, &a), in_room(&stored, &b));
@@ -185,7 +193,7 @@ pub async fn large_batches_keep_seqs_and_client_ids(store: &DynStore) {
     let again = store.insert_messages(&second).await.unwrap();
     for (i, outcome) in again.iter().enumerate().take(300) {
         if i % 2 == 0 {
-            let original = stored[i * 2].message();
+            let original = stored[i * 2].message().unwrap();
             assert!(
                 matches!(outcome, InsertOutcome::Duplicate(m) if m.id == original.id && m.seq == original.seq),
                 "message {i} repeats k{}",
@@ -199,7 +207,7 @@ pub async fn large_batches_keep_seqs_and_client_ids(store: &DynStore) {
         }
     }
     assert!(
-        matches!(&again[300], InsertOutcome::Duplicate(m) if m.id == again[149].message().id),
+        matches!(&again[300], InsertOutcome::Duplicate(m) if m.id == again[149].message().unwrap().id),
         "a client id repeated inside one batch returns its first message"
     );
     let (new_a, new_b) = (in_room(&again, &a), in_room(&again, &b));

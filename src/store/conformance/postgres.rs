@@ -232,7 +232,7 @@ async fn nodes_writing_at_once_keep_seqs_gapless_and_client_ids_unique() {
     // Every node's answer for a key names the one stored message.
     let mut by_key: HashMap<(RoomId, UserId, String), Vec<&InsertOutcome>> = HashMap::new();
     for o in &outcomes {
-        let m = o.message();
+        let m = o.message().unwrap();
         if let (Some(sender), Some(key)) = (&m.sender, &m.client_id) {
             by_key
                 .entry((m.room_id.clone(), sender.id, key.clone()))
@@ -248,11 +248,12 @@ async fn nodes_writing_at_once_keep_seqs_gapless_and_client_ids_unique() {
             .filter(|o| matches!(o, InsertOutcome::Inserted(_)))
             .count();
         assert_eq!(inserted, 1, "{key:?} inserted once");
-        let first = answers[0].message();
+        let first = answers[0].message().unwrap();
         assert!(
             answers
                 .iter()
-                .all(|o| o.message().id == first.id && o.message().seq == first.seq),
+                .all(|o| o.message().unwrap().id == first.id
+                    && o.message().unwrap().seq == first.seq),
             "{key:?}: nodes disagree"
         );
     }

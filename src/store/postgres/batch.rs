@@ -3,6 +3,7 @@
 //! across nodes.
 
 use super::*;
+use crate::domain::attachment::Attachment;
 
 impl PostgresStore {
     #[instrument(skip_all, fields(batch = batch.len()))]
@@ -101,9 +102,8 @@ impl PostgresStore {
         for msg in batch {
             let key = key_of(msg);
             if let Some(key) = &key {
-                if let Some(&i) = seen.get(key) {
-                    let original = outcomes[i].message().clone();
-                    outcomes.push(InsertOutcome::Duplicate(original));
+                if let Some(original) = seen.get(key).and_then(|&i| outcomes[i].message()) {
+                    outcomes.push(InsertOutcome::Duplicate(original.clone()));
                     continue;
                 }
                 if let Some(original) = stored.get(key) {
@@ -111,14 +111,22 @@ impl PostgresStore {
                     continue;
                 }
             }
+            if !msg.attachments.is_empty() && !claim_attachments(&mut tx, msg).await? {
+                outcomes.push(InsertOutcome::AttachmentsTaken);
+                continue;
+            }
             let (seq, at) = last_seq
                 .get_mut(msg.room_id.as_str())
                 .ok_or(StoreError::NotFound)?;
             *seq += 1;
             *at = Some(msg.created_at);
             let seq = *seq;
-            new.push(msg, seq);
-            if let (Some(sender), MessageType::Text) = (&msg.sender, msg.message_type) {
+            new.push(msg, seq)?;
+            if let Some(sender) = msg
+                .sender
+                .as_ref()
+                .filter(|_| msg.message_type.is_user_written())
+            {
                 active.push((sender.id.to_string(), day_of(msg.created_at)));
             }
             if let Some(key) = key {
@@ -131,9 +139,9 @@ impl PostgresStore {
             // One statement for the whole batch, whatever its size: arrays, not
             // one bind per value (PostgreSQL caps a statement at 65535 binds).
             sqlx::query(
-                "insert into messages (id, room_id, seq, sender_id, message_type, content, client_id, event, created_at) \
+                "insert into messages (id, room_id, seq, sender_id, message_type, content, client_id, event, attachments, created_at) \
                  select * from unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], \
-                                      $6::text[], $7::text[], $8::text[], $9::int8[])",
+                                      $6::text[], $7::text[], $8::text[], $9::text[], $10::int8[])",
             )
             .bind(&new.ids)
             .bind(&new.rooms)
@@ -143,6 +151,7 @@ impl PostgresStore {
             .bind(&new.contents)
             .bind(&new.client_ids)
             .bind(&new.events)
+            .bind(&new.attachments)
             .bind(&new.created_at)
             .execute(&mut *tx)
             .await
@@ -205,11 +214,12 @@ pub(super) struct NewRows<'a> {
     contents: Vec<&'a str>,
     client_ids: Vec<Option<&'a str>>,
     events: Vec<Option<&'a str>>,
+    attachments: Vec<Option<String>>,
     created_at: Vec<i64>,
 }
 
 impl<'a> NewRows<'a> {
-    pub(super) fn push(&mut self, msg: &'a NewMessage, seq: i64) {
+    pub(super) fn push(&mut self, msg: &'a NewMessage, seq: i64) -> StoreResult<()> {
         self.ids.push(msg.id.to_string());
         self.rooms.push(msg.room_id.as_str());
         self.seqs.push(seq);
@@ -219,6 +229,52 @@ impl<'a> NewRows<'a> {
         self.contents.push(&msg.content);
         self.client_ids.push(msg.client_id.as_deref());
         self.events.push(msg.event.as_deref());
+        self.attachments.push(attachments_json(&msg.attachments)?);
         self.created_at.push(msg.created_at);
+        Ok(())
     }
+}
+
+/// The JSON copy of a message's attachments (`None` for none).
+pub(super) fn attachments_json(attachments: &[Attachment]) -> StoreResult<Option<String>> {
+    if attachments.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(attachments)
+        .map(Some)
+        .map_err(|e| StoreError::Unavailable(Box::new(e)))
+}
+
+/// Makes the message's attachments its own, if each is still an unposted
+/// upload of its sender in its room; else claims none and says so. Row locks
+/// make a second transaction claiming the same upload wait, then find it taken.
+async fn claim_attachments(tx: &mut sqlx::PgConnection, msg: &NewMessage) -> StoreResult<bool> {
+    let Some(sender) = &msg.sender else {
+        return Ok(false);
+    };
+    let ids: Vec<String> = msg.attachments.iter().map(|a| a.id.to_string()).collect();
+    let message_id = msg.id.to_string();
+    let claimed = sqlx::query(
+        "update attachments set message_id = $1 \
+         where id = any($2) and room_id = $3 and uploader_id = $4 and message_id is null",
+    )
+    .bind(&message_id)
+    .bind(&ids)
+    .bind(msg.room_id.as_str())
+    .bind(sender.id.to_string())
+    .execute(&mut *tx)
+    .await
+    .map_err(db_err)?
+    .rows_affected();
+    if claimed == ids.len() as u64 {
+        return Ok(true);
+    }
+    if claimed > 0 {
+        sqlx::query("update attachments set message_id = null where message_id = $1")
+            .bind(&message_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+    }
+    Ok(false)
 }

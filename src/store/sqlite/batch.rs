@@ -2,6 +2,7 @@
 //! each with its room's next seq, as a few multi-row statements.
 
 use super::*;
+use crate::domain::attachment::Attachment;
 
 impl SqliteStore {
     /// Stores a batch in one transaction: each message gets its room's next
@@ -47,12 +48,15 @@ impl SqliteStore {
 
         let rows: Vec<NewRow> = batch
             .iter()
-            .map(|message| NewRow {
-                message,
-                id: message.id.to_string(),
-                sender_id: message.sender.as_ref().map(|s| s.id.to_string()),
+            .map(|message| {
+                Ok(NewRow {
+                    message,
+                    id: message.id.to_string(),
+                    sender_id: message.sender.as_ref().map(|s| s.id.to_string()),
+                    attachments: attachments_json(&message.attachments)?,
+                })
             })
-            .collect();
+            .collect::<StoreResult<_>>()?;
 
         // Client ids this batch repeats from earlier batches, looked up together.
         let keys: Vec<ClientKey> = if find_resends {
@@ -91,16 +95,28 @@ impl SqliteStore {
         let mut fresh: Vec<(&NewRow, i64)> = Vec::with_capacity(rows.len());
         for row in &rows {
             let msg = row.message;
-            if let Some(key) = row.client_key() {
-                if let Some(&i) = seen.get(&key) {
-                    let original = outcomes[i].message().clone();
-                    outcomes.push(InsertOutcome::Duplicate(original));
-                    continue;
-                }
-                if let Some(original) = stored.get(&key) {
+            let key = row.client_key();
+            if let Some(key) = &key {
+                if let Some(original) = seen.get(key).and_then(|&i| outcomes[i].message()) {
                     outcomes.push(InsertOutcome::Duplicate(original.clone()));
                     continue;
                 }
+                if let Some(original) = stored.get(key) {
+                    outcomes.push(InsertOutcome::Duplicate(original.clone()));
+                    continue;
+                }
+            }
+            if !msg.attachments.is_empty() && !claim_attachments(&mut tx, row).await? {
+                // Taken — perhaps by this very message, stored by an earlier
+                // batch: only the lookup of resends can tell, so write the
+                // batch again with it (dropping the transaction rolls back).
+                if !find_resends && key.is_some() {
+                    return Ok(None);
+                }
+                outcomes.push(InsertOutcome::AttachmentsTaken);
+                continue;
+            }
+            if let Some(key) = key {
                 seen.insert(key, outcomes.len());
             }
             let (seq, at) = last_seq
@@ -109,7 +125,11 @@ impl SqliteStore {
             *seq += 1;
             *at = Some(msg.created_at);
             let seq = *seq;
-            if let (Some(sender), MessageType::Text) = (&row.sender_id, msg.message_type) {
+            if let Some(sender) = row
+                .sender_id
+                .as_ref()
+                .filter(|_| msg.message_type.is_user_written())
+            {
                 let day = day_of(msg.created_at);
                 if !active.iter().any(|(user, d)| user == sender && *d == day) {
                     active.push((sender, day));
@@ -132,6 +152,7 @@ impl SqliteStore {
                         .bind(msg.content.as_str())
                         .bind(msg.client_id.as_deref())
                         .bind(msg.event.as_deref())
+                        .bind(row.attachments.as_deref())
                         .bind(msg.created_at);
                 }
                 match query.execute(&mut *tx).await {
@@ -175,7 +196,7 @@ impl SqliteStore {
     }
 }
 
-/// Most rows in one multi-row statement of the batch insert (9 binds a row,
+/// Most rows in one multi-row statement of the batch insert (10 binds a row,
 /// far below SQLite's limit of 32 766).
 pub(super) const MAX_STATEMENT_ROWS: usize = 256;
 
@@ -201,8 +222,8 @@ impl BatchSql {
                 .map(|rows| {
                     sql_text(format!(
                         "insert into messages (id, room_id, seq, sender_id, message_type, content, \
-                         client_id, event, created_at) values {}",
-                        placeholders(rows, 9)
+                         client_id, event, attachments, created_at) values {}",
+                        placeholders(rows, 10)
                     ))
                 })
                 .collect(),
@@ -268,6 +289,51 @@ pub(super) struct NewRow<'a> {
     message: &'a NewMessage,
     id: String,
     sender_id: Option<String>,
+    /// The JSON copy of its attachments, `None` for none.
+    attachments: Option<String>,
+}
+
+/// The JSON copy of a message's attachments (`None` for none).
+fn attachments_json(attachments: &[Attachment]) -> StoreResult<Option<String>> {
+    if attachments.is_empty() {
+        return Ok(None);
+    }
+    json_text(attachments).map(Some)
+}
+
+/// Makes the message's attachments its own, if each is still an unposted
+/// upload of its sender in its room; else claims none and says so (the
+/// writer's transaction is the only one, so nothing races within it).
+async fn claim_attachments(tx: &mut sqlx::SqliteConnection, row: &NewRow<'_>) -> StoreResult<bool> {
+    let Some(sender) = &row.sender_id else {
+        return Ok(false);
+    };
+    let msg = row.message;
+    let ids: Vec<String> = msg.attachments.iter().map(|a| a.id.to_string()).collect();
+    let claimed = sqlx::query(
+        "update attachments set message_id = ? \
+         where id in (select value from json_each(?)) and room_id = ? and uploader_id = ? \
+         and message_id is null",
+    )
+    .bind(row.id.as_str())
+    .bind(json_text(&ids)?)
+    .bind(msg.room_id.as_str())
+    .bind(sender.as_str())
+    .execute(&mut *tx)
+    .await
+    .map_err(db_err)?
+    .rows_affected();
+    if claimed == ids.len() as u64 {
+        return Ok(true);
+    }
+    if claimed > 0 {
+        sqlx::query("update attachments set message_id = null where message_id = ?")
+            .bind(row.id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+    }
+    Ok(false)
 }
 
 impl NewRow<'_> {

@@ -50,6 +50,7 @@ async fn a_batch_can_be_read_only_once_it_is_synced() {
         content: "hello".into(),
         client_id: None,
         event: None,
+        attachments: Vec::new(),
         created_at: 2,
     };
     store.insert_messages(&[message]).await.unwrap();
