@@ -112,10 +112,12 @@ export function formatBytes(bytes) {
     value /= 1024;
     unit += 1;
   }
-  const key = `${language()}|${SIZE_UNITS[unit]}`;
+  // One decimal below 10 ("2.2 MB"), none above ("98 kB").
+  const digits = value < 10 ? 1 : 0;
+  const key = `${language()}|${SIZE_UNITS[unit]}|${digits}`;
   let format = sizeFormats.get(key);
   if (!format) {
-    format = new Intl.NumberFormat(language(), { style: 'unit', unit: SIZE_UNITS[unit], unitDisplay: 'short', maximumFractionDigits: value < 10 ? 1 : 0 });
+    format = new Intl.NumberFormat(language(), { style: 'unit', unit: SIZE_UNITS[unit], unitDisplay: 'short', maximumFractionDigits: digits });
     sizeFormats.set(key, format);
   }
   return format.format(value);

@@ -43,6 +43,12 @@ export class Timeline {
     this.expandedRuns = new Set();
     this.scheduleScrollCheck = perFrame(() => this.onScroll());
     scroller.addEventListener('scroll', () => this.scheduleScrollCheck(), { passive: true });
+    // The composer growing (files in its tray, the recorder, a longer text)
+    // makes the conversation shorter: whoever was at the newest message stays there.
+    this.wasAtBottom = true;
+    new ResizeObserver(() => {
+      if (this.room && this.wasAtBottom && !this.isAtBottom()) this.scrollToBottom();
+    }).observe(scroller);
     jump.addEventListener('click', () => this.jumpToLatest());
     jumpUnread?.addEventListener('click', () => this.jumpToFirstUnread());
     // Each message is one Tab stop; ↑/↓ move between them, Enter on one from
@@ -545,6 +551,7 @@ export class Timeline {
   onScroll() {
     if (!this.room) return;
     const s = this.scroller;
+    this.wasAtBottom = this.isAtBottom();
     if (s.scrollTop < EDGE_PX) this.showOlder();
     if (s.scrollHeight - s.scrollTop - s.clientHeight < EDGE_PX) this.showNewer();
     if (this.isAtBottom() && this.end === this.list.length) {
