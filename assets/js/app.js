@@ -3,6 +3,9 @@
 // the user belongs to. The server is the source of truth: messages are shown
 // by seq, each once; after a reconnect the open room resumes from the last
 // seq shown and everything else (room list, participants) is reloaded.
+// Files go up over plain HTTP into the tray (uploads.js) before the message
+// that carries them goes on the socket; the image viewer and the voice
+// recorder are loaded the first time they are needed.
 import { $, bootData, debounce, h, toast } from './dom.js';
 import { initI18n, t, tn, errorText } from './i18n.js';
 import { ApiError, get, getAll, post } from './api.js';
@@ -21,13 +24,20 @@ import { confirmSubmit, newDirectDialog, newGroupDialog, profileDialog, publicRo
 import { Switcher } from './switcher.js';
 import { setupShortcuts, shortcutsDialog } from './shortcuts.js';
 import { markAllRead } from './unread.js';
-import { roomTitle, senderName, shownName } from './format.js';
+import { messageSummary, roomTitle, senderName, shownName } from './format.js';
+import { UploadTray } from './uploads.js';
 import { everyMinute, presenceText, reportTimeZone, wentOffline } from './people.js';
 
 const boot = bootData();
 initI18n(boot.catalog, boot.lang);
 const me = boot.me;
 const LAST_ROOM_KEY = 'parley.lastRoom';
+/** What the server accepts, for checks before uploading and for the words of its refusals. */
+const limits = {
+  maxBytes: boot.max_upload_bytes ?? 0,
+  maxBytesPerDay: boot.max_upload_bytes_per_day ?? 0,
+  maxFiles: boot.max_attachments_per_message || 10,
+};
 const MEMBERSHIP_EVENTS = new Set(['member_joined', 'member_left', 'member_added', 'member_removed', 'ownership_transferred']);
 
 const els = {
@@ -85,6 +95,7 @@ const timeline = new Timeline({
   onProfile: (userId) => userId && profileDialog(dialogContext, userId),
   onRetry: (clientId) => pending.retry(clientId),
   onDiscard: (clientId) => pending.discard(clientId),
+  onOpenImage: (images, index, opener) => openImages(images, index, opener),
 });
 
 const participants = new Participants({
@@ -105,6 +116,28 @@ const composer = new Composer({
   max: boot.max_message_chars || 5000,
   onSend: (text) => send(text),
   onTyping: (isTyping) => current?.member && conn.send({ type: 'typing', room_id: current.id, is_typing: isTyping }),
+  hasAttachments: () => tray.state() !== 'none',
+});
+
+// For screen readers: what happened to an upload (the tray shows it too).
+const announcer = h('p', { class: 'sr-only', role: 'status', 'aria-live': 'polite' });
+$('.composer-area').append(announcer);
+function announce(text) {
+  announcer.textContent = '';
+  requestAnimationFrame(() => {
+    announcer.textContent = text;
+  });
+}
+
+const tray = new UploadTray({
+  el: $('#upload-tray'),
+  room: () => (current?.member ? current.id : null),
+  limits,
+  announce,
+  // Send was pressed while files were uploading: it goes now that the last one is up.
+  onChange: () => {
+    if (current && tray.armed === current.id && tray.state() === 'ready') composer.submit();
+  },
 });
 
 const emoji = new EmojiPicker({ button: $('#emoji-button'), panel: $('#emoji-picker'), onPick: (emoji) => composer.insert(emoji) });
@@ -247,13 +280,13 @@ function onChatMessage(roomId, message) {
     if (message.message_type === 'system' && MEMBERSHIP_EVENTS.has(message.event?.event)) reloadParticipants();
   }
   const seen = isCurrent && !notifier.hidden && timeline.seesLatest;
-  const countable = !message.is_own && message.message_type === 'text';
+  const countable = !message.is_own && message.message_type !== 'system';
   roomList.onMessage(roomId, message, countable && !seen);
   if (countable && !seen) {
     const room = roomList.get(roomId);
     notifier.message({
       title: t('notify.title', { name: senderName(message), room: room ? roomTitle(room) : roomId }),
-      body: message.content,
+      body: messageSummary(message),
       icon: message.sender_avatar,
       tag: roomId,
       onClick: () => openRoom(roomId),
@@ -354,13 +387,34 @@ function failureText(entry) {
   return errorText(error.code, error.message);
 }
 
+/**
+ * The composer's Send: the text with the tray's files. While files are still
+ * uploading it waits for them (false: the text stays in the box); a failed
+ * upload must be retried or removed first.
+ */
+function send(content) {
+  if (!current?.member) return false;
+  const files = tray.state();
+  if (files === 'busy') {
+    tray.arm(current.id);
+    return false;
+  }
+  if (files === 'error') {
+    toast(t('attach.fix_errors'));
+    return false;
+  }
+  const attachments = files === 'ready' ? tray.take() : [];
+  if (!content && !attachments.length) return false;
+  queueMessage(current.id, content, attachments);
+  drafts.delete(current.id);
+  return true;
+}
+
 // The server's echo arrives in a later task, so showing a message just after
 // sending it is never too late.
-function send(content) {
-  if (!current?.member) return;
-  const clientId = pending.add(current.id, content);
-  if (!current.loading) timeline.addPending(clientId, content, pending.get(clientId)?.state ?? 'waiting');
-  drafts.delete(current.id);
+function queueMessage(roomId, content, attachments = []) {
+  const clientId = pending.add(roomId, content, attachments);
+  if (roomId === current?.id && !current.loading) timeline.addPending(clientId, content, pending.get(clientId)?.state ?? 'waiting', '', true, attachments);
 }
 
 /** Tells the server what the user has seen of the open room. */
@@ -413,6 +467,7 @@ function closeRoom() {
     drafts.set(current.id, $('#composer-input').value);
   }
   stopPreview();
+  leaveComposer();
   current = null;
   els.app.classList.add('no-room');
   timeline.close();
@@ -436,6 +491,7 @@ async function openRoom(roomId, { keepUrl = false, fromHistory = false } = {}) {
   }
   stopPreview();
   closeDrawers();
+  if (current?.id !== roomId) leaveComposer();
   const listed = roomList.get(roomId);
   current = { id: roomId, room: listed ?? null, member: Boolean(listed), loading: true, buffer: [], me: null };
   const opening = current;
@@ -481,7 +537,7 @@ async function openRoom(roomId, { keepUrl = false, fromHistory = false } = {}) {
   for (const message of current.buffer) timeline.add(message);
   current.buffer = [];
   for (const [clientId, entry] of pending.inRoom(roomId)) {
-    timeline.addPending(clientId, entry.content, entry.state, failureText(entry), false);
+    timeline.addPending(clientId, entry.content, entry.state, failureText(entry), false, entry.attachments ?? []);
   }
   renderHeader();
   await loadParticipants(roomId);
@@ -563,7 +619,12 @@ function updateComposerState() {
   const archivedPreview = !member && room?.room_type === 'public' && archived;
   els.readonly.hidden = !((member && (archived || muted)) || archivedPreview);
   els.readonly.textContent = archivedPreview ? t('keys.archived_preview') : archived ? t('room.archived') : muted ? t('room.muted') : '';
-  composer.setEnabled(Boolean(member && !archived && !muted));
+  const enabled = Boolean(member && !archived && !muted);
+  composer.setEnabled(enabled);
+  $('#attach-button').disabled = !enabled;
+  $('#record-button').disabled = !enabled;
+  // The tray shows the open room's files (another room keeps its own).
+  tray.sync();
 }
 
 async function loadParticipants(roomId) {
@@ -603,6 +664,143 @@ function stopPreview() {
   preview?.stop();
   preview = null;
 }
+
+// ------------------------------------------------------------ attachments: files, pictures, voice
+
+const attachInput = $('#attach-input');
+const cameraInput = $('#camera-input');
+const attachButton = $('#attach-button');
+const attachMenu = $('#attach-menu');
+/** A phone or tablet: the attach button offers the camera as well as files. */
+const coarsePointer = window.matchMedia('(pointer: coarse)');
+let recorder = null;
+
+function canAttach() {
+  return Boolean(current?.member && !els.composer.hidden && !$('#composer-input').disabled);
+}
+
+function addFiles(files) {
+  if (!files.length || !canAttach()) return;
+  tray.add(files);
+  $('#composer-input').focus();
+}
+
+/** Leaving a room: a recording in progress is dropped, a pending "send when uploaded" forgotten. */
+function leaveComposer() {
+  recorder?.cancel();
+  tray.disarm();
+}
+
+function setAttachMenu(open, returnFocus = false) {
+  attachMenu.hidden = !open;
+  attachButton.setAttribute('aria-expanded', String(open));
+  if (open) attachMenu.querySelector('[role="menuitem"]').focus();
+  else if (returnFocus) attachButton.focus();
+}
+
+attachButton.addEventListener('click', () => {
+  if (!coarsePointer.matches) {
+    attachInput.click();
+    return;
+  }
+  attachButton.setAttribute('aria-haspopup', 'menu');
+  setAttachMenu(attachMenu.hidden);
+});
+$('#attach-files').addEventListener('click', () => {
+  setAttachMenu(false);
+  attachInput.click();
+});
+$('#attach-camera').addEventListener('click', () => {
+  setAttachMenu(false);
+  cameraInput.click();
+});
+attachMenu.addEventListener('keydown', (event) => {
+  const items = [...attachMenu.querySelectorAll('[role="menuitem"]')];
+  const here = items.indexOf(document.activeElement);
+  if (event.key === 'Escape') {
+    event.preventDefault();
+    setAttachMenu(false, true);
+  } else if (event.key === 'ArrowDown' || event.key === 'ArrowUp') {
+    event.preventDefault();
+    items[(here + (event.key === 'ArrowDown' ? 1 : -1) + items.length) % items.length].focus();
+  } else if (event.key === 'Tab') {
+    setAttachMenu(false);
+  }
+});
+document.addEventListener('click', (event) => {
+  if (!attachMenu.hidden && !event.target.closest('.attach-anchor')) setAttachMenu(false);
+});
+for (const input of [attachInput, cameraInput]) {
+  input.addEventListener('change', () => {
+    addFiles([...input.files]);
+    input.value = '';
+  });
+}
+// A picture pasted into the message box (a screenshot); pasted text stays text.
+$('#composer-input').addEventListener('paste', (event) => {
+  const files = [...(event.clipboardData?.files ?? [])];
+  if (!files.length) return;
+  event.preventDefault();
+  addFiles(files);
+});
+
+// Files dropped anywhere on the conversation.
+const dropOverlay = $('#drop-overlay');
+let dragDepth = 0;
+const dragsFiles = (event) => [...(event.dataTransfer?.types ?? [])].includes('Files');
+const chatEl = $('#chat');
+chatEl.addEventListener('dragenter', (event) => {
+  if (!dragsFiles(event) || !canAttach()) return;
+  event.preventDefault();
+  dragDepth += 1;
+  dropOverlay.hidden = false;
+});
+chatEl.addEventListener('dragover', (event) => {
+  if (!dragsFiles(event) || !canAttach()) return;
+  event.preventDefault();
+  event.dataTransfer.dropEffect = 'copy';
+});
+chatEl.addEventListener('dragleave', () => {
+  dragDepth = Math.max(0, dragDepth - 1);
+  if (!dragDepth) dropOverlay.hidden = true;
+});
+chatEl.addEventListener('drop', (event) => {
+  if (!dragsFiles(event)) return;
+  event.preventDefault();
+  dragDepth = 0;
+  dropOverlay.hidden = true;
+  addFiles([...event.dataTransfer.files]);
+});
+// A file dropped beside the conversation is not opened in place of the app.
+for (const type of ['dragover', 'drop']) {
+  window.addEventListener(type, (event) => {
+    if (dragsFiles(event) && !event.defaultPrevented) event.preventDefault();
+  });
+}
+
+async function openImages(images, index, opener) {
+  const { openLightbox } = await import('./lightbox.js');
+  openLightbox(images, index, opener);
+}
+
+$('#record-button').addEventListener('click', async () => {
+  if (!canAttach()) return;
+  const room = current.id;
+  if (!recorder) {
+    const { VoiceRecorder } = await import('./recorder.js');
+    recorder ??= new VoiceRecorder({
+      panel: $('#recorder'),
+      form: els.composer,
+      limits,
+      maxSeconds: boot.max_voice_seconds || 300,
+      onSend: (roomId, attachment) => queueMessage(roomId, '', [attachment]),
+    });
+  }
+  if (current?.id === room) recorder.start(room);
+});
+$('#recorder').addEventListener('recorder-closed', (event) => {
+  if (event.detail?.hadFocus && !els.composer.hidden) $('#composer-input').focus();
+});
 
 // ------------------------------------------------------------ layout: drawers, toggles
 

@@ -1,12 +1,17 @@
 // The message box: Enter sends, Shift+Enter is a new line (and Enter while
 // an input method is composing is left to it), a counter near the limit,
-// and typing notifications at most every few seconds.
+// and typing notifications at most every few seconds. With files in the
+// tray a message may be a caption only, or nothing but the files.
 const TYPING_REFRESH_MS = 2500;
 const COUNTER_FROM = 0.9;
 
 export class Composer {
-  constructor({ form, input, counter, send, max, onSend, onTyping }) {
-    Object.assign(this, { form, input, counter, sendButton: send, max, onSend, onTyping });
+  /**
+   * `onSend(text)` sends (it returns false when it could not yet: the text
+   * stays); `hasAttachments()` says whether files wait in the tray.
+   */
+  constructor({ form, input, counter, send, max, onSend, onTyping, hasAttachments = () => false }) {
+    Object.assign(this, { form, input, counter, sendButton: send, max, onSend, onTyping, hasAttachments });
     this.typingSentAt = 0;
     this.typing = false;
     form.addEventListener('submit', (event) => {
@@ -29,9 +34,9 @@ export class Composer {
 
   submit() {
     const text = this.input.value.trim();
-    if (!text || this.length() > this.max || this.input.disabled) return;
+    if ((!text && !this.hasAttachments()) || this.length() > this.max || this.input.disabled) return;
+    if (this.onSend(text) === false) return;
     this.stopTyping();
-    this.onSend(text);
     this.input.value = '';
     this.changed();
     this.input.focus();

@@ -5,7 +5,9 @@
 // in time: the user retries or deletes it). Everything is sent under one
 // client_id for its whole life, so the server stores it once however often
 // it goes out. The outbox is kept in localStorage per user, so a reload (or a
-// closed tab) keeps unsent messages, their states and their client_ids.
+// closed tab) keeps unsent messages, their states and their client_ids. A
+// message with attachments enters the outbox once they are uploaded: it
+// keeps their ids (and what is needed to draw them), not the files.
 import { newClientId } from './connection.js';
 
 const ACK_TIMEOUT_MS = 15000;
@@ -27,7 +29,8 @@ export class PendingSends {
     for (const [clientId, entry] of stored) {
       // After a reload nothing is on a socket yet: what was sending waits.
       const state = entry.state === 'failed' ? 'failed' : 'waiting';
-      this.entries.set(clientId, { ...entry, state, sentAt: 0 });
+      const attachments = Array.isArray(entry.attachments) ? entry.attachments : [];
+      this.entries.set(clientId, { ...entry, attachments, state, sentAt: 0 });
     }
     setInterval(() => {
       if (!this.isOpen()) return;
@@ -39,10 +42,10 @@ export class PendingSends {
     }, 5000);
   }
 
-  /** Queues `content` for `room` and sends it if connected; returns its client_id. */
-  add(room, content) {
+  /** Queues `content` (with uploaded `attachments`) for `room` and sends it if connected; returns its client_id. */
+  add(room, content, attachments = []) {
     const clientId = newClientId();
-    const entry = { room, content, state: 'waiting', createdAt: Date.now(), sentAt: 0, error: null };
+    const entry = { room, content, attachments, state: 'waiting', createdAt: Date.now(), sentAt: 0, error: null };
     this.entries.set(clientId, entry);
     this.transmit(clientId, entry);
     this.save(clientId);
@@ -122,7 +125,9 @@ export class PendingSends {
   }
 
   transmit(clientId, entry) {
-    if (!this.send({ type: 'message', room_id: entry.room, content: entry.content, client_id: clientId })) return;
+    const frame = { type: 'message', room_id: entry.room, content: entry.content, client_id: clientId };
+    if (entry.attachments?.length) frame.attachments = entry.attachments.map((a) => a.id);
+    if (!this.send(frame)) return;
     entry.state = 'sending';
     entry.sentAt = Date.now();
   }
@@ -153,8 +158,8 @@ export class PendingSends {
     const stored = this.readStore();
     const entry = this.entries.get(clientId);
     if (entry) {
-      const { room, content, state, createdAt, error } = entry;
-      stored[clientId] = { room, content, state, createdAt, error };
+      const { room, content, attachments, state, createdAt, error } = entry;
+      stored[clientId] = attachments?.length ? { room, content, attachments, state, createdAt, error } : { room, content, state, createdAt, error };
     } else {
       delete stored[clientId];
     }

@@ -39,6 +39,7 @@ function shortcutRows() {
     [[['Enter']], 'keys.help.message_profile'],
     [[['Enter']], 'keys.help.send'],
     [[['Shift', 'Enter']], 'keys.help.newline'],
+    [[['←'], ['→']], 'keys.help.lightbox'],
     [[['Esc']], 'keys.help.escape'],
     [[['?']], 'keys.help.shortcuts'],
   ];

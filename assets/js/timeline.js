@@ -8,6 +8,8 @@ import { t, tn, formatDay, formatTime, formatDateTime } from './i18n.js';
 import { avatar, linkify, senderName, systemText } from './format.js';
 import { icon } from './icons.js';
 import { isJoinLeave, joinLeaveSummary, emojiOnly, isLong } from './message-view.js';
+import { attachmentsView, mediaOnly } from './attachment-view.js';
+import { attachmentsOf } from './format.js';
 
 const MAX_ROWS = 160;
 const CHUNK = 60;
@@ -17,13 +19,14 @@ const RUN_GAP_MS = 5 * 60 * 1000;
 const RUN_MAX = 2000;
 
 export class Timeline {
-  constructor({ scroller, rows, pending, status, jump, jumpCount, jumpUnread, onReadable, onLoadOlder, onProfile, onRetry, onDiscard }) {
+  constructor({ scroller, rows, pending, status, jump, jumpCount, jumpUnread, onReadable, onLoadOlder, onProfile, onRetry, onDiscard, onOpenImage }) {
     Object.assign(this, { scroller, rowsEl: rows, pendingEl: pending, statusEl: status, jump, jumpCount, jumpUnread });
     this.onReadable = onReadable;
     this.onLoadOlder = onLoadOlder;
     this.onProfile = onProfile;
     this.onRetry = onRetry;
     this.onDiscard = onDiscard;
+    this.onOpenImage = onOpenImage;
     // The placeholder rows the page starts with, shown again while a room loads.
     this.skeleton = [...rows.querySelectorAll('.skeleton')].map((el) => el.cloneNode(true));
     this.list = [];
@@ -40,6 +43,12 @@ export class Timeline {
     this.expandedRuns = new Set();
     this.scheduleScrollCheck = perFrame(() => this.onScroll());
     scroller.addEventListener('scroll', () => this.scheduleScrollCheck(), { passive: true });
+    // The composer growing (files in its tray, the recorder, a longer text)
+    // makes the conversation shorter: whoever was at the newest message stays there.
+    this.wasAtBottom = true;
+    new ResizeObserver(() => {
+      if (this.room && this.wasAtBottom && !this.isAtBottom()) this.scrollToBottom();
+    }).observe(scroller);
     jump.addEventListener('click', () => this.jumpToLatest());
     jumpUnread?.addEventListener('click', () => this.jumpToFirstUnread());
     // Each message is one Tab stop; ↑/↓ move between them, Enter on one from
@@ -88,7 +97,7 @@ export class Timeline {
     // With more unread than the page holds, the first unread is older than
     // what was loaded: the divider waits until it is (jumpToFirstUnread).
     this.unreadNotLoaded = hasMore && this.list.length > 0 && this.list[0].seq > lastReadSeq + 1 && this.unreadCount > 0;
-    const firstUnread = this.unreadNotLoaded ? null : this.list.find((m) => m.seq > lastReadSeq && !m.is_own && m.message_type === 'text');
+    const firstUnread = this.unreadNotLoaded ? null : this.list.find((m) => m.seq > lastReadSeq && !m.is_own && m.message_type !== 'system');
     this.dividerSeq = firstUnread?.seq ?? null;
     for (const entry of this.pending.values()) entry.el.remove();
     this.pending.clear();
@@ -155,7 +164,7 @@ export class Timeline {
       }
       if (this.room !== room) return;
       this.unreadNotLoaded = false;
-      this.dividerSeq = this.list.find((m) => m.seq > this.lastReadSeq && !m.is_own && m.message_type === 'text')?.seq ?? null;
+      this.dividerSeq = this.list.find((m) => m.seq > this.lastReadSeq && !m.is_own && m.message_type !== 'system')?.seq ?? null;
     }
     if (this.dividerSeq === null) {
       this.unreadSeen = true;
@@ -247,7 +256,7 @@ export class Timeline {
   showLatestReceipt() {
     if (!this.isDirect) return;
     for (const el of this.rowsEl.querySelectorAll('.receipt.latest')) el.classList.remove('latest');
-    const newestOwn = this.list.findLast((m) => m.is_own && m.message_type === 'text');
+    const newestOwn = this.list.findLast((m) => m.is_own && m.message_type !== 'system');
     if (newestOwn) this.rowsEl.querySelector(`.receipt[data-seq="${newestOwn.seq}"]`)?.classList.add('latest');
   }
 
@@ -419,9 +428,13 @@ export class Timeline {
     );
   }
 
-  /** The bubble: 1–3 emoji alone shown large, a long text folded behind "Show more". */
+  /**
+   * The bubble: what the message carries with its caption below, 1–3 emoji
+   * alone shown large, a long text folded behind "Show more".
+   */
   content(message, date) {
     const title = formatDateTime(date);
+    if (attachmentsOf(message).length) return this.withAttachments(message, title);
     if (emojiOnly(message.content)) return h('div', { class: 'bubble jumbo', title }, message.content);
     if (!isLong(message.content)) return h('div', { class: 'bubble', title }, linkify(message.content));
     const open = this.unfolded.has(message.seq);
@@ -448,6 +461,13 @@ export class Timeline {
     return h('div', { class: 'bubble long', title }, text, more);
   }
 
+  /** A message with attachments: the media (pictures and videos alone go without a bubble), then the caption. */
+  withAttachments(message, title) {
+    const caption = (message.content ?? '').trim() ? h('div', { class: 'caption' }, linkify(message.content)) : null;
+    const media = attachmentsView(message, { onOpenImage: (images, index, opener) => this.onOpenImage?.(images, index, opener, message) });
+    return h('div', { class: mediaOnly(message) ? 'bubble has-attachments media-only' : 'bubble has-attachments', title }, media, caption);
+  }
+
   /** The other member of a direct room read up to `seq`. */
   markPeerRead(seq) {
     if (seq <= this.peerReadSeq) return;
@@ -468,11 +488,13 @@ export class Timeline {
    * or failed (`reason` says why); `scroll` brings it into view (a new send,
    * not a room switch).
    */
-  addPending(clientId, content, state, reason = '', scroll = true) {
+  addPending(clientId, content, state, reason = '', scroll = true, attachments = []) {
+    const message = { content, attachments, is_own: true };
+    const bubble = attachments.length ? this.withAttachments(message, null) : h('div', { class: 'bubble' }, linkify(content));
     const el = h(
       'div',
       { class: 'row', dataset: { clientId }, role: 'article', tabindex: '0' },
-      h('div', { class: 'msg own first pending' }, h('div', { class: 'msg-body' }, h('div', { class: 'bubble' }, linkify(content)), h('div', { class: 'msg-foot' }))),
+      h('div', { class: 'msg own first pending' }, h('div', { class: 'msg-body' }, bubble, h('div', { class: 'msg-foot' }))),
     );
     this.pending.set(clientId, { content, el });
     this.pendingEl.append(el);
@@ -529,6 +551,7 @@ export class Timeline {
   onScroll() {
     if (!this.room) return;
     const s = this.scroller;
+    this.wasAtBottom = this.isAtBottom();
     if (s.scrollTop < EDGE_PX) this.showOlder();
     if (s.scrollHeight - s.scrollTop - s.clientHeight < EDGE_PX) this.showNewer();
     if (this.isAtBottom() && this.end === this.list.length) {

@@ -16,10 +16,13 @@ import sys
 
 ICONS = """
 archive arrow-down arrow-up at-sign bell bell-off camera check check-check
-chevron-left circle-alert circle-help clock copy crown door-open ellipsis globe
-hash image info keyboard link lock log-out mail menu message-circle mic moon
-paperclip pencil phone pin plus refresh-cw reply search send settings shield
-smile sun trash-2 triangle-alert user user-minus user-plus users video wifi-off x
+chevron-left chevron-right circle-alert circle-help clock copy crown
+door-open download ellipsis file file-archive file-audio file-spreadsheet
+file-text file-video globe hash image info keyboard link lock log-out mail
+menu message-circle mic moon paperclip pause pencil phone pin play plus
+refresh-cw reply search send settings shield smile square sun trash-2
+triangle-alert user user-minus user-plus users video wifi-off x zoom-in
+zoom-out
 """.split()
 
 

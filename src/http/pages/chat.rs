@@ -34,6 +34,12 @@ struct AppBoot<'a> {
     /// The room to open first (`/tools/chat/enhanced/<room_id>/`), if any.
     room: Option<&'a str>,
     max_message_chars: usize,
+    /// Upload limits, so the web app refuses a file it knows is too large
+    /// before sending it and names the limit when the server refuses one.
+    max_upload_bytes: u64,
+    max_upload_bytes_per_day: u64,
+    max_attachments_per_message: usize,
+    max_voice_seconds: u32,
 }
 
 /// `GET /`: the chat app.
@@ -93,6 +99,10 @@ async fn render_app(
         me: &me,
         room,
         max_message_chars: state.config.max_message_chars,
+        max_upload_bytes: state.config.max_upload_bytes,
+        max_upload_bytes_per_day: state.config.max_upload_bytes_per_day,
+        max_attachments_per_message: state.config.max_attachments_per_message,
+        max_voice_seconds: state.config.max_voice_seconds,
     };
     let page = user_page(
         state,
