@@ -330,7 +330,7 @@ async fn remove_files(ctx: &Services, id: AttachmentId) {
     }
 }
 
-fn storage_error(err: crate::storage::StorageError) -> AppError {
+pub fn storage_error(err: crate::storage::StorageError) -> AppError {
     AppError::Internal(anyhow::anyhow!("attachment storage: {err}"))
 }
 

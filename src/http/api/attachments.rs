@@ -22,7 +22,7 @@ use crate::http::api::rooms::room_id;
 use crate::http::extract::AuthUser;
 use crate::http::state::AppState;
 use crate::media;
-use crate::services::attachments::{self, Admission, Spooled, UploadInfo, Variant};
+use crate::services::attachments::{self, Admission, Spooled, UploadInfo, Variant, storage_error};
 use crate::services::messages;
 use crate::services::rooms::sender_of;
 use crate::services::writer::attachments_taken;
@@ -239,15 +239,8 @@ pub async fn get_original(
     Query(query): Query<DownloadQuery>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let record = attachments::authorize(&state, auth.user.id, attachment_id(&id)?).await?;
-    serve(
-        &state,
-        &record.attachment,
-        Variant::Original,
-        query.download.is_some(),
-        &headers,
-    )
-    .await
+    let download = query.download.is_some();
+    serve_authorized(&state, &auth, &id, Variant::Original, download, &headers).await
 }
 
 /// `GET /tools/api/chat/attachments/<id>/thumbnail/` (320 px).
@@ -257,15 +250,7 @@ pub async fn get_thumbnail(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let record = attachments::authorize(&state, auth.user.id, attachment_id(&id)?).await?;
-    serve(
-        &state,
-        &record.attachment,
-        Variant::Thumbnail,
-        false,
-        &headers,
-    )
-    .await
+    serve_authorized(&state, &auth, &id, Variant::Thumbnail, false, &headers).await
 }
 
 /// `GET /tools/api/chat/attachments/<id>/preview/` (1280 px).
@@ -275,15 +260,20 @@ pub async fn get_preview(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let record = attachments::authorize(&state, auth.user.id, attachment_id(&id)?).await?;
-    serve(
-        &state,
-        &record.attachment,
-        Variant::Preview,
-        false,
-        &headers,
-    )
-    .await
+    serve_authorized(&state, &auth, &id, Variant::Preview, false, &headers).await
+}
+
+/// One file of the attachment `id`, if the caller may see it.
+async fn serve_authorized(
+    state: &AppState,
+    auth: &AuthUser,
+    id: &str,
+    variant: Variant,
+    force_download: bool,
+    headers: &HeaderMap,
+) -> Result<Response> {
+    let record = attachments::authorize(state, auth.user.id, attachment_id(id)?).await?;
+    serve(state, &record.attachment, variant, force_download, headers).await
 }
 
 /// `GET /tools/api/chat/<room_id>/download/<message_id>/` (the original
@@ -451,10 +441,6 @@ pub fn content_disposition(inline: bool, name: &str) -> String {
 fn header_value(text: &str) -> Result<HeaderValue> {
     HeaderValue::from_str(text)
         .map_err(|e| AppError::Internal(anyhow::anyhow!("header value: {e}")))
-}
-
-fn storage_error(err: crate::storage::StorageError) -> AppError {
-    AppError::Internal(anyhow::anyhow!("attachment storage: {err}"))
 }
 
 /// What a `Range` header asks of a file of `size` bytes.
